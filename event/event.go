@@ -1,0 +1,387 @@
+// Package event holds the analytics event: its wire format on the topic and the
+// validation rules shared by the event API (which refuses bad events) and the
+// stream's silver stage (which quarantines them, because other producers write to
+// the topic too). One set of rules in one place keeps the two from drifting apart.
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Limits on single fields. They protect the warehouse from pathological values; the
+// per-event byte limit is the API's concern (configurable there).
+const (
+	MaxTypeLen   = 128
+	MaxSourceLen = 128
+	MaxUserIDLen = 256
+	// MaxFutureSkew is how far in the future occurred_at may lie relative to the
+	// time the event was received: a larger gap is a broken client clock.
+	MaxFutureSkew = 24 * time.Hour
+)
+
+// Event is one analytics event as it travels on the topic. Properties are kept as
+// raw JSON so that decimals (payment amounts) pass through without a float round trip.
+type Event struct {
+	EventID    string          `json:"event_id"`
+	Type       string          `json:"type"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	ReceivedAt time.Time       `json:"received_at,omitzero"`
+	Source     string          `json:"source,omitempty"`
+	UserID     string          `json:"user_id,omitempty"`
+	Properties json.RawMessage `json:"properties,omitempty"`
+}
+
+// FieldError names one problem with one event. Index is the event's position in
+// its request (0 for a single event); Field is a JSON path such as
+// "properties.amount".
+type FieldError struct {
+	Index   int    `json:"index"`
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (e FieldError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("event %d: %s", e.Index, e.Message)
+	}
+	return fmt.Sprintf("event %d: %s: %s", e.Index, e.Field, e.Message)
+}
+
+// Errors is the list of problems with one event, in field order.
+type Errors []FieldError
+
+func (es Errors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Key is the Kafka record key: user_id keeps one user's events in order on one
+// partition; events without a user spread by event_id.
+func (e Event) Key() []byte {
+	if e.UserID != "" {
+		return []byte(e.UserID)
+	}
+	return []byte(e.EventID)
+}
+
+// Marshal encodes the event for the topic.
+func (e Event) Marshal() ([]byte, error) {
+	return json.Marshal(e)
+}
+
+// IsPayment reports whether the event feeds finance reporting.
+func (e Event) IsPayment() bool { return strings.HasPrefix(e.Type, "payment.") }
+
+// IsAudit reports whether the event feeds audit log aggregation.
+func (e Event) IsAudit() bool { return strings.HasPrefix(e.Type, "audit.") }
+
+var (
+	typeRe     = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
+	decimalRe  = regexp.MustCompile(`^[0-9]{1,12}(\.[0-9]{1,6})?$`)
+	knownField = map[string]bool{
+		"event_id": true, "type": true, "occurred_at": true, "received_at": true,
+		"source": true, "user_id": true, "properties": true,
+	}
+)
+
+// Options tune Decode.
+type Options struct {
+	// Index is copied into every FieldError (the event's position in its request).
+	Index int
+	// Now is the receive time: it fills an empty received_at (when AssignID is
+	// set) and bounds occurred_at from above (Now + MaxFutureSkew). Zero disables
+	// the bound.
+	Now time.Time
+	// AssignID gives an event without event_id a new UUIDv7 and sets
+	// received_at to Now. The API sets it; the stream does not (a record on the
+	// topic without an id is quarantined).
+	AssignID bool
+}
+
+// Decode parses and validates one event from JSON. It returns every problem it
+// finds, not just the first, so a client can fix a request in one round trip.
+func Decode(raw []byte, opt Options) (Event, Errors) {
+	var ev Event
+	var errs Errors
+	add := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{Index: opt.Index, Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	raw = bytes.TrimSpace(raw)
+	if !utf8.Valid(raw) {
+		add("", "event is not valid UTF-8")
+		return ev, errs
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		if len(raw) > 0 && raw[0] != '{' {
+			add("", "event must be a JSON object")
+		} else {
+			add("", "malformed JSON: %s", describeJSONError(raw, err))
+		}
+		return ev, errs
+	}
+	for _, name := range sortedKeys(fields) {
+		if !knownField[name] {
+			add(name, "unknown field (allowed: event_id, type, occurred_at, source, user_id, properties)")
+		}
+	}
+
+	str := func(name string, required bool, max int) (string, bool) {
+		v, ok := fields[name]
+		if !ok || string(v) == "null" {
+			if required {
+				add(name, "is required")
+			}
+			return "", false
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			add(name, "must be a string, got %s", jsonKind(v))
+			return "", false
+		}
+		if required && strings.TrimSpace(s) == "" {
+			add(name, "must not be empty")
+			return "", false
+		}
+		if max > 0 && utf8.RuneCountInString(s) > max {
+			add(name, "is %d characters long, the limit is %d", utf8.RuneCountInString(s), max)
+			return "", false
+		}
+		return s, true
+	}
+
+	if id, ok := str("event_id", false, 0); ok {
+		u, err := uuid.Parse(id)
+		if err != nil || len(id) != 36 {
+			add("event_id", "must be a UUID such as 0193a0b4-6b7e-7c3a-9f1e-2b9d4c1e8a55, got %q", truncate(id, 60))
+		} else {
+			ev.EventID = u.String()
+		}
+	}
+	if t, ok := str("type", true, MaxTypeLen); ok {
+		if !typeRe.MatchString(t) {
+			add("type", "must be lowercase dotted words such as page_view or payment.captured, got %q", truncate(t, 60))
+		} else {
+			ev.Type = t
+		}
+	}
+	if s, ok := str("occurred_at", true, 64); ok {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		switch {
+		case err != nil:
+			add("occurred_at", "must be an RFC 3339 timestamp such as 2026-11-24T14:05:09Z, got %q", truncate(s, 60))
+		case t.Year() < 2000:
+			add("occurred_at", "%s is before the year 2000", s)
+		case !opt.Now.IsZero() && t.After(opt.Now.Add(MaxFutureSkew)):
+			add("occurred_at", "%s is more than %s in the future", s, MaxFutureSkew)
+		default:
+			ev.OccurredAt = t.UTC()
+		}
+	}
+	if s, ok := str("received_at", false, 64); ok {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			add("received_at", "must be an RFC 3339 timestamp, got %q", truncate(s, 60))
+		} else {
+			ev.ReceivedAt = t.UTC()
+		}
+	}
+	if s, ok := str("source", false, MaxSourceLen); ok {
+		ev.Source = s
+	}
+	if s, ok := str("user_id", false, MaxUserIDLen); ok {
+		ev.UserID = s
+	}
+	var props map[string]json.RawMessage
+	if p, ok := fields["properties"]; ok && string(p) != "null" {
+		if err := json.Unmarshal(p, &props); err != nil || props == nil {
+			add("properties", "must be a JSON object, got %s", jsonKind(p))
+		} else {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, p); err == nil {
+				ev.Properties = buf.Bytes()
+			}
+		}
+	}
+	switch {
+	case strings.HasPrefix(ev.Type, "payment."):
+		if _, err := decimalProp(props, "amount"); err != "" {
+			add("properties.amount", "%s", err)
+		}
+		if c, err := stringProp(props, "currency"); err != "" {
+			add("properties.currency", "%s", err)
+		} else if !IsCurrency(c) {
+			add("properties.currency", "must be an ISO 4217 code such as EUR or USD, got %q", truncate(c, 20))
+		}
+	case strings.HasPrefix(ev.Type, "audit."):
+		if _, err := stringProp(props, "actor"); err != "" {
+			add("properties.actor", "%s", err)
+		}
+		if _, err := stringProp(props, "action"); err != "" {
+			add("properties.action", "%s", err)
+		}
+		if v, ok := props["outcome"]; ok && string(v) != "null" {
+			if _, err := stringProp(props, "outcome"); err != "" {
+				add("properties.outcome", "%s", err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return Event{}, errs
+	}
+	if opt.AssignID {
+		if ev.EventID == "" {
+			ev.EventID = uuid.Must(uuid.NewV7()).String()
+		}
+		ev.ReceivedAt = opt.Now.UTC()
+	} else {
+		if ev.EventID == "" {
+			errs = append(errs, FieldError{Index: opt.Index, Field: "event_id", Message: "is required on the topic"})
+		}
+		if ev.ReceivedAt.IsZero() {
+			errs = append(errs, FieldError{Index: opt.Index, Field: "received_at", Message: "is required on the topic"})
+		}
+		if len(errs) > 0 {
+			return Event{}, errs
+		}
+	}
+	return ev, nil
+}
+
+// Amount returns properties.amount of a payment event as an exact decimal string.
+func (e Event) Amount() string { v, _ := decimalProp(e.props(), "amount"); return v }
+
+// Prop returns a string property, or "" when it is absent or not a string.
+func (e Event) Prop(name string) string { v, _ := stringProp(e.props(), name); return v }
+
+func (e Event) props() map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(e.Properties, &m)
+	return m
+}
+
+func stringProp(props map[string]json.RawMessage, name string) (string, string) {
+	v, ok := props[name]
+	if !ok || string(v) == "null" {
+		return "", "is required"
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", "must be a string, got " + jsonKind(v)
+	}
+	if strings.TrimSpace(s) == "" {
+		return "", "must not be empty"
+	}
+	if utf8.RuneCountInString(s) > 256 {
+		return "", "is longer than 256 characters"
+	}
+	return s, ""
+}
+
+// decimalProp accepts a JSON number or a string holding a plain decimal, so
+// that clients can send "12.50" to avoid float rounding in their own JSON encoders.
+func decimalProp(props map[string]json.RawMessage, name string) (string, string) {
+	v, ok := props[name]
+	if !ok || string(v) == "null" {
+		return "", "is required"
+	}
+	s := string(v)
+	if len(v) > 0 && v[0] == '"' {
+		if err := json.Unmarshal(v, &s); err != nil {
+			return "", "must be a decimal"
+		}
+	}
+	if strings.HasPrefix(s, "-") {
+		return "", fmt.Sprintf("must not be negative, got %s (send refunds as payment.refunded with a positive amount)", truncate(s, 40))
+	}
+	if !decimalRe.MatchString(s) {
+		return "", fmt.Sprintf("must be a decimal with at most 12 integer and 6 fractional digits such as \"12.50\", got %s", truncate(string(v), 40))
+	}
+	return s, ""
+}
+
+func jsonKind(v json.RawMessage) string {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+// describeJSONError turns a decoding error into "line L, column C: ...".
+func describeJSONError(raw []byte, err error) string {
+	var se *json.SyntaxError
+	var off int64 = -1
+	msg := "not a JSON object"
+	if err != nil {
+		msg = err.Error()
+		if asSyntax(err, &se) {
+			off = se.Offset
+		}
+	}
+	if off < 0 {
+		return msg
+	}
+	line, col := 1, 1
+	for i := int64(0); i < off-1 && i < int64(len(raw)); i++ {
+		if raw[i] == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return fmt.Sprintf("line %d, column %d: %s", line, col, msg)
+}
+
+func asSyntax(err error, target **json.SyntaxError) bool {
+	se, ok := err.(*json.SyntaxError)
+	if ok {
+		*target = se
+	}
+	return ok
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n]) + "…"
+}
+
+func sortedKeys(m map[string]json.RawMessage) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
