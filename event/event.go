@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -25,6 +26,10 @@ const (
 	// MaxFutureSkew is how far in the future occurred_at may lie relative to the
 	// time the event was received: a larger gap is a broken client clock.
 	MaxFutureSkew = 24 * time.Hour
+
+	// maxUnknownFieldErrors caps the unknown-field errors listed for one
+	// event; the rest are counted in one more error.
+	maxUnknownFieldErrors = 10
 )
 
 // Event is one analytics event as it travels on the topic. Properties are kept as
@@ -75,9 +80,16 @@ func (e Event) Key() []byte {
 	return []byte(e.EventID)
 }
 
-// Marshal encodes the event for the topic.
+// Marshal encodes the event for the topic. Unlike json.Marshal it leaves <, >
+// and & as they are: escaping them would grow a record up to six times over.
 func (e Event) Marshal() ([]byte, error) {
-	return json.Marshal(e)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // IsPayment reports whether the event feeds finance reporting.
@@ -131,10 +143,17 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 		}
 		return ev, errs
 	}
+	unknown := 0
 	for _, name := range sortedKeys(fields) {
-		if !knownField[name] {
-			add(name, "unknown field (allowed: event_id, type, occurred_at, source, user_id, properties)")
+		if knownField[name] {
+			continue
 		}
+		if unknown++; unknown <= maxUnknownFieldErrors {
+			add(truncate(name, 60), "unknown field (allowed: event_id, type, occurred_at, source, user_id, properties)")
+		}
+	}
+	if unknown > maxUnknownFieldErrors {
+		add("", "%d more unknown fields", unknown-maxUnknownFieldErrors)
 	}
 
 	str := func(name string, required bool, max int) (string, bool) {
@@ -158,14 +177,23 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 			add(name, "is %d characters long, the limit is %d", utf8.RuneCountInString(s), max)
 			return "", false
 		}
+		if strings.ContainsRune(s, 0) {
+			add(name, "%s", msgNUL)
+			return "", false
+		}
 		return s, true
 	}
 
 	if id, ok := str("event_id", false, 0); ok {
 		u, err := uuid.Parse(id)
-		if err != nil || len(id) != 36 {
+		switch {
+		case err != nil || len(id) != 36:
 			add("event_id", "must be a UUID such as 0193a0b4-6b7e-7c3a-9f1e-2b9d4c1e8a55, got %q", truncate(id, 60))
-		} else {
+		case u == uuid.Nil:
+			// Downstream deduplicates on event_id: every event sent with the
+			// nil UUID would collapse into one.
+			add("event_id", "must not be the nil UUID; omit event_id to have one assigned")
+		default:
 			ev.EventID = u.String()
 		}
 	}
@@ -207,6 +235,8 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 	if p, ok := fields["properties"]; ok && string(p) != "null" {
 		if err := json.Unmarshal(p, &props); err != nil || props == nil {
 			add("properties", "must be a JSON object, got %s", jsonKind(p))
+		} else if msg := checkEscapes(p); msg != "" {
+			add("properties", "%s", msg)
 		} else {
 			var buf bytes.Buffer
 			if err := json.Compact(&buf, p); err == nil {
@@ -283,6 +313,9 @@ func stringProp(props map[string]json.RawMessage, name string) (string, string) 
 	if strings.TrimSpace(s) == "" {
 		return "", "must not be empty"
 	}
+	if strings.ContainsRune(s, 0) {
+		return "", msgNUL
+	}
 	if utf8.RuneCountInString(s) > 256 {
 		return "", "is longer than 256 characters"
 	}
@@ -309,6 +342,57 @@ func decimalProp(props map[string]json.RawMessage, name string) (string, string)
 		return "", fmt.Sprintf("must be a decimal with at most 12 integer and 6 fractional digits such as \"12.50\", got %s", truncate(string(v), 40))
 	}
 	return s, ""
+}
+
+const msgNUL = "must not contain the NUL character (\\u0000): the warehouse cannot store it"
+
+// checkEscapes finds the string escapes in valid JSON that PostgreSQL's jsonb
+// refuses, which would make the event impossible to load into the warehouse:
+// \u0000, and UTF-16 surrogate escapes that are not a high-low pair.
+func checkEscapes(raw []byte) string {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0, false
+		}
+		var r rune
+		for _, c := range raw[i+2 : i+6] {
+			switch {
+			case c >= '0' && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case c >= 'a' && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case c >= 'A' && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // skip the escaped character, which may be a backslash
+			continue
+		}
+		switch {
+		case r == 0:
+			return msgNUL
+		case r >= 0xD800 && r <= 0xDBFF:
+			if lo, ok := hex4(i + 6); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+				i += 11
+				continue
+			}
+			return fmt.Sprintf("must not contain an unpaired UTF-16 surrogate escape (\\u%04x): the warehouse cannot store it", r)
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return fmt.Sprintf("must not contain an unpaired UTF-16 surrogate escape (\\u%04x): the warehouse cannot store it", r)
+		}
+		i += 5
+	}
+	return ""
 }
 
 func jsonKind(v json.RawMessage) string {
@@ -378,10 +462,6 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
+	slices.Sort(keys)
 	return keys
 }
