@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"bytes"
-	"compress/flate"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -130,7 +129,7 @@ func (s *Server) ingest(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return keyName, refuse(http.StatusRequestEntityTooLarge, "body_too_large",
-			"request body is %d bytes, the limit is %d: send fewer events per request", r.ContentLength, s.cfg.MaxBodyBytes)
+			"request body is %d bytes, over the limit of %d bytes: send fewer events per request", r.ContentLength, s.cfg.MaxBodyBytes)
 	}
 
 	select {
@@ -251,7 +250,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 		switch {
 		case errors.As(err, &mbe):
 			return tooLarge()
-		case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader), isCorrupt(err):
+		case strings.EqualFold(strings.TrimSpace(r.Header.Get("Content-Encoding")), "gzip"):
 			return refuse(http.StatusBadRequest, "bad_request", "body is not valid gzip: %v", err), false
 		default:
 			return refuse(http.StatusBadRequest, "bad_request", "reading the request body: %v", err), false
@@ -402,7 +401,3 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-func isCorrupt(err error) bool {
-	var ce flate.CorruptInputError
-	return errors.As(err, &ce)
-}

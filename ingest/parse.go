@@ -209,8 +209,12 @@ func syntaxError(body []byte) *parseError {
 	if !errors.As(err, &se) {
 		return bodyError(0, "malformed JSON: %v", err)
 	}
-	at := max(int(se.Offset)-1, 0) // se.Offset counts the bytes read, including the bad one
-	at = min(at, len(body))
+	// se.Offset counts the bytes read, including the bad one; at the end of
+	// the input there is no bad byte.
+	at := max(int(se.Offset)-1, 0)
+	if se.Error() == "unexpected end of JSON input" {
+		at = len(body)
+	}
 	line, col := position(body, at)
 	index := 0
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
