@@ -319,12 +319,9 @@ func (r *Resource) UnmarshalJSON(data []byte) error {
 		return Errors{syntaxProblem(data, err)}
 	}
 	v := &validator{}
-	res, ok := v.resource(0, root, nil)
+	res, _ := v.resource(0, root, nil)
 	if len(v.problems) > 0 {
 		return v.problems
-	}
-	if !ok {
-		return Errors{{Message: "invalid resource"}}
 	}
 	*r = res
 	return nil

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -136,7 +137,7 @@ func (v *validator) document(root *jvalue) *Blueprint {
 	list := o.get("recursos")
 	switch {
 	case list == nil:
-		v.add("", "recursos", "is required: the list of resources")
+		o.missing("recursos", "is required: the list of resources")
 	case list.kind != jArray:
 		v.add("", "recursos", "must be an array of resources, got %s", list.describe())
 	case len(list.elems) == 0:
@@ -150,11 +151,9 @@ func (v *validator) document(root *jvalue) *Blueprint {
 	names := map[string]int{} // nome → index of its first use
 	var all []placed
 	for i, el := range list.elems {
-		r, ok := v.resource(i, el, names)
-		if ok {
-			all = append(all, placed{i, r})
-		}
-		if r.Kind != "" && r.Config != nil {
+		r, p := v.resource(i, el, names)
+		all = append(all, p)
+		if r.Config != nil {
 			b.Resources = append(b.Resources, r)
 		}
 	}
@@ -162,18 +161,14 @@ func (v *validator) document(root *jvalue) *Blueprint {
 	return b
 }
 
-// placed is a resource whose tipo (and compute subtipo) are known, with its
-// position, for the rules that span resources.
+// placed is what the rules that span resources know of one resource. kind is
+// its tipo, or the tipo suggested for a misspelt one (so that "condiut" does
+// not also count as a missing conduit), or "" when it cannot be told. For a
+// compute, subtype is its subtipo (or the suggested one), "" when unknown.
 type placed struct {
-	index int
-	res   Resource
-}
-
-func (p placed) label() string {
-	if p.res.Name != "" {
-		return p.res.Name
-	}
-	return fmt.Sprintf("recursos[%d]", p.index)
+	label   string
+	kind    Kind
+	subtype string
 }
 
 var (
@@ -193,19 +188,20 @@ var (
 )
 
 // resource validates recursos[i]. names, when not nil, tracks nome across
-// resources for duplicates. ok reports whether the kind (and a compute's
-// subtipo) are known, so that the cross-resource rules can count it.
-func (v *validator) resource(i int, el *jvalue, names map[string]int) (r Resource, ok bool) {
+// resources for duplicates. r.Config is nil when the kind is unknown or the
+// config is not an object.
+func (v *validator) resource(i int, el *jvalue, names map[string]int) (r Resource, p placed) {
 	label := fmt.Sprintf("recursos[%d]", i)
+	p.label = label
 	if el.kind != jObject {
 		v.add(label, "", "a resource must be an object with tipo, nome and config, got %s", el.describe())
-		return r, false
+		return r, p
 	}
 	o := v.object(label, "", el, resKeys, nil)
 
 	// nome first: it labels every other problem of this resource.
 	if n := o.get("nome"); n == nil {
-		v.add(label, "nome", "is required")
+		o.missing("nome", "is required")
 	} else if n.kind != jString {
 		v.add(label, "nome", "must be a string, got %s", n.describe())
 	} else if first, dup := names[n.str]; dup {
@@ -221,10 +217,13 @@ func (v *validator) resource(i int, el *jvalue, names map[string]int) (r Resourc
 		}
 		r.Name = n.str
 	}
-	o.res = label
+	o.res, p.label = label, label
 
 	kind, kindOK := o.enum("tipo", "", true, kindNames, kindAlias)
-	r.Kind = Kind(kind)
+	r.Kind, p.kind = Kind(kind), Kind(kind)
+	if !kindOK {
+		p.kind = Kind(suggest(kind, kindNames, kindAlias))
+	}
 	if kindOK && r.Kind == KindArchive && label == r.Name && len(r.Name) < 3 {
 		v.add(label, "nome", "an archive's nome names its S3 bucket and must be at least 3 characters, got %q", r.Name)
 	}
@@ -235,17 +234,16 @@ func (v *validator) resource(i int, el *jvalue, names map[string]int) (r Resourc
 		cfg = &jvalue{kind: jObject}
 	} else if cfg.kind != jObject {
 		v.add(label, "config", "must be an object, got %s", cfg.describe())
-		return r, false
+		return r, p
 	}
 	if !kindOK {
-		return r, false
+		return r, p
 	}
 	c := v.object(label, "config.", cfg, configKeys[r.Kind], configKeys)
-	ok = true
 	switch r.Kind {
 	case KindCompute:
 		var cc ComputeConfig
-		cc, ok = c.compute()
+		cc, p.subtype = c.compute()
 		r.Config = cc
 	case KindConduit:
 		r.Config = c.conduit()
@@ -261,7 +259,7 @@ func (v *validator) resource(i int, el *jvalue, names map[string]int) (r Resourc
 		r.Config = c.insight()
 	}
 	c.finish()
-	return r, ok
+	return r, p
 }
 
 // checkName returns what is wrong with a resource nome, or "".
@@ -280,10 +278,15 @@ func checkName(s string) string {
 	}
 }
 
-func (c *objReader) compute() (ComputeConfig, bool) {
-	var cc ComputeConfig
-	sub, subOK := c.enum("subtipo", "", true, []string{SubtypeAPI, SubtypeWorker}, nil)
-	cc.Subtype = sub
+// compute reads a compute's config. role is its subtipo, the suggested one
+// when it is misspelt, or "" when it cannot be told.
+func (c *objReader) compute() (cc ComputeConfig, role string) {
+	subtypes := []string{SubtypeAPI, SubtypeWorker}
+	sub, subOK := c.enum("subtipo", "", true, subtypes, nil)
+	cc.Subtype, role = sub, sub
+	if !subOK {
+		role = suggest(sub, subtypes, nil)
+	}
 	switch {
 	case sub == SubtypeWorker && c.has("porta"):
 		c.get("porta")
@@ -304,7 +307,7 @@ func (c *objReader) compute() (ComputeConfig, bool) {
 		c.v.add(c.res, "config.replicas_min", "must not exceed replicas_max: %d > %d", minR, maxR)
 	}
 	cc.ReplicasMin, cc.ReplicasMax = minR, maxR
-	return cc, subOK
+	return cc, role
 }
 
 func (c *objReader) conduit() ConduitConfig {
@@ -412,15 +415,19 @@ func checkDomain(d string) string {
 func (v *validator) crossRules(all []placed) {
 	byKind := map[Kind][]placed{}
 	var apis, workers []placed
+	roleUnknown := false // a compute whose subtipo cannot be told
 	for _, p := range all {
-		byKind[p.res.Kind] = append(byKind[p.res.Kind], p)
-		if cc, ok := p.res.Config.(ComputeConfig); ok {
-			switch cc.Subtype {
-			case SubtypeAPI:
-				apis = append(apis, p)
-			case SubtypeWorker:
-				workers = append(workers, p)
-			}
+		byKind[p.kind] = append(byKind[p.kind], p)
+		if p.kind != KindCompute {
+			continue
+		}
+		switch p.subtype {
+		case SubtypeAPI:
+			apis = append(apis, p)
+		case SubtypeWorker:
+			workers = append(workers, p)
+		default:
+			roleUnknown = true
 		}
 	}
 	role := map[Kind]string{
@@ -433,13 +440,14 @@ func (v *validator) crossRules(all []placed) {
 	}
 	atMostOne := func(ps []placed, field, what string) {
 		for _, p := range ps[min(1, len(ps)):] {
-			v.add(p.label(), field, "a blueprint has at most one %s; %s already is", what, ps[0].label())
+			v.add(p.label, field, "a blueprint has at most one %s; %s already is", what, ps[0].label)
 		}
 	}
 	for _, k := range []Kind{KindDatastore, KindArchive, KindConduit, KindLane, KindInsight, KindGateway} {
 		ps := byKind[k]
 		atMostOne(ps, "tipo", fmt.Sprintf("%s (%s)", k, role[k]))
 		required := k == KindDatastore || k == KindArchive || k == KindConduit
+		// A missing conduit is reported on the api that needs it, below.
 		if required && len(ps) == 0 && !(k == KindConduit && len(apis) > 0) {
 			v.add("", "recursos", "a blueprint needs exactly one %s (%s); none is declared", k, role[k])
 		}
@@ -449,17 +457,17 @@ func (v *validator) crossRules(all []placed) {
 
 	if len(byKind[KindConduit]) == 0 {
 		for _, p := range apis {
-			v.add(p.label(), "config.subtipo", "an api compute publishes events to a conduit, and the blueprint declares none: add a resource with tipo conduit")
+			v.add(p.label, "config.subtipo", "an api compute publishes events to a conduit, and the blueprint declares none: add a resource with tipo conduit")
 		}
 	}
-	if len(apis) == 0 {
+	if len(apis) == 0 && !roleUnknown {
 		for _, p := range byKind[KindGateway] {
-			v.add(p.label(), "tipo", "a gateway routes to an api compute, and the blueprint declares none: add a compute with subtipo api")
+			v.add(p.label, "tipo", "a gateway routes to an api compute, and the blueprint declares none: add a compute with subtipo api")
 		}
 	}
-	if len(workers) == 0 {
+	if len(workers) == 0 && !roleUnknown {
 		for _, p := range byKind[KindLane] {
-			v.add(p.label(), "tipo", "a lane's jobs run on a worker compute, and the blueprint declares none: add a compute with subtipo worker")
+			v.add(p.label, "tipo", "a lane's jobs run on a worker compute, and the blueprint declares none: add a compute with subtipo worker")
 		}
 	}
 }
@@ -548,8 +556,15 @@ var keyAlias = map[string]string{
 	"concurrency": "prefetch",
 }
 
-func (o *objReader) missing(key string) {
-	o.v.add(o.res, o.prefix+key, "is required")
+// missing reports a required key that is absent, unless an unknown key of
+// the same object is its likely misspelling: that key's own message says so.
+func (o *objReader) missing(key, msg string) {
+	for _, m := range o.obj.members {
+		if !slices.Contains(o.known, m.key) && suggest(m.key, o.known, keyAlias) == key {
+			return
+		}
+	}
+	o.v.add(o.res, o.prefix+key, "%s", msg)
 }
 
 // str reads a string. ok is false when the key is missing or not a string.
@@ -557,7 +572,7 @@ func (o *objReader) str(key, def string, required bool) (string, bool) {
 	val := o.get(key)
 	if val == nil {
 		if required {
-			o.missing(key)
+			o.missing(key, "is required")
 			return def, false
 		}
 		return def, true
@@ -618,7 +633,7 @@ func (o *objReader) integer(key string, def int, required bool) (int, bool) {
 	val := o.get(key)
 	if val == nil {
 		if required {
-			o.missing(key)
+			o.missing(key, "is required")
 			return def, false
 		}
 		return def, true
