@@ -240,6 +240,7 @@ func (v *validator) resource(i int, el *jvalue, names map[string]int) (r Resourc
 		return r, p
 	}
 	c := v.object(label, "config.", cfg, configKeys[r.Kind], configKeys)
+	c.kind = r.Kind
 	switch r.Kind {
 	case KindCompute:
 		var cc ComputeConfig
@@ -480,7 +481,8 @@ type objReader struct {
 	prefix  string // Problem.Field prefix: "" or "config."
 	obj     *jvalue
 	known   []string
-	others  map[Kind][]string // keys of the other kinds, for a better message
+	kind    Kind              // the resource's kind, for a config
+	others  map[Kind][]string // keys of every kind, for a better message
 	used    map[string]bool
 	counted map[string]int
 }
@@ -522,8 +524,8 @@ func (o *objReader) finish() {
 }
 
 func (o *objReader) unknownKey(key string) string {
-	if kind := o.ownerKind(key); kind != "" {
-		return fmt.Sprintf("unknown key: %s is a %s setting, not this resource's (allowed here: %s)", key, kind, strings.Join(o.known, ", "))
+	if owners := o.ownerKinds(key); len(owners) > 0 {
+		return fmt.Sprintf("unknown key: %s is not a %s setting, it belongs to %s (allowed here: %s)", key, o.kind, strings.Join(owners, " and "), strings.Join(o.known, ", "))
 	}
 	if s := suggest(key, o.known, keyAlias); s != "" {
 		return fmt.Sprintf("unknown key %q; did you mean %q?", key, s)
@@ -531,17 +533,15 @@ func (o *objReader) unknownKey(key string) string {
 	return fmt.Sprintf("unknown key %q (allowed here: %s)", key, strings.Join(o.known, ", "))
 }
 
-// ownerKind returns the kind that has key as a config key, when this object
-// does not.
-func (o *objReader) ownerKind(key string) Kind {
+// ownerKinds returns the other kinds that have key in their config.
+func (o *objReader) ownerKinds(key string) []string {
+	var out []string
 	for _, k := range kindOrder {
-		for _, ok := range o.others[k] {
-			if ok == key {
-				return k
-			}
+		if k != o.kind && slices.Contains(o.others[k], key) {
+			out = append(out, string(k))
 		}
 	}
-	return ""
+	return out
 }
 
 // keyAlias maps the English (and a few accented) spellings people write to
