@@ -3,7 +3,9 @@ package blueprint
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -46,6 +48,11 @@ func TestSeedParses(t *testing.T) {
 	for _, c := range checks {
 		if c.name != c.wantName || !reflect.DeepEqual(c.cfg, c.wantConfig) {
 			t.Errorf("%s() = %s %+v, want %s %+v", c.what, c.name, c.cfg, c.wantName, c.wantConfig)
+		}
+	}
+	for _, r := range b.Resources {
+		if r.Config.Kind() != r.Kind {
+			t.Errorf("%s: config of kind %s", r.Name, r.Config.Kind())
 		}
 	}
 	if r, ok := b.Resource("events"); !ok || r.Kind != KindConduit {
@@ -158,4 +165,41 @@ func TestCanonicalConfig(t *testing.T) {
 	if got := (Resource{}).CanonicalConfig(); string(got) != "{}" {
 		t.Errorf("empty resource: %s", got)
 	}
+}
+
+// FuzzParse: Parse never panics, and what it accepts marshals to a blueprint
+// that parses back to the same thing.
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/invalid/*.json")
+	files = append(files, "../deploy/blueprint.json")
+	for _, name := range files {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := Parse(data, "fuzz.json")
+		if err != nil {
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) == 0 {
+				t.Fatalf("error without problems: %v", err)
+			}
+			return
+		}
+		out, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(out, "")
+		if err != nil {
+			t.Fatalf("re-parse of %s: %v", out, err)
+		}
+		back.Source = b.Source
+		if !reflect.DeepEqual(back, b) {
+			t.Fatalf("round trip differs:\n%+v\n%+v", b, back)
+		}
+		if p := Diff(b, back.Entries()); p.HasChanges() || p.Count(ActionUnchanged) != len(b.Resources) {
+			t.Fatalf("plan against its own entries:\n%s", p)
+		}
+	})
 }

@@ -197,7 +197,7 @@ func (v *validator) resource(i int, el *jvalue, names map[string]int) (r Resourc
 		v.add(label, "", "a resource must be an object with tipo, nome and config, got %s", el.describe())
 		return r, p
 	}
-	o := v.object(label, "", el, resKeys, nil)
+	o := v.object(label, "", el, resKeys, configKeys)
 
 	// nome first: it labels every other problem of this resource.
 	if n := o.get("nome"); n == nil {
@@ -481,8 +481,8 @@ type objReader struct {
 	prefix  string // Problem.Field prefix: "" or "config."
 	obj     *jvalue
 	known   []string
-	kind    Kind              // the resource's kind, for a config
-	others  map[Kind][]string // keys of every kind, for a better message
+	kind    Kind              // the resource's kind, for its config; "" elsewhere
+	others  map[Kind][]string // config keys of every kind, for a better message
 	used    map[string]bool
 	counted map[string]int
 }
@@ -524,6 +524,9 @@ func (o *objReader) finish() {
 }
 
 func (o *objReader) unknownKey(key string) string {
+	if o.kind == "" && o.others != nil && len(o.ownerKinds(key)) > 0 {
+		return fmt.Sprintf("unknown key %q: a resource's settings go inside config", key)
+	}
 	if owners := o.ownerKinds(key); len(owners) > 0 {
 		return fmt.Sprintf("unknown key: %s is not a %s setting, it belongs to %s (allowed here: %s)", key, o.kind, strings.Join(owners, " and "), strings.Join(o.known, ", "))
 	}

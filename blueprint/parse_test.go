@@ -191,6 +191,7 @@ func TestInvalidInline(t *testing.T) {
 		{"accented key", edit2(`"retencao_horas": 168`, `"retenção_horas": 168`), []want{{"events", "config.retenção_horas", `did you mean "retencao_horas"?`}}},
 		{"unknown key without suggestion", edit2(`"prefetch": 5`, `"prefetch": 5, "color": "blue"`), []want{{"batch-jobs", "config.color", `unknown key "color" (allowed here: duravel, prefetch)`}}},
 		{"unknown resource key", edit2(`"nome": "events",`, `"nome": "events", "descricao": "x",`), []want{{"events", "descricao", `unknown key "descricao" (allowed here: tipo, nome, config)`}}},
+		{"setting outside config", edit2(`"nome": "events",`, `"nome": "events", "particoes": 24,`), []want{{"events", "particoes", `unknown key "particoes": a resource's settings go inside config`}}},
 		{"tipo without suggestion", edit2(`"tipo": "insight"`, `"tipo": "beacon"`), []want{{"pipeline-obs", "tipo", `unknown tipo "beacon" (allowed: compute, conduit, lane, archive, datastore, gateway, insight)`}}},
 		{"tipo missing", edit2(`"tipo": "insight",`, ``), []want{{"pipeline-obs", "tipo", "is required"}}},
 		{"misspelt subtipo counts as its suggestion", edit2(`"subtipo": "worker"`, `"subtipo": "wroker"`), []want{{"etl-worker", "config.subtipo", `unknown subtipo "wroker"; did you mean "worker"?`}}},
