@@ -109,17 +109,17 @@ const (
 
 // Defaults for omitted optional fields. See the package doc for the table.
 const (
-	DefaultPort              = 8080
-	DefaultReplicasMin       = 1
-	DefaultRetentionHours    = 168
-	DefaultDurable           = true
-	DefaultPrefetch          = 5
-	DefaultArchiveSizeGB     = 100
-	DefaultDatastoreSizeGB   = 100
-	DefaultTLS               = true
-	DefaultInsightRetentionD = 30
-	DefaultAlerts            = true
-	DefaultMode              = ModeSimple
+	DefaultPort            = 8080
+	DefaultReplicasMin     = 1
+	DefaultRetentionHours  = 168
+	DefaultDurable         = true
+	DefaultPrefetch        = 5
+	DefaultArchiveSizeGB   = 100
+	DefaultDatastoreSizeGB = 100
+	DefaultTLS             = true
+	DefaultRetentionDays   = 30
+	DefaultAlerts          = true
+	DefaultMode            = ModeSimple
 )
 
 // Blueprint is a parsed, validated blueprint. Every default is filled in. It

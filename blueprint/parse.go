@@ -358,7 +358,7 @@ func (c *objReader) gateway() GatewayConfig {
 
 func (c *objReader) insight() InsightConfig {
 	var ic InsightConfig
-	ic.RetentionDays, _ = c.atLeast("retencao_dias", DefaultInsightRetentionD, false, 1, " day")
+	ic.RetentionDays, _ = c.atLeast("retencao_dias", DefaultRetentionDays, false, 1, " day")
 	ic.Alerts, _ = c.boolean("alertas", DefaultAlerts)
 	return ic
 }
