@@ -164,8 +164,8 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 			}
 			return "", false
 		}
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
+		s, err := jsonString(v)
+		if err != nil {
 			add(name, "must be a string, got %s", jsonKind(v))
 			return "", false
 		}
@@ -231,16 +231,24 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 	if s, ok := str("user_id", false, MaxUserIDLen); ok {
 		ev.UserID = s
 	}
+	// p is valid JSON, decoded from raw without surrounding white space and
+	// copied (json.RawMessage copies), so ev.Properties may keep it.
 	var props map[string]json.RawMessage
 	if p, ok := fields["properties"]; ok && string(p) != "null" {
-		if err := json.Unmarshal(p, &props); err != nil || props == nil {
+		if p[0] != '{' {
 			add("properties", "must be a JSON object, got %s", jsonKind(p))
 		} else if msg := checkEscapes(p); msg != "" {
 			add("properties", "%s", msg)
 		} else {
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, p); err == nil {
-				ev.Properties = buf.Bytes()
+			ev.Properties = p
+			if bytes.ContainsAny(p, " \t\r\n") {
+				var buf bytes.Buffer
+				if err := json.Compact(&buf, p); err == nil {
+					ev.Properties = buf.Bytes()
+				}
+			}
+			if ev.IsPayment() || ev.IsAudit() {
+				_ = json.Unmarshal(p, &props)
 			}
 		}
 	}
@@ -306,8 +314,8 @@ func stringProp(props map[string]json.RawMessage, name string) (string, string) 
 	if !ok || string(v) == "null" {
 		return "", "is required"
 	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
+	s, err := jsonString(v)
+	if err != nil {
 		return "", "must be a string, got " + jsonKind(v)
 	}
 	if strings.TrimSpace(s) == "" {
@@ -393,6 +401,27 @@ func checkEscapes(raw []byte) string {
 		i += 5
 	}
 	return ""
+}
+
+// jsonString decodes a JSON string. Strings without escapes, the common
+// case, skip the decoder (which would return the same).
+func jsonString(v []byte) (string, error) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		inner := v[1 : len(v)-1]
+		plain := utf8.Valid(inner)
+		for _, c := range inner {
+			if c == '\\' || c == '"' || c < 0x20 {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return string(inner), nil
+		}
+	}
+	var s string
+	err := json.Unmarshal(v, &s)
+	return s, err
 }
 
 func jsonKind(v json.RawMessage) string {

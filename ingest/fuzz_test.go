@@ -63,6 +63,9 @@ func FuzzParseEvents(f *testing.F) {
 				if e.Index < 0 || e.Message == "" {
 					t.Fatalf("bad error %+v", e)
 				}
+				if !ndjson && json.Valid(body) && strings.Contains(e.Message, "malformed JSON") {
+					t.Fatalf("valid JSON called malformed: %+v", e)
+				}
 			}
 			return
 		}

@@ -59,22 +59,28 @@ func parseEvents(body []byte, format bodyFormat, maxEventBytes int64, now time.T
 			return nil, bodyError(0, "body is empty: send one event per line")
 		}
 	default:
+		// The body is not validated as a whole up front: event.Decode
+		// validates each element, and only when something is wrong does the
+		// body get a second look to say where.
 		b := bytes.TrimLeft(body, " \t\r\n")
 		if len(b) == 0 {
 			return nil, bodyError(0, "body is empty: send one event, or an array of events")
-		}
-		if !json.Valid(body) {
-			return nil, syntaxError(body)
 		}
 		switch b[0] {
 		case '{':
 			elems = [][]byte{bytes.TrimRight(b, " \t\r\n")}
 		case '[':
-			elems, _ = splitArray(b)
+			var ok bool
+			if elems, ok = splitArray(b); !ok {
+				return nil, syntaxError(body)
+			}
 			if len(elems) == 0 {
 				return nil, bodyError(0, "the array is empty: send at least one event")
 			}
 		default:
+			if !json.Valid(body) {
+				return nil, syntaxError(body)
+			}
 			return nil, bodyError(0, "body must be a JSON object (one event) or an array of objects, got %s", kind(b[0]))
 		}
 	}
@@ -106,6 +112,9 @@ func parseEvents(body []byte, format bodyFormat, maxEventBytes int64, now time.T
 	}
 	if found == 0 {
 		return events, nil
+	}
+	if format == formatJSON && !json.Valid(body) {
+		return nil, syntaxError(body)
 	}
 	bad := map[int]bool{}
 	for _, e := range errs {
@@ -154,51 +163,61 @@ func splitLines(body []byte) (elems [][]byte, pos []linePos) {
 }
 
 // splitArray returns the elements of the JSON array that b starts with,
-// each trimmed of white space, and whether the array was closed. On valid
-// JSON it is exact; on a prefix of valid JSON it returns the elements
-// completed within the prefix, which is how syntaxError finds the index of
+// each trimmed of white space. ok reports whether the array's own structure
+// is sound: elements separated by single commas, the array closed, nothing
+// but white space after it. The elements themselves are not validated here
+// (event.Decode does that). On a broken body, elems are the elements
+// completed before the break, which is how syntaxError finds the index of
 // the element that broke.
-func splitArray(b []byte) (elems [][]byte, closed bool) {
-	depth, start := 0, -1
-	for i := 1; i < len(b); i++ { // b[0] is '['
-		switch b[i] {
-		case '"':
-			if start < 0 {
-				start = i
-			}
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
+func splitArray(b []byte) (elems [][]byte, ok bool) {
+	i := skipSpace(b, 1) // b[0] is '['
+	if i < len(b) && b[i] == ']' {
+		return nil, skipSpace(b, i+1) == len(b)
+	}
+	for {
+		i = skipSpace(b, i)
+		start, depth := i, 0
+		if i >= len(b) || b[i] == ',' || b[i] == ']' || b[i] == '}' {
+			return elems, false // missing element
+		}
+	scan:
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				for i++; i < len(b) && b[i] != '"'; i++ {
+					if b[i] == '\\' {
+						i++
+					}
 				}
-			}
-		case '{', '[':
-			if start < 0 {
-				start = i
-			}
-			depth++
-		case '}', ']':
-			if depth == 0 {
-				if start >= 0 {
-					elems = append(elems, bytes.TrimRight(b[start:i], " \t\r\n"))
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth == 0 {
+					break scan
 				}
-				return elems, true
-			}
-			depth--
-		case ',':
-			if depth == 0 {
-				if start >= 0 {
-					elems = append(elems, bytes.TrimRight(b[start:i], " \t\r\n"))
+				depth--
+			case ',':
+				if depth == 0 {
+					break scan
 				}
-				start = -1
-			}
-		case ' ', '\t', '\r', '\n':
-		default:
-			if start < 0 {
-				start = i
 			}
 		}
+		if i >= len(b) || b[i] == '}' {
+			return elems, false
+		}
+		elems = append(elems, bytes.TrimRight(b[start:i], " \t\r\n"))
+		if b[i] == ']' {
+			return elems, skipSpace(b, i+1) == len(b)
+		}
+		i++ // past the comma
 	}
-	return elems, false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
 }
 
 // syntaxError describes malformed JSON by its line and column in the body,
@@ -207,7 +226,7 @@ func syntaxError(body []byte) *parseError {
 	err := json.Unmarshal(body, new(json.RawMessage))
 	var se *json.SyntaxError
 	if !errors.As(err, &se) {
-		return bodyError(0, "malformed JSON: %v", err)
+		return bodyError(0, "malformed JSON") // not reached: callers know the body is malformed
 	}
 	// se.Offset counts the bytes read, including the bad one; at the end of
 	// the input there is no bad byte.
