@@ -80,16 +80,107 @@ func (e Event) Key() []byte {
 	return []byte(e.EventID)
 }
 
-// Marshal encodes the event for the topic. Unlike json.Marshal it leaves <, >
-// and & as they are: escaping them would grow a record up to six times over.
+// Marshal encodes the event for the topic: the same JSON as json.Marshal
+// (fields in order, received_at, source, user_id and properties omitted when
+// empty, properties compacted), except that <, > and & are left as they are:
+// escaping them would grow a record up to six times over. It is written out
+// by hand because it runs once per event on the API's hot path.
 func (e Event) Marshal() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e); err != nil {
-		return nil, err
+	props := e.Properties
+	if len(props) > 0 {
+		if !json.Valid(props) {
+			return nil, fmt.Errorf("event %s: properties are not valid JSON", e.EventID)
+		}
+		if bytes.ContainsAny(props, " \t\r\n") {
+			var buf bytes.Buffer
+			_ = json.Compact(&buf, props)
+			props = buf.Bytes()
+		}
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	for _, t := range []time.Time{e.OccurredAt, e.ReceivedAt} {
+		if y := t.Year(); y < 0 || y > 9999 {
+			return nil, fmt.Errorf("event %s: year %d is outside [0,9999]", e.EventID, y)
+		}
+	}
+	b := make([]byte, 0, 160+len(e.Type)+len(e.Source)+len(e.UserID)+len(props))
+	b = append(b, `{"event_id":`...)
+	b = appendJSONString(b, e.EventID)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, e.Type)
+	b = append(b, `,"occurred_at":"`...)
+	b = e.OccurredAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if !e.ReceivedAt.IsZero() {
+		b = append(b, `,"received_at":"`...)
+		b = e.ReceivedAt.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	if e.Source != "" {
+		b = append(b, `,"source":`...)
+		b = appendJSONString(b, e.Source)
+	}
+	if e.UserID != "" {
+		b = append(b, `,"user_id":`...)
+		b = appendJSONString(b, e.UserID)
+	}
+	if len(props) > 0 {
+		b = append(b, `,"properties":`...)
+		b = append(b, props...)
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it with HTML escaping off: quote, backslash and control
+// characters; invalid UTF-8 becomes U+FFFD; U+2028 and U+2029 are escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // IsPayment reports whether the event feeds finance reporting.
@@ -135,7 +226,9 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 		return ev, errs
 	}
 	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+	if len(raw) > 0 && raw[0] == '{' && json.Valid(raw) {
+		fields = splitObject(raw) // values alias raw: copy what is kept
+	} else if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		if len(raw) > 0 && raw[0] != '{' {
 			add("", "event must be a JSON object")
 		} else {
@@ -231,8 +324,7 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 	if s, ok := str("user_id", false, MaxUserIDLen); ok {
 		ev.UserID = s
 	}
-	// p is valid JSON, decoded from raw without surrounding white space and
-	// copied (json.RawMessage copies), so ev.Properties may keep it.
+	// p is valid JSON without surrounding white space, and may alias raw.
 	var props map[string]json.RawMessage
 	if p, ok := fields["properties"]; ok && string(p) != "null" {
 		if p[0] != '{' {
@@ -240,12 +332,13 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 		} else if msg := checkEscapes(p); msg != "" {
 			add("properties", "%s", msg)
 		} else {
-			ev.Properties = p
 			if bytes.ContainsAny(p, " \t\r\n") {
 				var buf bytes.Buffer
 				if err := json.Compact(&buf, p); err == nil {
 					ev.Properties = buf.Bytes()
 				}
+			} else {
+				ev.Properties = bytes.Clone(p)
 			}
 			if ev.IsPayment() || ev.IsAudit() {
 				_ = json.Unmarshal(p, &props)
@@ -401,6 +494,71 @@ func checkEscapes(raw []byte) string {
 		i += 5
 	}
 	return ""
+}
+
+// splitObject returns the members of a JSON object as json.Unmarshal into a
+// map would (the last of duplicate names wins), without copying: each value
+// is a slice of raw. raw must be valid JSON, an object, with no white space
+// around it.
+func splitObject(raw []byte) map[string]json.RawMessage {
+	fields := make(map[string]json.RawMessage, 8)
+	i := skipSpace(raw, 1)
+	for i < len(raw) && raw[i] == '"' {
+		end := skipValue(raw, i)
+		name, _ := jsonString(raw[i:end])
+		i = skipSpace(raw, skipSpace(raw, end)+1) // past the colon
+		end = skipValue(raw, i)
+		fields[name] = raw[i:end:end]
+		if i = skipSpace(raw, end); i < len(raw) && raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+		}
+	}
+	return fields
+}
+
+// skipValue returns the end of the JSON value that starts at raw[i]; raw is
+// valid JSON.
+func skipValue(raw []byte, i int) int {
+	switch raw[i] {
+	case '"':
+		for i++; i < len(raw); i++ {
+			switch raw[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+	case '{', '[':
+		depth := 0
+		for ; i < len(raw); i++ {
+			switch raw[i] {
+			case '"':
+				i = skipValue(raw, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	default:
+		for ; i < len(raw); i++ {
+			switch raw[i] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				return i
+			}
+		}
+	}
+	return len(raw)
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
 }
 
 // jsonString decodes a JSON string. Strings without escapes, the common
