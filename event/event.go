@@ -237,7 +237,14 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 		return ev, errs
 	}
 	unknown := 0
-	for _, name := range sortedKeys(fields) {
+	names := []string(nil)
+	for name := range fields {
+		if !knownField[name] {
+			names = sortedKeys(fields) // report unknown fields in a stable order
+			break
+		}
+	}
+	for _, name := range names {
 		if knownField[name] {
 			continue
 		}
@@ -291,7 +298,7 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 		}
 	}
 	if t, ok := str("type", true, MaxTypeLen); ok {
-		if !typeRe.MatchString(t) {
+		if !validType(t) {
 			add("type", "must be lowercase dotted words such as page_view or payment.captured, got %q", truncate(t, 60))
 		} else {
 			ev.Type = t
@@ -494,6 +501,31 @@ func checkEscapes(raw []byte) string {
 		i += 5
 	}
 	return ""
+}
+
+// validType reports whether t matches typeRe, without the regexp engine
+// (it runs once per event on the API's hot path).
+func validType(t string) bool {
+	word := false // inside a dotted word
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case c >= 'a' && c <= 'z':
+			word = true
+		case (c >= '0' && c <= '9') || c == '_':
+			if !word {
+				return false
+			}
+		case c == '.':
+			if !word {
+				return false
+			}
+			word = false
+		default:
+			return false
+		}
+	}
+	return word
 }
 
 // splitObject returns the members of a JSON object as json.Unmarshal into a

@@ -145,3 +145,15 @@ func TestSplitObjectKeepsRawValues(t *testing.T) {
 		t.Errorf("splitObject = %q, want %q", got, want)
 	}
 }
+
+// FuzzValidType: validType is typeRe without the regexp engine.
+func FuzzValidType(f *testing.F) {
+	for _, s := range []string{"page_view", "payment.captured", "a.b_1.c", "", "a.", ".a", "a..b", "1a", "a._b", "A", "a-b", "a.1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := validType(s), typeRe.MatchString(s); got != want {
+			t.Fatalf("validType(%q) = %v, typeRe says %v", s, got, want)
+		}
+	})
+}
