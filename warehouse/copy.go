@@ -205,9 +205,9 @@ func copyStage(ctx context.Context, conn *pgconn.PgConn, rows iter.Seq2[event.Ro
 	return st, nil
 }
 
-var copyLine = regexp.MustCompile(`COPY gold_stage, line ([0-9]+)`)
+var copyLine = regexp.MustCompile(`COPY gold_stage, line ([0-9]+)(?:, column ([a-z_]+))?`)
 
-// explain adds to a COPY error the event_id of the row it names, if any.
+// explain adds to a COPY error the event_id and column of the row it names.
 func (st *copyStats) explain(err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
@@ -218,10 +218,15 @@ func (st *copyStats) explain(err error) error {
 		return err
 	}
 	line, _ := strconv.Atoi(m[1])
+	where := fmt.Sprintf("row %d", line)
 	for id, w := range st.winners {
 		if int(w.seq) == line-1 {
-			return fmt.Errorf("event_id %s (%s): %w", uuid.UUID(id), pgErr.Where, err)
+			where = fmt.Sprintf("event_id %s (row %d)", uuid.UUID(id), line)
+			break
 		}
 	}
-	return fmt.Errorf("%s: %w", pgErr.Where, err)
+	if m[2] != "" {
+		where += ", column " + m[2]
+	}
+	return fmt.Errorf("%s: %w", where, err)
 }

@@ -227,6 +227,7 @@ func TestLoadLiveBadRow(t *testing.T) {
 				Topic:   "events",
 				Offsets: map[int32]int64{0: 1000},
 			})
+			t.Logf("error: %v", err)
 			if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v; want a permanent error naming %s", err, tc.want)
 			}
