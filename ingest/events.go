@@ -400,4 +400,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-

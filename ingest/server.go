@@ -158,7 +158,7 @@ func newWriter(cfg Config, maxRecordBytes int64, log *slog.Logger) *kafka.Writer
 		MaxAttempts:     3,
 		WriteBackoffMin: 50 * time.Millisecond,
 		WriteBackoffMax: 500 * time.Millisecond,
-		BatchSize:       100,
+		BatchSize:       250,
 		BatchBytes:      maxRecordBytes,
 		BatchTimeout:    time.Millisecond,
 		ReadTimeout:     cfg.ProduceTimeout,

@@ -289,3 +289,20 @@ func TestParseAPIKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestRunReportsABusyAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s, err := ingest.New(ingest.Config{Addr: ln.Addr().String(), Brokers: []string{"127.0.0.1:9"}, APIKeys: map[string]string{"a": "b"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Errorf("Run on a busy address: %v", err)
+	}
+}

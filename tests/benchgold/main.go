@@ -1,0 +1,295 @@
+// Command benchgold measures the gold load: warehouse.(*Store).LoadLive of N
+// generated events (default 1,000,000) against `psql \copy` of the same rows
+// from a CSV file, in the same run, on the same server. It creates a scratch
+// database (random name) and drops it at the end.
+//
+//	go run ./tests/benchgold [-rows 1000000] [-rounds 1] [-replace]
+//
+// The server is DATABASE_URL's, else postgres@127.0.0.1:5432. psql must be on
+// PATH.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	mrand "math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/acme/pipeline/event"
+	"github.com/acme/pipeline/warehouse"
+	"github.com/jackc/pgx/v5"
+)
+
+func main() {
+	if err := run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context) error {
+	n := flag.Int("rows", 1_000_000, "events to load")
+	rounds := flag.Int("rounds", 1, "measurements of each method; medians are reported")
+	replace := flag.Bool("replace", true, "also time ReplaceDays of the same rows (one day, replacing the loaded rows)")
+	flag.Parse()
+
+	server := os.Getenv("DATABASE_URL")
+	if server == "" {
+		server = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	u, err := url.Parse(server)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := "bench_gold_" + hex.EncodeToString(b)
+	u.Path = "/" + name
+	dbURL := u.String()
+	if err := warehouse.EnsureDatabase(ctx, dbURL); err != nil {
+		return err
+	}
+	defer dropDatabase(server, name)
+
+	store, err := warehouse.Open(ctx, warehouse.Config{URL: dbURL})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		return err
+	}
+	db := store.Pool()
+	_, err = db.Exec(ctx, `CREATE SCHEMA bench;
+CREATE TABLE bench.wide (
+  event_id uuid, event_type text, occurred_at timestamptz, received_at timestamptz, source text, user_id text,
+  properties jsonb, amount numeric(18,6), currency text, actor text, action text, outcome text,
+  kafka_partition integer, kafka_offset bigint);
+CREATE TABLE bench.wide_indexed (LIKE bench.wide, PRIMARY KEY (event_id));
+CREATE INDEX ON bench.wide_indexed (occurred_at);`)
+	if err != nil {
+		return err
+	}
+
+	day := warehouse.Day{Year: 2026, Month: 11, Day: 24}
+	t0 := time.Now()
+	rows := generate(*n, day)
+	dir, err := os.MkdirTemp("", "benchgold")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	csvPath := filepath.Join(dir, "events.csv")
+	if err := writeCSV(csvPath, rows); err != nil {
+		return err
+	}
+	fi, _ := os.Stat(csvPath)
+	var payments, audits int
+	for i := range rows {
+		switch {
+		case rows[i].Type[:min(8, len(rows[i].Type))] == "payment.":
+			payments++
+		case rows[i].Type[:min(6, len(rows[i].Type))] == "audit.":
+			audits++
+		}
+	}
+	fmt.Printf("rows %d (payments %d, audit %d), CSV %.0f MiB, generated in %.1fs; database %s\n",
+		len(rows), payments, audits, float64(fi.Size())/(1<<20), time.Since(t0).Seconds(), name)
+
+	prepare := func(sql string) error {
+		if _, err := db.Exec(ctx, sql); err != nil {
+			return err
+		}
+		_, err := db.Exec(ctx, "CHECKPOINT")
+		return err
+	}
+	psqlCopy := func(table string) func() error {
+		return func() error {
+			cmd := exec.CommandContext(ctx, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbURL,
+				"-c", fmt.Sprintf(`\copy %s FROM '%s' WITH (FORMAT csv)`, table, csvPath))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("psql: %v: %s", err, out)
+			}
+			return nil
+		}
+	}
+	type method struct {
+		name  string
+		reset string
+		run   func() error
+		secs  []float64
+	}
+	methods := []*method{
+		{name: `psql \copy -> wide table, no index`, reset: "TRUNCATE bench.wide", run: psqlCopy("bench.wide")},
+		{name: `psql \copy -> wide table, PK + occurred_at index`, reset: "TRUNCATE bench.wide_indexed", run: psqlCopy("bench.wide_indexed")},
+		{name: "LoadLive (stage + events, payments, audit_log)",
+			reset: "TRUNCATE gold.events, gold.payments, gold.audit_log, pipeline.loads, pipeline.stream_offsets",
+			run: func() error {
+				res, err := store.LoadLive(ctx, warehouse.LoadInput{Rows: rows, Sources: []string{"bench"},
+					Topic: "events", Offsets: map[int32]int64{0: int64(len(rows))}})
+				if err == nil && (res.Inserted != int64(len(rows)) || res.Payments != int64(payments) || res.Audit != int64(audits)) {
+					err = fmt.Errorf("LoadLive: %+v", res)
+				}
+				return err
+			}},
+	}
+	if *replace {
+		methods = append(methods, &method{name: "ReplaceDays (day already loaded: delete + load)", run: func() error {
+			res, err := store.ReplaceDays(ctx, warehouse.ReplaceInput{From: day, To: day, Rows: warehouse.SliceRows(rows)})
+			if err == nil && (res.Inserted != int64(len(rows)) || res.Deleted != int64(len(rows))) {
+				err = fmt.Errorf("ReplaceDays: %+v", res)
+			}
+			return err
+		}})
+	}
+	for r := 0; r < *rounds; r++ {
+		for _, m := range methods {
+			if m.reset != "" {
+				if err := prepare(m.reset); err != nil {
+					return err
+				}
+			} else if err := prepare("SELECT 1"); err != nil {
+				return err
+			}
+			t := time.Now()
+			if err := m.run(); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			m.secs = append(m.secs, time.Since(t).Seconds())
+		}
+	}
+
+	median := func(v []float64) float64 {
+		v = slices.Sorted(slices.Values(v))
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	rate := func(m *method) float64 { return float64(len(rows)) / median(m.secs) }
+	fmt.Printf("%-52s %9s %12s\n", "method", "seconds", "rows/s")
+	for _, m := range methods {
+		fmt.Printf("%-52s %9.2f %12.0f\n", m.name, median(m.secs), rate(m))
+	}
+	live := rate(methods[2])
+	fmt.Printf("ratio LoadLive / \\copy (no index):        %.2f\n", live/rate(methods[0]))
+	fmt.Printf("ratio LoadLive / \\copy (PK + index):      %.2f   (target >= 0.8)\n", live/rate(methods[1]))
+	return nil
+}
+
+func dropDatabase(server, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		log.Printf("drop database %s: %v", name, err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		log.Printf("drop database %s: %v", name, err)
+	}
+}
+
+// generate returns n realistic events of one day: 70% product events, 20%
+// payments in several currencies (a tenth of them refunds), 10% audit events;
+// UUIDv7 ids in arrival order, as the event API assigns them.
+func generate(n int, day warehouse.Day) []event.Row {
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	start := day.Start(nil).UnixMicro()
+	step := int64(86_400_000_000) / int64(n)
+	currencies := []string{"EUR", "USD", "GBP", "JPY", "BRL", "CHF", "INR", "SEK"}
+	productTypes := []string{"page_view", "page_view", "page_view", "click", "signup", "search"}
+	sources := []string{"web", "ios", "android"}
+	rows := make([]event.Row, n)
+	for i := range rows {
+		recv := start + int64(i)*step + rng.Int64N(step)
+		occ := recv - rng.Int64N(5_000_000)
+		if occ < start {
+			occ = start
+		}
+		r := &rows[i]
+		binary.BigEndian.PutUint64(r.EventID[:8], uint64(recv/1000)<<16|rng.Uint64()&0x0fff|0x7000)
+		binary.BigEndian.PutUint64(r.EventID[8:], rng.Uint64()&0x3fffffffffffffff|0x8000000000000000)
+		r.OccurredAt, r.ReceivedAt = occ, recv
+		r.UserID = "u-" + strconv.Itoa(rng.IntN(50_000))
+		r.Partition, r.Offset = int32(i%6), int64(i/6)
+		switch k := rng.IntN(10); {
+		case k < 7:
+			r.Type = productTypes[rng.IntN(len(productTypes))]
+			r.Source = sources[rng.IntN(len(sources))]
+			r.Properties = props("path", "/p/"+strconv.Itoa(rng.IntN(5000)), "referrer", "https://www.example.com/search?q=pricing",
+				"ua", "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0")
+		case k < 9:
+			r.Type = "payment.succeeded"
+			if rng.IntN(10) == 0 {
+				r.Type = "payment.refunded"
+			}
+			r.Source = "billing"
+			r.AmountMicros = rng.Int64N(100_000) * 10_000 // up to 999.99
+			r.Currency = currencies[rng.IntN(len(currencies))]
+			r.Properties = props("amount", event.FormatMicros(r.AmountMicros), "currency", r.Currency, "order_id", "o-"+strconv.Itoa(i))
+		default:
+			r.Type = "audit.login"
+			r.Source = "admin"
+			r.Actor, r.Action, r.Outcome = "admin-"+strconv.Itoa(rng.IntN(50)), "login", "success"
+			if rng.IntN(20) == 0 {
+				r.Outcome = "failure"
+			}
+			r.Properties = props("actor", r.Actor, "action", r.Action, "outcome", r.Outcome, "ip", "10.0.0."+strconv.Itoa(rng.IntN(255)))
+		}
+	}
+	return rows
+}
+
+func props(kv ...string) string {
+	m := map[string]string{}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// writeCSV writes rows in the column order of bench.wide; empty fields are NULL.
+func writeCSV(path string, rows []event.Row) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	ts := func(us int64) string { return time.UnixMicro(us).UTC().Format("2006-01-02 15:04:05.999999Z07:00") }
+	rec := make([]string, 14)
+	for i := range rows {
+		r := &rows[i]
+		amount := ""
+		if r.Currency != "" {
+			amount = event.FormatMicros(r.AmountMicros)
+		}
+		rec[0] = fmt.Sprintf("%x-%x-%x-%x-%x", r.EventID[0:4], r.EventID[4:6], r.EventID[6:8], r.EventID[8:10], r.EventID[10:])
+		rec[1], rec[2], rec[3], rec[4], rec[5] = r.Type, ts(r.OccurredAt), ts(r.ReceivedAt), r.Source, r.UserID
+		rec[6], rec[7], rec[8], rec[9], rec[10], rec[11] = r.Properties, amount, r.Currency, r.Actor, r.Action, r.Outcome
+		rec[12], rec[13] = strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)
+		if err := w.Write(rec); err != nil {
+			return err
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	return f.Close()
+}
