@@ -109,12 +109,17 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if o.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(o.retryAfter))
 	}
-	body, err := json.Marshal(o.body)
-	if err != nil { // cannot happen with these types
-		body = []byte(`{"error":"internal error"}`)
+	// Not HTML-escaped: messages quote what the client sent, and stay
+	// readable in a terminal (the body is never served as HTML).
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(o.body); err != nil { // cannot happen with these types
+		body.Reset()
+		body.WriteString(`{"error":"internal error"}` + "\n")
 	}
 	w.WriteHeader(o.status)
-	w.Write(append(body, '\n'))
+	w.Write(body.Bytes())
 }
 
 // ingest does the work of POST /v1/events and says what to answer.
