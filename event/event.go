@@ -88,7 +88,7 @@ func (e Event) Key() []byte {
 func (e Event) Marshal() ([]byte, error) {
 	props := e.Properties
 	if len(props) > 0 {
-		if !json.Valid(props) {
+		if !validJSON(props) {
 			return nil, fmt.Errorf("event %s: properties are not valid JSON", e.EventID)
 		}
 		if bytes.ContainsAny(props, " \t\r\n") {
@@ -226,7 +226,7 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 		return ev, errs
 	}
 	var fields map[string]json.RawMessage
-	if len(raw) > 0 && raw[0] == '{' && json.Valid(raw) {
+	if len(raw) > 0 && raw[0] == '{' && validJSON(raw) {
 		fields = splitObject(raw) // values alias raw: copy what is kept
 	} else if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		if len(raw) > 0 && raw[0] != '{' {
@@ -501,6 +501,193 @@ func checkEscapes(raw []byte) string {
 		i += 5
 	}
 	return ""
+}
+
+// validJSON is json.Valid, several times faster: it runs on every event on
+// the API's hot path. Like json.Valid it accepts any byte of 0x20 and above
+// in strings (Decode checks UTF-8 itself) and nesting up to 10,000 deep.
+func validJSON(b []byte) bool {
+	p := jsonValidator{b: b}
+	p.space()
+	if !p.value(0) {
+		return false
+	}
+	p.space()
+	return p.i == len(b)
+}
+
+type jsonValidator struct {
+	b []byte
+	i int
+}
+
+func (p *jsonValidator) space() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *jsonValidator) value(depth int) bool {
+	if p.i >= len(p.b) {
+		return false
+	}
+	switch c := p.b[p.i]; {
+	case c == '{':
+		if depth >= 10000 {
+			return false
+		}
+		p.i++
+		p.space()
+		if p.i < len(p.b) && p.b[p.i] == '}' {
+			p.i++
+			return true
+		}
+		for {
+			if p.i >= len(p.b) || p.b[p.i] != '"' || !p.str() {
+				return false
+			}
+			p.space()
+			if p.i >= len(p.b) || p.b[p.i] != ':' {
+				return false
+			}
+			p.i++
+			p.space()
+			if !p.value(depth + 1) {
+				return false
+			}
+			p.space()
+			if p.i >= len(p.b) {
+				return false
+			}
+			switch p.b[p.i] {
+			case ',':
+				p.i++
+				p.space()
+			case '}':
+				p.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '[':
+		if depth >= 10000 {
+			return false
+		}
+		p.i++
+		p.space()
+		if p.i < len(p.b) && p.b[p.i] == ']' {
+			p.i++
+			return true
+		}
+		for {
+			if !p.value(depth + 1) {
+				return false
+			}
+			p.space()
+			if p.i >= len(p.b) {
+				return false
+			}
+			switch p.b[p.i] {
+			case ',':
+				p.i++
+				p.space()
+			case ']':
+				p.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '"':
+		return p.str()
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	default:
+		for _, lit := range [...]string{"true", "false", "null"} {
+			if bytes.HasPrefix(p.b[p.i:], []byte(lit)) {
+				p.i += len(lit)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// str consumes a string; p.b[p.i] is its opening quote.
+func (p *jsonValidator) str() bool {
+	b := p.b
+	for i := p.i + 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			p.i = i + 1
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return false
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				i += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+func (p *jsonValidator) number() bool {
+	b, i := p.b, p.i
+	digits := func() bool {
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if b[i] == '-' {
+		i++
+	}
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if !digits() {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	p.i = i
+	return true
 }
 
 // validType reports whether t matches typeRe, without the regexp engine

@@ -302,3 +302,26 @@ func TestCurrency(t *testing.T) {
 		}
 	}
 }
+
+var benchEvent = []byte(`{"type":"page_view","occurred_at":"2026-11-24T14:05:09.123Z","source":"web","user_id":"user-12-34",` +
+	`"properties":{"path":"/products/123","referrer":"https://www.example.com/search?q=item+123","screen":"1920x1080","session":"s-1-12"}}`)
+
+func BenchmarkDecode(b *testing.B) {
+	b.SetBytes(int64(len(benchEvent)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, errs := event.Decode(benchEvent, event.Options{Now: now, AssignID: true}); errs != nil {
+			b.Fatal(errs)
+		}
+	}
+}
+
+func BenchmarkMarshal(b *testing.B) {
+	ev, _ := event.Decode(benchEvent, event.Options{Now: now, AssignID: true})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ev.Marshal(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

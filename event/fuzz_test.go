@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,6 +155,20 @@ func FuzzValidType(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if got, want := validType(s), typeRe.MatchString(s); got != want {
 			t.Fatalf("validType(%q) = %v, typeRe says %v", s, got, want)
+		}
+	})
+}
+
+// FuzzValidJSON: validJSON is json.Valid.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range append(fuzzSeeds, `-0.5e+10`, `01`, `1.`, `.5`, `-`, `"\u12"`, `"\x"`, "\"\x01\"", `[1,]`, `{"a":1,}`, `{"a" 1}`,
+		` [ true , false , null ] `, `tru`, `nul`, `"\/\b\f\n\r\t\u00e9"`, "\"\xff\"", `{"a":{"b":[[]]}}`, strings.Repeat("[", 10000)+strings.Repeat("]", 10000),
+		strings.Repeat("[", 10001)+strings.Repeat("]", 10001)) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", b, got, want)
 		}
 	})
 }
