@@ -10,18 +10,22 @@ import (
 	"math"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/acme/pipeline/event"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// The staging table: one per load transaction, dropped at commit. Temporary
-// tables skip the write-ahead log, and COPY into one with no index is as cheap
-// as PostgreSQL ingestion gets. Amounts travel as int8 micro-units and become
-// numeric(18,6) in SQL (amount_micros * 0.000001, exact), so no client-side
-// decimal encoding is needed.
-const createStageSQL = `CREATE TEMP TABLE gold_stage (
+// The staging tables: temporary, created by the first load on a connection
+// and emptied at every commit (ON COMMIT DELETE ROWS), so that a load pays no
+// catalog work. Temporary tables skip the write-ahead log, and COPY into one
+// without an index is as cheap as PostgreSQL ingestion gets. gold_stage holds
+// every row; gold_stage_payments and gold_stage_audit only the payment and
+// audit rows, so that their moves into gold do not scan every event again.
+// Amounts travel as int8 micro-units and become numeric(18,6) in SQL
+// (amount_micros * 0.000001, exact): no client-side decimal encoding.
+const createStageSQL = `CREATE TEMP TABLE IF NOT EXISTS gold_stage (
   seq             int4,
   event_id        uuid,
   event_type      text,
@@ -30,19 +34,39 @@ const createStageSQL = `CREATE TEMP TABLE gold_stage (
   source          text,
   user_id         text,
   properties      jsonb,
-  amount_micros   int8,
-  currency        text,
-  actor           text,
-  action          text,
-  outcome         text,
   kafka_partition int4,
   kafka_offset    int8
-) ON COMMIT DROP`
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS gold_stage_payments (
+  event_id      uuid,
+  event_type    text,
+  occurred_at   timestamptz,
+  received_at   timestamptz,
+  source        text,
+  user_id       text,
+  amount_micros int8,
+  currency      text
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS gold_stage_audit (
+  event_id    uuid,
+  occurred_at timestamptz,
+  event_type  text,
+  actor       text,
+  action      text,
+  outcome     text,
+  user_id     text,
+  source      text,
+  properties  jsonb,
+  received_at timestamptz
+) ON COMMIT DELETE ROWS`
 
 const (
 	copyStageSQL = `COPY gold_stage (seq, event_id, event_type, occurred_at, received_at, source, user_id,
-  properties, amount_micros, currency, actor, action, outcome, kafka_partition, kafka_offset) FROM STDIN (FORMAT binary)`
-	stageColumns = 15
+  properties, kafka_partition, kafka_offset) FROM STDIN (FORMAT binary)`
+	copyStagePaymentsSQL = `COPY gold_stage_payments (event_id, event_type, occurred_at, received_at, source, user_id,
+  amount_micros, currency) FROM STDIN (FORMAT binary)`
+	copyStageAuditSQL = `COPY gold_stage_audit (event_id, occurred_at, event_type, actor, action, outcome, user_id,
+  source, properties, received_at) FROM STDIN (FORMAT binary)`
 
 	// pgEpochMicros is 2000-01-01T00:00:00Z in µs since the Unix epoch:
 	// PostgreSQL's binary timestamps count from there.
@@ -56,39 +80,71 @@ const (
 // copyHeader starts every binary COPY stream: signature, flags, extension length.
 var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 
-// appendStageRow appends r as one tuple of the binary COPY format for
-// gold_stage. No allocation, no reflection: fields are written as PostgreSQL's
-// binary representations (uuid: 16 bytes; timestamptz: int8 µs since 2000;
-// jsonb: version byte 1 then the text).
+// The row encoders append one tuple of PostgreSQL's binary COPY format for
+// their staging table. No allocation, no reflection: fields are written in
+// their binary representations (uuid: 16 bytes; timestamptz: int8 µs since
+// 2000; jsonb: version byte 1, then the text; NULL: length -1).
+
 func appendStageRow(b []byte, seq int32, r *event.Row) []byte {
-	b = binary.BigEndian.AppendUint16(b, stageColumns)
+	b = binary.BigEndian.AppendUint16(b, 10)
 	b = appendInt4(b, seq)
-	b = append(b, 0, 0, 0, 16)
-	b = append(b, r.EventID[:]...)
+	b = appendUUID(b, &r.EventID)
 	b = appendText(b, r.Type)
 	b = appendTimestamptz(b, r.OccurredAt)
-	if r.ReceivedAt <= 0 {
-		b = append(b, 0xff, 0xff, 0xff, 0xff) // NULL: unknown
-	} else {
-		b = appendTimestamptz(b, r.ReceivedAt)
-	}
+	b = appendReceivedAt(b, r.ReceivedAt)
 	b = appendText(b, r.Source)
 	b = appendText(b, r.UserID)
-	props := r.Properties
-	if props == "" {
-		props = "{}"
-	}
-	b = binary.BigEndian.AppendUint32(b, uint32(len(props)+1))
-	b = append(b, 1)
-	b = append(b, props...)
+	b = appendJSONB(b, r.Properties)
+	b = appendInt4(b, r.Partition)
+	return appendInt8(b, r.Offset)
+}
+
+func appendStagePayment(b []byte, r *event.Row) []byte {
+	b = binary.BigEndian.AppendUint16(b, 8)
+	b = appendUUID(b, &r.EventID)
+	b = appendText(b, r.Type)
+	b = appendTimestamptz(b, r.OccurredAt)
+	b = appendReceivedAt(b, r.ReceivedAt)
+	b = appendText(b, r.Source)
+	b = appendText(b, r.UserID)
 	b = appendInt8(b, r.AmountMicros)
-	b = appendText(b, r.Currency)
+	return appendText(b, r.Currency)
+}
+
+func appendStageAudit(b []byte, r *event.Row) []byte {
+	b = binary.BigEndian.AppendUint16(b, 10)
+	b = appendUUID(b, &r.EventID)
+	b = appendTimestamptz(b, r.OccurredAt)
+	b = appendText(b, r.Type)
 	b = appendText(b, r.Actor)
 	b = appendText(b, r.Action)
 	b = appendText(b, r.Outcome)
-	b = appendInt4(b, r.Partition)
-	b = appendInt8(b, r.Offset)
-	return b
+	b = appendText(b, r.UserID)
+	b = appendText(b, r.Source)
+	b = appendJSONB(b, r.Properties)
+	return appendReceivedAt(b, r.ReceivedAt)
+}
+
+func appendUUID(b []byte, id *[16]byte) []byte {
+	b = append(b, 0, 0, 0, 16)
+	return append(b, id[:]...)
+}
+
+// appendReceivedAt writes NULL (unknown) for a missing receive time.
+func appendReceivedAt(b []byte, unixMicros int64) []byte {
+	if unixMicros <= 0 {
+		return append(b, 0xff, 0xff, 0xff, 0xff)
+	}
+	return appendTimestamptz(b, unixMicros)
+}
+
+func appendJSONB(b []byte, s string) []byte {
+	if s == "" {
+		s = "{}"
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)+1))
+	b = append(b, 1)
+	return append(b, s...)
 }
 
 func appendInt4(b []byte, v int32) []byte {
@@ -139,25 +195,22 @@ type copyStats struct {
 	winners    map[[16]byte]winner
 }
 
-// copyStage streams rows into gold_stage (which must exist) over conn, in
-// PostgreSQL's binary COPY format, encoding in a goroutine while the server
-// ingests. Rows that keep refuses are skipped. It tracks, per event_id, which
-// copied row wins, and returns the others as Losers.
+// copyStage streams rows into the staging tables (which must exist) over
+// conn: every row kept into gold_stage, and the payment and audit rows among
+// them, minus those that lost to another row with the same event_id, into
+// gold_stage_payments and gold_stage_audit. The losers' seq come back in
+// Losers, to be deleted from gold_stage.
 func copyStage(ctx context.Context, conn *pgconn.PgConn, rows iter.Seq2[event.Row, error], keep func(*event.Row) bool) (*copyStats, error) {
-	pr, pw := io.Pipe()
 	st := &copyStats{winners: make(map[[16]byte]winner)}
+	var payments, audits []stagedRow
 	var srcErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 0, 2*flushAt)
-		buf = append(buf, copyHeader...)
+	err := copyFrom(ctx, conn, copyStageSQL, func(emit func([]byte) ([]byte, error)) error {
+		var buf []byte
 		var seq int32
 		for r, err := range rows {
 			if err != nil {
 				srcErr = err
-				pw.CloseWithError(err)
-				return
+				return err
 			}
 			st.Seen++
 			if keep != nil && !keep(&r) {
@@ -166,8 +219,7 @@ func copyStage(ctx context.Context, conn *pgconn.PgConn, rows iter.Seq2[event.Ro
 			}
 			if seq == math.MaxInt32 {
 				srcErr = &InputError{Field: "Rows", Msg: "more than 2^31-1 rows in one load"}
-				pw.CloseWithError(srcErr)
-				return
+				return srcErr
 			}
 			w := winner{seq: seq, partition: r.Partition, receivedAt: r.ReceivedAt, offset: r.Offset}
 			if prev, dup := st.winners[r.EventID]; !dup {
@@ -178,31 +230,98 @@ func copyStage(ctx context.Context, conn *pgconn.PgConn, rows iter.Seq2[event.Ro
 			} else {
 				st.Losers = append(st.Losers, seq)
 			}
+			switch {
+			case strings.HasPrefix(r.Type, "payment."):
+				payments = append(payments, stagedRow{seq, r})
+			case strings.HasPrefix(r.Type, "audit."):
+				audits = append(audits, stagedRow{seq, r})
+			}
 			buf = appendStageRow(buf, seq, &r)
 			seq++
 			if len(buf) >= flushAt {
-				if _, err := pw.Write(buf); err != nil {
-					return // the COPY ended early; its error tells why
+				if buf, err = emit(buf); err != nil {
+					return err
 				}
-				buf = buf[:0]
 			}
 		}
 		st.Sent = int64(seq)
-		buf = append(buf, 0xff, 0xff) // end of data
-		if _, err := pw.Write(buf); err == nil {
-			pw.Close()
-		}
-	}()
-	_, err := conn.CopyFrom(ctx, pr, copyStageSQL)
-	pr.Close()
-	<-done
+		_, err := emit(buf)
+		return err
+	})
 	if srcErr != nil {
 		return st, fmt.Errorf("read rows: %w", srcErr)
 	}
 	if err != nil {
 		return st, fmt.Errorf("copy rows to staging: %w", st.explain(err))
 	}
+	for _, sub := range []struct {
+		sql    string
+		rows   []stagedRow
+		encode func([]byte, *event.Row) []byte
+	}{
+		{copyStagePaymentsSQL, payments, appendStagePayment},
+		{copyStageAuditSQL, audits, appendStageAudit},
+	} {
+		if len(sub.rows) == 0 {
+			continue
+		}
+		err := copyFrom(ctx, conn, sub.sql, func(emit func([]byte) ([]byte, error)) error {
+			var buf []byte
+			var err error
+			for i := range sub.rows {
+				r := &sub.rows[i]
+				if st.winners[r.row.EventID].seq != r.seq {
+					continue // lost to another row with the same event_id
+				}
+				buf = sub.encode(buf, &r.row)
+				if len(buf) >= flushAt {
+					if buf, err = emit(buf); err != nil {
+						return err
+					}
+				}
+			}
+			_, err = emit(buf)
+			return err
+		})
+		if err != nil {
+			return st, fmt.Errorf("copy rows to staging: %w", err)
+		}
+	}
 	return st, nil
+}
+
+// stagedRow is a payment or audit row kept for its own staging table.
+type stagedRow struct {
+	seq int32
+	row event.Row
+}
+
+// copyFrom runs one COPY ... FROM STDIN (FORMAT binary) on conn. produce
+// encodes the tuples and hands them to emit in chunks, in its own goroutine,
+// so that encoding overlaps with sending and with the server's work. emit
+// returns the buffer to reuse. copyFrom writes the header and the trailer.
+func copyFrom(ctx context.Context, conn *pgconn.PgConn, sql string, produce func(emit func([]byte) ([]byte, error)) error) error {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		emit := func(b []byte) ([]byte, error) {
+			_, err := pw.Write(b)
+			return b[:0], err
+		}
+		_, err := pw.Write(copyHeader)
+		if err == nil {
+			err = produce(emit)
+		}
+		if err == nil {
+			_, err = pw.Write([]byte{0xff, 0xff}) // end of data
+		}
+		pw.CloseWithError(err) // nil: EOF
+	}()
+	_, err := conn.CopyFrom(ctx, pr, sql)
+	pr.Close()
+	<-done
+	return err
 }
 
 var copyLine = regexp.MustCompile(`COPY gold_stage, line ([0-9]+)(?:, column ([a-z_]+))?`)

@@ -241,6 +241,7 @@ func (s *Store) stage(ctx context.Context, tx pgx.Tx, rows iter.Seq2[event.Row, 
 		return nil, err
 	}
 	if len(st.Losers) > 0 {
+		// Payment and audit losers never reached their staging tables.
 		if _, err := tx.Exec(ctx, "DELETE FROM gold_stage WHERE seq = ANY($1)", st.Losers); err != nil {
 			return nil, fmt.Errorf("drop repeated event_ids from staging: %w", err)
 		}
@@ -262,16 +263,14 @@ ON CONFLICT (event_id) DO NOTHING`
   amount, currency, is_refund, load_id)
 SELECT event_id, event_type, occurred_at, received_at, NULLIF(source, ''), NULLIF(user_id, ''),
   amount_micros * 0.000001, currency, event_type = 'payment.refunded', $1
-FROM gold_stage
-WHERE starts_with(event_type, 'payment.')
+FROM gold_stage_payments
 ON CONFLICT (event_id) DO NOTHING`
 
 	moveAuditSQL = `INSERT INTO gold.audit_log (event_id, occurred_at, event_type, actor, action, outcome, user_id,
   source, properties, received_at, load_id)
 SELECT event_id, occurred_at, event_type, actor, action, COALESCE(NULLIF(outcome, ''), 'success'), NULLIF(user_id, ''),
   NULLIF(source, ''), properties, received_at, $1
-FROM gold_stage
-WHERE starts_with(event_type, 'audit.')
+FROM gold_stage_audit
 ON CONFLICT (event_id) DO NOTHING`
 )
 

@@ -239,6 +239,50 @@ func TestLoadLiveBadRow(t *testing.T) {
 	}
 }
 
+// TestLoadAfterFailure: the staging tables outlive a transaction on their
+// connection; a failed load must leave nothing in them for the next one.
+func TestLoadAfterFailure(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	one, err := Open(ctx, Config{URL: testURL, MaxConns: 1}) // every call on the same connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	good := []event.Row{ev(80, "page_view", "2026-11-24T10:00:00Z", "u1", ""), pay(81, "payment.succeeded", "2026-11-24T10:00:00Z", "u1", "1", "EUR"),
+		audit(82, "audit.login", "2026-11-24T10:00:00Z", "bob", "login", "")}
+	bad := ev(83, "page_view", "2026-11-24T10:00:00Z", "u1", `{"broken"`)
+	if _, err := one.LoadLive(ctx, LoadInput{Rows: append(slices.Clone(good), bad)}); err == nil {
+		t.Fatal("bad load succeeded")
+	}
+	failing := func(yield func(event.Row, error) bool) {
+		for _, r := range good {
+			yield(r, nil)
+		}
+		yield(event.Row{}, errors.New("read silver: timeout"))
+	}
+	if _, err := one.ReplaceDays(ctx, ReplaceInput{From: day("2026-11-24"), To: day("2026-11-24"), Rows: failing}); err == nil {
+		t.Fatal("failing replacement succeeded")
+	}
+	res, err := one.LoadLive(ctx, LoadInput{Rows: good[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != 1 || res.Payments != 0 || res.Audit != 0 {
+		t.Fatalf("load after failures: %+v, want exactly the one row", res)
+	}
+	res, err = one.LoadLive(ctx, LoadInput{Rows: good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != 2 || res.Duplicates != 1 || res.Payments != 1 || res.Audit != 1 {
+		t.Fatalf("second load: %+v", res)
+	}
+	if n := count(t, "SELECT (SELECT count(*) FROM gold.events) + (SELECT count(*) FROM gold.payments) + (SELECT count(*) FROM gold.audit_log)"); n != 5 {
+		t.Fatalf("%d fact rows, want 5", n)
+	}
+}
+
 func day(s string) Day {
 	d, err := ParseDay(s)
 	if err != nil {

@@ -43,6 +43,7 @@ func run(ctx context.Context) error {
 	n := flag.Int("rows", 1_000_000, "events to load")
 	rounds := flag.Int("rounds", 1, "measurements of each method; medians are reported")
 	replace := flag.Bool("replace", true, "also time ReplaceDays of the same rows (one day, replacing the loaded rows)")
+	batch := flag.Int("batch", 5000, "also time LoadLive in batches of this many rows, as the stream loads (0: skip)")
 	flag.Parse()
 
 	server := os.Getenv("DATABASE_URL")
@@ -91,11 +92,18 @@ CREATE INDEX ON bench.wide_indexed (occurred_at);`)
 		return err
 	}
 	defer os.RemoveAll(dir)
-	csvPath := filepath.Join(dir, "events.csv")
+	csvPath := filepath.Join(dir, "wide.csv")
 	if err := writeCSV(csvPath, rows); err != nil {
 		return err
 	}
-	fi, _ := os.Stat(csvPath)
+	goldCSV := map[string]string{}
+	for _, table := range []string{"events", "payments", "audit_log"} {
+		goldCSV[table] = filepath.Join(dir, table+".csv")
+		if err := writeGoldCSV(goldCSV[table], table, rows); err != nil {
+			return err
+		}
+	}
+	fi, _ := os.Stat(goldCSV["events"])
 	var payments, audits int
 	for i := range rows {
 		switch {
@@ -115,10 +123,14 @@ CREATE INDEX ON bench.wide_indexed (occurred_at);`)
 		_, err := db.Exec(ctx, "CHECKPOINT")
 		return err
 	}
-	psqlCopy := func(table string) func() error {
+	// psqlCopy runs \copy of each file into its table, in one transaction.
+	psqlCopy := func(tableFile ...string) func() error {
+		args := []string{"-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", dbURL}
+		for i := 0; i < len(tableFile); i += 2 {
+			args = append(args, "-c", fmt.Sprintf(`\copy %s FROM '%s' WITH (FORMAT csv)`, tableFile[i], tableFile[i+1]))
+		}
 		return func() error {
-			cmd := exec.CommandContext(ctx, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbURL,
-				"-c", fmt.Sprintf(`\copy %s FROM '%s' WITH (FORMAT csv)`, table, csvPath))
+			cmd := exec.CommandContext(ctx, "psql", args...)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("psql: %v: %s", err, out)
@@ -132,11 +144,17 @@ CREATE INDEX ON bench.wide_indexed (occurred_at);`)
 		run   func() error
 		secs  []float64
 	}
+	const resetGold = "TRUNCATE gold.events, gold.payments, gold.audit_log, pipeline.loads, pipeline.stream_offsets"
 	methods := []*method{
-		{name: `psql \copy -> wide table, no index`, reset: "TRUNCATE bench.wide", run: psqlCopy("bench.wide")},
-		{name: `psql \copy -> wide table, PK + occurred_at index`, reset: "TRUNCATE bench.wide_indexed", run: psqlCopy("bench.wide_indexed")},
-		{name: "LoadLive (stage + events, payments, audit_log)",
-			reset: "TRUNCATE gold.events, gold.payments, gold.audit_log, pipeline.loads, pipeline.stream_offsets",
+		{name: `psql \copy -> gold.events, payments, audit_log`, reset: resetGold,
+			run: psqlCopy(
+				"gold.events (event_id, event_type, occurred_at, received_at, source, user_id, properties, kafka_partition, kafka_offset, load_id)", goldCSV["events"],
+				"gold.payments (event_id, event_type, occurred_at, received_at, source, user_id, amount, currency, is_refund, load_id)", goldCSV["payments"],
+				"gold.audit_log (event_id, occurred_at, event_type, actor, action, outcome, user_id, source, properties, received_at, load_id)", goldCSV["audit_log"])},
+		{name: `psql \copy -> one wide table, no index`, reset: "TRUNCATE bench.wide", run: psqlCopy("bench.wide", csvPath)},
+		{name: `psql \copy -> one wide table, PK + occurred_at idx`, reset: "TRUNCATE bench.wide_indexed", run: psqlCopy("bench.wide_indexed", csvPath)},
+		{name: "LoadLive -> gold.events, payments, audit_log",
+			reset: resetGold,
 			run: func() error {
 				res, err := store.LoadLive(ctx, warehouse.LoadInput{Rows: rows, Sources: []string{"bench"},
 					Topic: "events", Offsets: map[int32]int64{0: int64(len(rows))}})
@@ -145,6 +163,18 @@ CREATE INDEX ON bench.wide_indexed (occurred_at);`)
 				}
 				return err
 			}},
+	}
+	if *batch > 0 {
+		methods = append(methods, &method{name: fmt.Sprintf("LoadLive in batches of %d", *batch), reset: resetGold, run: func() error {
+			for i := 0; i < len(rows); i += *batch {
+				part := rows[i:min(i+*batch, len(rows))]
+				if _, err := store.LoadLive(ctx, warehouse.LoadInput{Rows: part, Sources: []string{"bench"},
+					Topic: "events", Offsets: map[int32]int64{0: int64(i + len(part))}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}})
 	}
 	if *replace {
 		methods = append(methods, &method{name: "ReplaceDays (day already loaded: delete + load)", run: func() error {
@@ -184,9 +214,10 @@ CREATE INDEX ON bench.wide_indexed (occurred_at);`)
 	for _, m := range methods {
 		fmt.Printf("%-52s %9.2f %12.0f\n", m.name, median(m.secs), rate(m))
 	}
-	live := rate(methods[2])
-	fmt.Printf("ratio LoadLive / \\copy (no index):        %.2f\n", live/rate(methods[0]))
-	fmt.Printf("ratio LoadLive / \\copy (PK + index):      %.2f   (target >= 0.8)\n", live/rate(methods[1]))
+	live := rate(methods[3])
+	fmt.Printf("LoadLive / \\copy into the gold tables:      %.2f   (target >= 0.8)\n", live/rate(methods[0]))
+	fmt.Printf("LoadLive / \\copy into one wide table:       %.2f\n", live/rate(methods[1]))
+	fmt.Printf("LoadLive / \\copy into one wide table + idx: %.2f\n", live/rate(methods[2]))
 	return nil
 }
 
@@ -264,6 +295,47 @@ func props(kv ...string) string {
 	return string(b)
 }
 
+// writeGoldCSV writes the rows of one gold table (events, payments or
+// audit_log) in its column order, load_id 0, NULL for empty source and user_id.
+func writeGoldCSV(path, table string, rows []event.Row) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	for i := range rows {
+		r := &rows[i]
+		var rec []string
+		id, occ, recv := uuidText(r.EventID), ts(r.OccurredAt), ts(r.ReceivedAt)
+		part, off := strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)
+		switch {
+		case table == "events":
+			rec = []string{id, r.Type, occ, recv, r.Source, r.UserID, r.Properties, part, off, "0"}
+		case table == "payments" && r.Currency != "":
+			rec = []string{id, r.Type, occ, recv, r.Source, r.UserID, event.FormatMicros(r.AmountMicros), r.Currency,
+				strconv.FormatBool(r.Type == "payment.refunded"), "0"}
+		case table == "audit_log" && r.Actor != "":
+			rec = []string{id, occ, r.Type, r.Actor, r.Action, r.Outcome, r.UserID, r.Source, r.Properties, recv, "0"}
+		default:
+			continue
+		}
+		if err := w.Write(rec); err != nil {
+			return err
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func ts(us int64) string { return time.UnixMicro(us).UTC().Format("2006-01-02 15:04:05.999999Z07:00") }
+
+func uuidText(id [16]byte) string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:])
+}
+
 // writeCSV writes rows in the column order of bench.wide; empty fields are NULL.
 func writeCSV(path string, rows []event.Row) error {
 	f, err := os.Create(path)
@@ -271,7 +343,6 @@ func writeCSV(path string, rows []event.Row) error {
 		return err
 	}
 	w := csv.NewWriter(f)
-	ts := func(us int64) string { return time.UnixMicro(us).UTC().Format("2006-01-02 15:04:05.999999Z07:00") }
 	rec := make([]string, 14)
 	for i := range rows {
 		r := &rows[i]
@@ -279,7 +350,7 @@ func writeCSV(path string, rows []event.Row) error {
 		if r.Currency != "" {
 			amount = event.FormatMicros(r.AmountMicros)
 		}
-		rec[0] = fmt.Sprintf("%x-%x-%x-%x-%x", r.EventID[0:4], r.EventID[4:6], r.EventID[6:8], r.EventID[8:10], r.EventID[10:])
+		rec[0] = uuidText(r.EventID)
 		rec[1], rec[2], rec[3], rec[4], rec[5] = r.Type, ts(r.OccurredAt), ts(r.ReceivedAt), r.Source, r.UserID
 		rec[6], rec[7], rec[8], rec[9], rec[10], rec[11] = r.Properties, amount, r.Currency, r.Actor, r.Action, r.Outcome
 		rec[12], rec[13] = strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)
