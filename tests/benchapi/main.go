@@ -9,7 +9,10 @@
 // API served on 127.0.0.1. After each API scenario the topic's record count
 // is checked against the events answered 202.
 //
-//	go run ./tests/benchapi [-clients 8] [-duration 4s] [-batches 1,100,1000]
+// Baseline and API alternate in short rounds (default 3 per batch size) so
+// that load from other processes on a shared machine falls on both alike.
+//
+//	go run ./tests/benchapi [-clients 8] [-duration 4.5s] [-rounds 3] [-batches 1,100,1000]
 package main
 
 import (
@@ -54,6 +57,15 @@ type result struct {
 	lat      []time.Duration
 }
 
+func (r result) add(o result) result {
+	r.events += o.events
+	r.requests += o.requests
+	r.failed += o.failed
+	r.elapsed += o.elapsed
+	r.lat = append(r.lat, o.lat...)
+	return r
+}
+
 func (r result) rate() float64 { return float64(r.events) / r.elapsed.Seconds() }
 
 func (r result) pct(p float64) time.Duration {
@@ -65,9 +77,11 @@ func (r result) pct(p float64) time.Duration {
 
 func main() {
 	clients := flag.Int("clients", 8, "concurrent clients")
-	duration := flag.Duration("duration", 4*time.Second, "measuring time per scenario (after a 500 ms warm-up)")
+	duration := flag.Duration("duration", 4500*time.Millisecond, "measuring time per batch size and side (after a 500 ms warm-up per round)")
 	batchList := flag.String("batches", "1,100,1000", "batch sizes, comma-separated")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	only := flag.String("only", "", "run only the api or the baseline scenarios (for profiling)")
+	rounds := flag.Int("rounds", 3, "alternate baseline and API this many times per batch size, splitting -duration")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -88,23 +102,36 @@ func main() {
 		batches = append(batches, n)
 	}
 	sample, _ := makeEvent(0, 0).Marshal()
-	fmt.Printf("benchapi: %d clients, %s per scenario, GOMAXPROCS=%d, %s, events of about %d bytes, kfake broker in process\n\n",
-		*clients, *duration, runtime.GOMAXPROCS(0), runtime.Version(), len(sample))
+	fmt.Printf("benchapi: %d clients, %s per batch size and side in %d alternating rounds, GOMAXPROCS=%d, %s, events of about %d bytes, kfake broker in process\n\n",
+		*clients, *duration, *rounds, runtime.GOMAXPROCS(0), runtime.Version(), len(sample))
 
 	type row struct {
 		batch     int
 		base, api result
 	}
 	var rows []row
+	// The machine is shared: baseline and API alternate in short rounds so
+	// that a neighbour's load falls on both alike.
 	for _, b := range batches {
-		base, err := scenario(false, b, *clients, *duration)
-		if err != nil {
-			log.Fatalf("baseline, batch %d: %v", b, err)
+		var base, api result
+		for range *rounds {
+			if *only != "api" {
+				r, err := scenario(false, b, *clients, *duration/time.Duration(*rounds))
+				if err != nil {
+					log.Fatalf("baseline, batch %d: %v", b, err)
+				}
+				base = base.add(r)
+			}
+			if *only != "baseline" {
+				r, err := scenario(true, b, *clients, *duration/time.Duration(*rounds))
+				if err != nil {
+					log.Fatalf("API, batch %d: %v", b, err)
+				}
+				api = api.add(r)
+			}
 		}
-		api, err := scenario(true, b, *clients, *duration)
-		if err != nil {
-			log.Fatalf("API, batch %d: %v", b, err)
-		}
+		slices.Sort(base.lat)
+		slices.Sort(api.lat)
 		rows = append(rows, row{b, base, api})
 	}
 
