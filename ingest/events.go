@@ -92,6 +92,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case o.err != nil && r.Context().Err() != nil:
 		s.log.Debug("request abandoned by its client", "key", keyName, "events", o.events, "error", o.err)
+	case o.err != nil && o.status == http.StatusInternalServerError:
+		span.RecordError(o.err)
+		s.log.Error("events refused: internal error", "key", keyName, "events", o.events, "error", o.err)
 	case o.err != nil:
 		span.RecordError(o.err)
 		s.log.Warn("events refused: Kafka did not take them", "key", keyName, "events", o.events, "error", o.err)
