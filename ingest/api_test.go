@@ -358,3 +358,29 @@ func TestErrorListIsCapped(t *testing.T) {
 		t.Fatalf("body %s", r.raw[:200])
 	}
 }
+
+// TestRecordTooLargeForKafka: an event within MaxEventBytes (1 MiB) whose
+// record, with event_id, received_at and headers added, would pass Kafka's
+// default max.message.bytes is refused with 413, not 503, and nothing is
+// written.
+func TestRecordTooLargeForKafka(t *testing.T) {
+	_, brokers := startBroker(t)
+	_, base := startAPI(t, brokers, nil)
+	pad := 1<<20 - 200
+	body := []byte(ev("big", `"properties":{"blob":"`+strings.Repeat("x", pad)+`"}`))
+	if len(body) > 1<<20 {
+		t.Fatalf("test event is %d bytes, over MaxEventBytes", len(body))
+	}
+	r := post(t, base, body, nil)
+	if r.status != http.StatusRequestEntityTooLarge || len(r.Errors) != 1 || !strings.Contains(r.Errors[0].Message, "on the topic") {
+		t.Fatalf("status %d: %.300s", r.status, r.raw)
+	}
+	if n := topicSize(t, brokers); n != 0 {
+		t.Errorf("%d records written", n)
+	}
+	// A little smaller fits.
+	body = []byte(ev("big", `"properties":{"blob":"`+strings.Repeat("x", pad-600)+`"}`))
+	if r := post(t, base, body, nil); r.status != http.StatusAccepted {
+		t.Fatalf("status %d: %.300s", r.status, r.raw)
+	}
+}
