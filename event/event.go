@@ -102,7 +102,8 @@ func (e Event) Marshal() ([]byte, error) {
 			return nil, fmt.Errorf("event %s: year %d is outside [0,9999]", e.EventID, y)
 		}
 	}
-	b := make([]byte, 0, 160+len(e.Type)+len(e.Source)+len(e.UserID)+len(props))
+	// 256: the names, quotes, id and two timestamps, at their longest.
+	b := make([]byte, 0, 256+len(e.Type)+len(e.Source)+len(e.UserID)+len(props))
 	b = append(b, `{"event_id":`...)
 	b = appendJSONString(b, e.EventID)
 	b = append(b, `,"type":`...)
@@ -225,29 +226,19 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 		add("", "event is not valid UTF-8")
 		return ev, errs
 	}
-	var fields map[string]json.RawMessage
-	if len(raw) > 0 && raw[0] == '{' && validJSON(raw) {
-		fields = splitObject(raw) // values alias raw: copy what is kept
-	} else if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		if len(raw) > 0 && raw[0] != '{' {
+	if len(raw) == 0 || raw[0] != '{' || !validJSON(raw) {
+		var v any
+		err := json.Unmarshal(raw, &v)
+		if err == nil || (len(raw) > 0 && raw[0] != '{') {
 			add("", "event must be a JSON object")
 		} else {
 			add("", "malformed JSON: %s", describeJSONError(raw, err))
 		}
 		return ev, errs
 	}
+	fields := splitObject(raw) // values alias raw: copy what is kept
 	unknown := 0
-	names := []string(nil)
-	for name := range fields {
-		if !knownField[name] {
-			names = sortedKeys(fields) // report unknown fields in a stable order
-			break
-		}
-	}
-	for _, name := range names {
-		if knownField[name] {
-			continue
-		}
+	for _, name := range fields.unknown() {
 		if unknown++; unknown <= maxUnknownFieldErrors {
 			add(truncate(name, 60), "unknown field (allowed: event_id, type, occurred_at, source, user_id, properties)")
 		}
@@ -257,7 +248,7 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 	}
 
 	str := func(name string, required bool, max int) (string, bool) {
-		v, ok := fields[name]
+		v, ok := fields.get(name)
 		if !ok || string(v) == "null" {
 			if required {
 				add(name, "is required")
@@ -333,7 +324,7 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 	}
 	// p is valid JSON without surrounding white space, and may alias raw.
 	var props map[string]json.RawMessage
-	if p, ok := fields["properties"]; ok && string(p) != "null" {
+	if p, ok := fields.get("properties"); ok && string(p) != "null" {
 		if p[0] != '{' {
 			add("properties", "must be a JSON object, got %s", jsonKind(p))
 		} else if msg := checkEscapes(p); msg != "" {
@@ -715,24 +706,58 @@ func validType(t string) bool {
 	return word
 }
 
-// splitObject returns the members of a JSON object as json.Unmarshal into a
-// map would (the last of duplicate names wins), without copying: each value
-// is a slice of raw. raw must be valid JSON, an object, with no white space
-// around it.
-func splitObject(raw []byte) map[string]json.RawMessage {
-	fields := make(map[string]json.RawMessage, 8)
+// member is one name and value of a JSON object. Both may alias the input.
+type member struct{ name, value []byte }
+
+// members are an object's members in input order.
+type members []member
+
+// get returns the value of the last member called name, the one that
+// json.Unmarshal into a map would keep.
+func (ms members) get(name string) ([]byte, bool) {
+	for i := len(ms) - 1; i >= 0; i-- {
+		if string(ms[i].name) == name {
+			return ms[i].value, true
+		}
+	}
+	return nil, false
+}
+
+// unknown returns the distinct names that are not event fields, sorted.
+func (ms members) unknown() []string {
+	var names []string
+	for _, m := range ms {
+		if !knownField[string(m.name)] {
+			names = append(names, string(m.name))
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// splitObject returns the members of a JSON object without copying: names
+// without escapes and all values are slices of raw. raw must be valid JSON,
+// an object, with no white space around it.
+func splitObject(raw []byte) members {
+	ms := make(members, 0, 8)
 	i := skipSpace(raw, 1)
 	for i < len(raw) && raw[i] == '"' {
 		end := skipValue(raw, i)
-		name, _ := jsonString(raw[i:end])
+		var name []byte
+		if quoted := raw[i+1 : end-1]; bytes.IndexByte(quoted, '\\') < 0 && utf8.Valid(quoted) {
+			name = quoted
+		} else {
+			s, _ := jsonString(raw[i:end])
+			name = []byte(s)
+		}
 		i = skipSpace(raw, skipSpace(raw, end)+1) // past the colon
 		end = skipValue(raw, i)
-		fields[name] = raw[i:end:end]
+		ms = append(ms, member{name: name, value: raw[i:end:end]})
 		if i = skipSpace(raw, end); i < len(raw) && raw[i] == ',' {
 			i = skipSpace(raw, i+1)
 		}
 	}
-	return fields
+	return ms
 }
 
 // skipValue returns the end of the JSON value that starts at raw[i]; raw is
@@ -861,13 +886,4 @@ func truncate(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n]) + "…"
-}
-
-func sortedKeys(m map[string]json.RawMessage) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
