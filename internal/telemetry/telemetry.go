@@ -58,9 +58,13 @@ type Config struct {
 }
 
 var (
-	mu       sync.Mutex
-	registry = newRegistry()
+	mu      sync.Mutex
+	metrics = handlerFor(newRegistry()) // of the latest Setup
 )
+
+func handlerFor(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
 
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
@@ -74,9 +78,9 @@ func newRegistry() *prometheus.Registry {
 func MetricsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		reg := registry
+		h := metrics
 		mu.Unlock()
-		promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 	})
 }
 
@@ -134,7 +138,7 @@ func Setup(ctx context.Context, cfg Config) (shutdown func(context.Context) erro
 	otel.SetTracerProvider(tp)
 	otel.SetMeterProvider(mp)
 	mu.Lock()
-	registry = reg
+	metrics = handlerFor(reg)
 	mu.Unlock()
 
 	return func(ctx context.Context) error {
