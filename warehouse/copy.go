@@ -71,6 +71,10 @@ const (
 	// pgEpochMicros is 2000-01-01T00:00:00Z in µs since the Unix epoch:
 	// PostgreSQL's binary timestamps count from there.
 	pgEpochMicros = 946_684_800_000_000
+	// minTimestampMicros is PostgreSQL's earliest timestamp (4713 BC) in µs
+	// since the Unix epoch. Below it, the conversion to PostgreSQL's epoch
+	// could overflow; every int64 above it is in range.
+	minTimestampMicros = -210_866_803_200_000_000
 
 	// flushAt is the buffer size at which the encoder hands a chunk to the
 	// connection; pgconn sends COPY data in messages of up to 64 KiB.
@@ -130,7 +134,8 @@ func appendUUID(b []byte, id *[16]byte) []byte {
 	return append(b, id[:]...)
 }
 
-// appendReceivedAt writes NULL (unknown) for a missing receive time.
+// appendReceivedAt writes NULL (unknown) for a missing receive time (zero, or
+// before 1970 as time.Time{} is).
 func appendReceivedAt(b []byte, unixMicros int64) []byte {
 	if unixMicros <= 0 {
 		return append(b, 0xff, 0xff, 0xff, 0xff)
@@ -203,7 +208,7 @@ type copyStats struct {
 func copyStage(ctx context.Context, conn *pgconn.PgConn, rows iter.Seq2[event.Row, error], keep func(*event.Row) bool) (*copyStats, error) {
 	st := &copyStats{winners: make(map[[16]byte]winner)}
 	var payments, audits []stagedRow
-	var srcErr error
+	var srcErr, rowErr error
 	err := copyFrom(ctx, conn, copyStageSQL, func(emit func([]byte) ([]byte, error)) error {
 		var buf []byte
 		var seq int32
@@ -218,8 +223,12 @@ func copyStage(ctx context.Context, conn *pgconn.PgConn, rows iter.Seq2[event.Ro
 				continue
 			}
 			if seq == math.MaxInt32 {
-				srcErr = &InputError{Field: "Rows", Msg: "more than 2^31-1 rows in one load"}
-				return srcErr
+				rowErr = &InputError{Field: "Rows", Msg: "more than 2^31-1 rows in one load"}
+				return rowErr
+			}
+			if r.OccurredAt < minTimestampMicros {
+				rowErr = &InputError{Field: "Rows", Msg: fmt.Sprintf("event_id %s: occurred_at %d µs is before 4713 BC", uuid.UUID(r.EventID), r.OccurredAt)}
+				return rowErr
 			}
 			w := winner{seq: seq, partition: r.Partition, receivedAt: r.ReceivedAt, offset: r.Offset}
 			if prev, dup := st.winners[r.EventID]; !dup {
@@ -251,8 +260,18 @@ func copyStage(ctx context.Context, conn *pgconn.PgConn, rows iter.Seq2[event.Ro
 	if srcErr != nil {
 		return st, fmt.Errorf("read rows: %w", srcErr)
 	}
+	if rowErr != nil {
+		return st, rowErr
+	}
 	if err != nil {
-		return st, fmt.Errorf("copy rows to staging: %w", st.explain(err))
+		return st, fmt.Errorf("copy rows to staging: %w", explainCopy(err, func(line int) ([16]byte, bool) {
+			for id, w := range st.winners {
+				if int(w.seq) == line-1 {
+					return id, true
+				}
+			}
+			return [16]byte{}, false
+		}))
 	}
 	for _, sub := range []struct {
 		sql    string
@@ -265,6 +284,7 @@ func copyStage(ctx context.Context, conn *pgconn.PgConn, rows iter.Seq2[event.Ro
 		if len(sub.rows) == 0 {
 			continue
 		}
+		var sent [][16]byte // ids in COPY order, to name a refused row
 		err := copyFrom(ctx, conn, sub.sql, func(emit func([]byte) ([]byte, error)) error {
 			var buf []byte
 			var err error
@@ -273,6 +293,7 @@ func copyStage(ctx context.Context, conn *pgconn.PgConn, rows iter.Seq2[event.Ro
 				if st.winners[r.row.EventID].seq != r.seq {
 					continue // lost to another row with the same event_id
 				}
+				sent = append(sent, r.row.EventID)
 				buf = sub.encode(buf, &r.row)
 				if len(buf) >= flushAt {
 					if buf, err = emit(buf); err != nil {
@@ -284,7 +305,12 @@ func copyStage(ctx context.Context, conn *pgconn.PgConn, rows iter.Seq2[event.Ro
 			return err
 		})
 		if err != nil {
-			return st, fmt.Errorf("copy rows to staging: %w", err)
+			return st, fmt.Errorf("copy rows to staging: %w", explainCopy(err, func(line int) ([16]byte, bool) {
+				if line < 1 || line > len(sent) {
+					return [16]byte{}, false
+				}
+				return sent[line-1], true
+			}))
 		}
 	}
 	return st, nil
@@ -324,10 +350,11 @@ func copyFrom(ctx context.Context, conn *pgconn.PgConn, sql string, produce func
 	return err
 }
 
-var copyLine = regexp.MustCompile(`COPY gold_stage, line ([0-9]+)(?:, column ([a-z_]+))?`)
+var copyLine = regexp.MustCompile(`COPY (gold_stage[a-z_]*|events|payments|audit_log), line ([0-9]+)(?:, column ([a-z_]+))?`)
 
-// explain adds to a COPY error the event_id and column of the row it names.
-func (st *copyStats) explain(err error) error {
+// explainCopy adds to a COPY error the event_id and column of the row it
+// names; lookup maps the 1-based line of the COPY to the row's event_id.
+func explainCopy(err error, lookup func(line int) ([16]byte, bool)) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return err
@@ -336,16 +363,13 @@ func (st *copyStats) explain(err error) error {
 	if m == nil {
 		return err
 	}
-	line, _ := strconv.Atoi(m[1])
-	where := fmt.Sprintf("row %d", line)
-	for id, w := range st.winners {
-		if int(w.seq) == line-1 {
-			where = fmt.Sprintf("event_id %s (row %d)", uuid.UUID(id), line)
-			break
-		}
+	line, _ := strconv.Atoi(m[2])
+	where := fmt.Sprintf("%s row %d", m[1], line)
+	if id, ok := lookup(line); ok {
+		where = fmt.Sprintf("event_id %s (%s)", uuid.UUID(id), where)
 	}
-	if m[2] != "" {
-		where += ", column " + m[2]
+	if m[3] != "" {
+		where += ", column " + m[3]
 	}
 	return fmt.Errorf("%s: %w", where, err)
 }

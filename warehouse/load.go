@@ -47,14 +47,17 @@ type LoadResult struct {
 	Duplicates int64 // rows skipped: event_id repeated in the batch or already in gold
 	Payments   int64 // rows inserted into gold.payments
 	Audit      int64 // rows inserted into gold.audit_log
+	Direct     bool  // the rows were COPYed straight into gold (none was there yet)
 }
 
 // LoadLive loads a stream batch in one transaction: the rows into gold.events
 // (and gold.payments for payment.* types, gold.audit_log for audit.* types),
 // skipping event_ids already present; a lineage row into pipeline.loads; and
-// the new stream offsets. Loading the same input twice changes nothing the
+// the new stream offsets. Rows go by COPY either straight into gold, when no
+// event_id is there yet, or through staging tables and INSERT ... ON CONFLICT
+// (event_id) DO NOTHING; the result is the same (see direct.go). Loading the same input twice changes nothing the
 // second time (Inserted 0, every row a duplicate). A load with no rows still
-// stores its offsets; it writes a lineage row only when it names sources.
+// stores its offsets; it writes a lineage row only when it has rows or sources.
 func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) {
 	if len(in.Offsets) > 0 && in.Topic == "" {
 		return LoadResult{}, &InputError{Field: "Topic", Msg: "required with Offsets"}
@@ -77,14 +80,27 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 			}
 		}
 		if len(in.Rows) > 0 {
-			st, err := s.stage(ctx, tx, SliceRows(in.Rows), nil)
-			if err != nil {
-				return err
+			direct := false
+			if s.tryDirect() {
+				var err error
+				if direct, err = s.loadDirect(ctx, tx, in.Rows, res.LoadID, &res); err != nil {
+					return err
+				}
+				res.Direct = direct
+				if !direct {
+					s.directSkip.Store(directCooldown)
+				}
 			}
-			if err := moveStaged(ctx, tx, res.LoadID, &res.Inserted, &res.Payments, &res.Audit); err != nil {
-				return err
+			if !direct {
+				st, err := s.stage(ctx, tx, SliceRows(in.Rows), nil)
+				if err != nil {
+					return err
+				}
+				if err := moveStaged(ctx, tx, res.LoadID, &res.Inserted, &res.Payments, &res.Audit); err != nil {
+					return err
+				}
+				res.Duplicates = st.Sent - res.Inserted
 			}
-			res.Duplicates = st.Sent - res.Inserted
 		}
 		if len(in.Offsets) > 0 {
 			parts := make([]int32, 0, len(in.Offsets))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"iter"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,27 @@ const (
 	unicode = "Zoë Ünïcødé 日本語 🚀 \u200d"
 	quotes  = `back\slash "quoted" 'single' %_ \N`
 )
+
+// bothPaths runs test once with LoadLive pinned to the staged path and once
+// pinned to the direct path (falling back to staged on a conflict).
+func bothPaths(t *testing.T, stores []*Store, test func(t *testing.T)) {
+	for _, p := range []struct {
+		name string
+		mode loadMode
+	}{{"staged", modeStaged}, {"direct", modeDirect}} {
+		t.Run(p.name, func(t *testing.T) {
+			for _, s := range stores {
+				s.mode.Store(int32(p.mode))
+			}
+			defer func() {
+				for _, s := range stores {
+					s.mode.Store(int32(modeAuto))
+				}
+			}()
+			test(t)
+		})
+	}
+}
 
 // liveBatch is a realistic mix of one day and its neighbours, used by the load
 // and mart tests.
@@ -54,7 +76,9 @@ func liveBatch() []event.Row {
 	}
 }
 
-func TestLoadLive(t *testing.T) {
+func TestLoadLive(t *testing.T) { bothPaths(t, []*Store{store}, testLoadLive) }
+
+func testLoadLive(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
 	batch := liveBatch()
@@ -68,7 +92,8 @@ func TestLoadLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := LoadResult{LoadID: res.LoadID, Rows: 25, Inserted: 25, Duplicates: 0, Payments: 12, Audit: 5}
+	want := LoadResult{LoadID: res.LoadID, Rows: 25, Inserted: 25, Duplicates: 0, Payments: 12, Audit: 5,
+		Direct: store.mode.Load() == int32(modeDirect)}
 	if res != want || res.LoadID == 0 {
 		t.Fatalf("first load = %+v, want %+v", res, want)
 	}
@@ -125,6 +150,10 @@ func TestLoadLive(t *testing.T) {
 }
 
 func TestLoadLiveDuplicatesInBatch(t *testing.T) {
+	bothPaths(t, []*Store{store}, testLoadLiveDuplicatesInBatch)
+}
+
+func testLoadLiveDuplicatesInBatch(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
 	dup := func(recv int64, part int32, off int64, mark string) event.Row {
@@ -205,7 +234,9 @@ func TestLoadLiveOffsets(t *testing.T) {
 
 // TestLoadLiveBadRow: a row PostgreSQL refuses fails the whole load, names the
 // event, is permanent, and leaves gold and offsets untouched.
-func TestLoadLiveBadRow(t *testing.T) {
+func TestLoadLiveBadRow(t *testing.T) { bothPaths(t, []*Store{store}, testLoadLiveBadRow) }
+
+func testLoadLiveBadRow(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
 	bad := ev(61, "page_view", "2026-11-24T10:00:00Z", "u1", "")
@@ -220,6 +251,13 @@ func TestLoadLiveBadRow(t *testing.T) {
 			r := ev(62, "page_view", "2026-11-24T10:00:00Z", "u\xff", "")
 			return r
 		}(), "00000000-0000-7000-8000-000000000062"},
+		{"invalid UTF-8 in an audit actor", audit(63, "audit.login", "2026-11-24T10:00:00Z", "bad\xff", "login", ""),
+			"event_id 00000000-0000-7000-8000-000000000063 (" /* gold_stage_audit or audit_log */},
+		{"timestamp out of range", func() event.Row {
+			r := ev(64, "page_view", "2026-11-24T10:00:00Z", "u1", "")
+			r.OccurredAt = math.MinInt64 + 1
+			return r
+		}(), "Rows: event_id 00000000-0000-7000-8000-000000000064: occurred_at -9223372036854775807 µs is before 4713 BC"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := store.LoadLive(ctx, LoadInput{
@@ -242,13 +280,17 @@ func TestLoadLiveBadRow(t *testing.T) {
 // TestLoadAfterFailure: the staging tables outlive a transaction on their
 // connection; a failed load must leave nothing in them for the next one.
 func TestLoadAfterFailure(t *testing.T) {
-	reset(t)
-	ctx := context.Background()
-	one, err := Open(ctx, Config{URL: testURL, MaxConns: 1}) // every call on the same connection
+	one, err := Open(context.Background(), Config{URL: testURL, MaxConns: 1}) // every call on the same connection
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer one.Close()
+	bothPaths(t, []*Store{one}, func(t *testing.T) { testLoadAfterFailure(t, one) })
+}
+
+func testLoadAfterFailure(t *testing.T, one *Store) {
+	reset(t)
+	ctx := context.Background()
 	good := []event.Row{ev(80, "page_view", "2026-11-24T10:00:00Z", "u1", ""), pay(81, "payment.succeeded", "2026-11-24T10:00:00Z", "u1", "1", "EUR"),
 		audit(82, "audit.login", "2026-11-24T10:00:00Z", "bob", "login", "")}
 	bad := ev(83, "page_view", "2026-11-24T10:00:00Z", "u1", `{"broken"`)
@@ -275,7 +317,7 @@ func TestLoadAfterFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Inserted != 2 || res.Duplicates != 1 || res.Payments != 1 || res.Audit != 1 {
+	if res.Inserted != 2 || res.Duplicates != 1 || res.Payments != 1 || res.Audit != 1 || res.Direct {
 		t.Fatalf("second load: %+v", res)
 	}
 	if n := count(t, "SELECT (SELECT count(*) FROM gold.events) + (SELECT count(*) FROM gold.payments) + (SELECT count(*) FROM gold.audit_log)"); n != 5 {
@@ -497,4 +539,80 @@ func TestReplaceDaysInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoadLivePaths: in its default mode LoadLive COPYs straight into gold,
+// falls back to the staged path when an event_id is already there, and stays
+// on the staged path for a while after a conflict.
+func TestLoadLivePaths(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	store.directSkip.Store(0)
+	batch := func(from, to int) []event.Row {
+		var rows []event.Row
+		for i := from; i <= to; i++ {
+			rows = append(rows, pay(i, "payment.succeeded", "2026-11-24T10:00:00Z", "u1", "1.5", "EUR"))
+		}
+		return rows
+	}
+	load := func(rows []event.Row) LoadResult {
+		t.Helper()
+		res, err := store.LoadLive(ctx, LoadInput{Rows: rows})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := load(batch(1, 10)); !res.Direct || res.Inserted != 10 || res.Payments != 10 {
+		t.Fatalf("fresh batch: %+v, want direct", res)
+	}
+	// Ids 5..10 exist: the direct COPY fails part way, the staged path loads 11..15.
+	if res := load(batch(5, 15)); res.Direct || res.Inserted != 5 || res.Duplicates != 6 || res.Payments != 5 {
+		t.Fatalf("overlapping batch: %+v, want 5 inserted, 6 duplicates, staged", res)
+	}
+	if n := count(t, "SELECT count(*) FROM gold.payments WHERE amount = 1.5"); n != 15 {
+		t.Fatalf("%d payments, want 15", n)
+	}
+	for i := range directCooldown {
+		if res := load(batch(100+i, 100+i)); res.Direct {
+			t.Fatalf("load %d after a conflict went direct", i+1)
+		}
+	}
+	if res := load(batch(200, 201)); !res.Direct {
+		t.Fatalf("after the cool-down: %+v, want direct", res)
+	}
+}
+
+// TestAmounts: amounts arrive exactly in gold.payments on both paths (the
+// direct path encodes numeric itself).
+func TestAmounts(t *testing.T) {
+	amounts := []string{"0", "0.000001", "0.5", "1", "9999.9999", "10000", "10000.0001", "12.345678", "100000000",
+		"123456789012.345678", "999999999999.999999", "100000000000", "0.01", "1500", "99990000.00001"}
+	bothPaths(t, []*Store{store}, func(t *testing.T) {
+		reset(t)
+		var rows []event.Row
+		for i, a := range amounts {
+			rows = append(rows, pay(i+1, "payment.succeeded", "2026-11-24T10:00:00Z", "u1", a, "EUR"))
+		}
+		if _, err := store.LoadLive(context.Background(), LoadInput{Rows: rows}); err != nil {
+			t.Fatal(err)
+		}
+		got := query(t, "SELECT amount::text FROM gold.payments ORDER BY event_id")
+		want := []string{"0.000000", "0.000001", "0.500000", "1.000000", "9999.999900", "10000.000000", "10000.000100",
+			"12.345678", "100000000.000000", "123456789012.345678", "999999999999.999999", "100000000000.000000",
+			"0.010000", "1500.000000", "99990000.000010"}
+		check(t, "amounts", got, want)
+	})
+	// Beyond numeric(18,6): refused, permanently.
+	r := pay(99, "payment.succeeded", "2026-11-24T10:00:00Z", "u1", "1", "EUR")
+	r.AmountMicros = 1_000_000_000_000_000_000 // 10^12 units
+	t.Run("overflow", func(t *testing.T) {
+		bothPaths(t, []*Store{store}, func(t *testing.T) {
+			_, err := store.LoadLive(context.Background(), LoadInput{Rows: []event.Row{r}})
+			t.Logf("error: %v", err)
+			if err == nil || !IsPermanent(err) {
+				t.Fatalf("err = %v, want a permanent numeric overflow", err)
+			}
+		})
+	})
 }
