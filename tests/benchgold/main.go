@@ -1,7 +1,20 @@
 // Command benchgold measures the gold load: warehouse.(*Store).LoadLive of N
-// generated events (default 1,000,000) against `psql \copy` of the same rows
-// from a CSV file, in the same run, on the same server. It creates a scratch
-// database (random name) and drops it at the end.
+// generated events (default 1,000,000: 70% product events, 20% payments, 10%
+// audit) against `psql \copy` of the same rows from CSV files, in the same run,
+// on the same server. It creates a scratch database (random name) and drops it
+// at the end. Before each timed step the tables are emptied and a CHECKPOINT
+// taken; each step is one transaction.
+//
+// Baselines:
+//   - \copy into the gold tables: gold.events, gold.payments, gold.audit_log
+//     (the same tables and indexes LoadLive fills, without deduplication,
+//     lineage or offsets): the like-for-like baseline for the 0.8x target;
+//   - \copy of the wide rows into one table without index, and with a primary
+//     key and an occurred_at index (the shape STACK-FACTS measured).
+//
+// Measured: LoadLive of the whole batch (direct path), LoadLive when the
+// batch's first id is already in gold (staged path), LoadLive in stream-sized
+// batches, and ReplaceDays of the day over the loaded rows.
 //
 //	go run ./tests/benchgold [-rows 1000000] [-rounds 1] [-replace]
 //
@@ -72,6 +85,11 @@ func run(ctx context.Context) error {
 	if err := store.Migrate(ctx); err != nil {
 		return err
 	}
+	staged, err := warehouse.Open(ctx, warehouse.Config{URL: dbURL})
+	if err != nil {
+		return err
+	}
+	defer staged.Close()
 	db := store.Pool()
 	_, err = db.Exec(ctx, `CREATE SCHEMA bench;
 CREATE TABLE bench.wide (
@@ -139,10 +157,11 @@ CREATE INDEX ON bench.wide_indexed (occurred_at);`)
 		}
 	}
 	type method struct {
-		name  string
-		reset string
-		run   func() error
-		secs  []float64
+		name   string
+		reset  string
+		before func() error // after reset, not timed
+		run    func() error
+		secs   []float64
 	}
 	const resetGold = "TRUNCATE gold.events, gold.payments, gold.audit_log, pipeline.loads, pipeline.stream_offsets"
 	methods := []*method{
@@ -153,16 +172,28 @@ CREATE INDEX ON bench.wide_indexed (occurred_at);`)
 				"gold.audit_log (event_id, occurred_at, event_type, actor, action, outcome, user_id, source, properties, received_at, load_id)", goldCSV["audit_log"])},
 		{name: `psql \copy -> one wide table, no index`, reset: "TRUNCATE bench.wide", run: psqlCopy("bench.wide", csvPath)},
 		{name: `psql \copy -> one wide table, PK + occurred_at idx`, reset: "TRUNCATE bench.wide_indexed", run: psqlCopy("bench.wide_indexed", csvPath)},
-		{name: "LoadLive -> gold.events, payments, audit_log",
-			reset: resetGold,
-			run: func() error {
-				res, err := store.LoadLive(ctx, warehouse.LoadInput{Rows: rows, Sources: []string{"bench"},
-					Topic: "events", Offsets: map[int32]int64{0: int64(len(rows))}})
-				if err == nil && (res.Inserted != int64(len(rows)) || res.Payments != int64(payments) || res.Audit != int64(audits)) {
-					err = fmt.Errorf("LoadLive: %+v", res)
-				}
-				return err
-			}},
+		{name: "LoadLive (direct: no id in gold yet)", reset: resetGold, run: func() error {
+			res, err := store.LoadLive(ctx, warehouse.LoadInput{Rows: rows, Sources: []string{"bench"},
+				Topic: "events", Offsets: map[int32]int64{0: int64(len(rows))}})
+			if err == nil && (!res.Direct || res.Inserted != int64(len(rows)) || res.Payments != int64(payments) || res.Audit != int64(audits)) {
+				err = fmt.Errorf("LoadLive: %+v", res)
+			}
+			return err
+		}},
+		// The first row's id is in gold already: the direct COPY fails at once
+		// and the load takes the staged path. Its own Store, so that the
+		// cool-down after the conflict does not affect the other methods.
+		{name: "LoadLive (staged: first id in gold already)", reset: resetGold, run: func() error {
+			res, err := staged.LoadLive(ctx, warehouse.LoadInput{Rows: rows, Sources: []string{"bench"},
+				Topic: "events", Offsets: map[int32]int64{0: int64(len(rows))}})
+			if err == nil && (res.Direct || res.Inserted != int64(len(rows))-1) {
+				err = fmt.Errorf("LoadLive: %+v", res)
+			}
+			return err
+		}, before: func() error {
+			_, err := staged.LoadLive(ctx, warehouse.LoadInput{Rows: rows[:1]})
+			return err
+		}},
 	}
 	if *batch > 0 {
 		methods = append(methods, &method{name: fmt.Sprintf("LoadLive in batches of %d", *batch), reset: resetGold, run: func() error {
@@ -194,6 +225,11 @@ CREATE INDEX ON bench.wide_indexed (occurred_at);`)
 			} else if err := prepare("SELECT 1"); err != nil {
 				return err
 			}
+			if m.before != nil {
+				if err := m.before(); err != nil {
+					return err
+				}
+			}
 			t := time.Now()
 			if err := m.run(); err != nil {
 				return fmt.Errorf("%s: %w", m.name, err)
@@ -214,10 +250,11 @@ CREATE INDEX ON bench.wide_indexed (occurred_at);`)
 	for _, m := range methods {
 		fmt.Printf("%-52s %9.2f %12.0f\n", m.name, median(m.secs), rate(m))
 	}
-	live := rate(methods[3])
-	fmt.Printf("LoadLive / \\copy into the gold tables:      %.2f   (target >= 0.8)\n", live/rate(methods[0]))
-	fmt.Printf("LoadLive / \\copy into one wide table:       %.2f\n", live/rate(methods[1]))
-	fmt.Printf("LoadLive / \\copy into one wide table + idx: %.2f\n", live/rate(methods[2]))
+	fmt.Printf("\n%-52s %9s %9s %9s\n", "ratio to \\copy into:", "gold", "wide", "wide+idx")
+	for _, m := range methods[3:] {
+		fmt.Printf("%-52s %9.2f %9.2f %9.2f\n", m.name, rate(m)/rate(methods[0]), rate(m)/rate(methods[1]), rate(m)/rate(methods[2]))
+	}
+	fmt.Println("target: LoadLive >= 0.8 x \\copy")
 	return nil
 }
 
