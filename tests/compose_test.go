@@ -685,6 +685,14 @@ func TestComposeBuild(t *testing.T) {
 			if cmd[0] != name {
 				t.Errorf("%s: runs `pipeline %s`, want `pipeline %s`", name, cmd[0], name)
 			}
+			// `pipeline api` listens on 127.0.0.1:8080 unless told otherwise,
+			// which no other container could reach.
+			if name == "api" {
+				i := slices.Index(cmd, "--addr")
+				if i < 0 || i+1 >= len(cmd) || (cmd[i+1] != ":8080" && cmd[i+1] != "0.0.0.0:8080") {
+					t.Errorf("api: command %q must listen on every interface: --addr :8080", cmd)
+				}
+			}
 			if _, err := os.Stat(filepath.Join(root, "cmd", "pipeline")); err != nil {
 				t.Logf("cmd/pipeline not there yet: %v", err)
 			}
