@@ -106,7 +106,7 @@ type Stack struct {
 
 // Start brings every component up, in order, and stops what it started if a
 // later one fails. The caller must Close the stack.
-func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	cfg = cfg.withDefaults()
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("devstack: state dir %s: %w", cfg.Dir, err)
@@ -116,7 +116,7 @@ func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
 		return nil, err
 	}
 	cfg.Dir = abs
-	s = &Stack{cfg: cfg, Topic: cfg.Topic, Bucket: cfg.Bucket, Region: cfg.Region}
+	s := &Stack{cfg: cfg, Topic: cfg.Topic, Bucket: cfg.Bucket, Region: cfg.Region}
 	defer func() {
 		if err != nil {
 			s.Close()

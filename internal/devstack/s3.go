@@ -27,7 +27,7 @@ func (s *Stack) startS3(ctx context.Context) error {
 		return err
 	}
 	root := filepath.Join(s.cfg.Dir, "s3")
-	for _, d := range []string{root, filepath.Join(s.cfg.Dir, "s3meta")} {
+	for _, d := range []string{root, filepath.Join(s.cfg.Dir, "meta-s3")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -38,7 +38,7 @@ func (s *Stack) startS3(ctx context.Context) error {
 	}
 	c, err := startChild("versitygw", filepath.Join(s.cfg.Dir, "s3.log"), bin,
 		"--access", s.AccessKeyID, "--secret", s.SecretAccessKey, "--region", s.Region,
-		"--port", addr, "--quiet", "posix", "--sidecar", filepath.Join(s.cfg.Dir, "s3meta"), root)
+		"--port", addr, "--quiet", "posix", "--sidecar", filepath.Join(s.cfg.Dir, "meta-s3"), root)
 	if err != nil {
 		return err
 	}

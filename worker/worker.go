@@ -1,0 +1,68 @@
+// Package worker runs the Temporal workers of the pipeline: task queue
+// `pipeline` (live stream) and `batch-jobs` (the blueprint's lane: backfills
+// and nightly aggregations, at most `prefetch` activities at once).
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/acme/pipeline/activities"
+	"github.com/acme/pipeline/warehouse"
+	"github.com/acme/pipeline/workflows"
+)
+
+// Config holds the clients the worker's activities use. Client and Store are required.
+type Config struct {
+	Client client.Client
+	Store  *warehouse.Store
+	// BatchConcurrency bounds concurrent activities on batch-jobs (the lane's
+	// prefetch). Default 5.
+	BatchConcurrency int
+	Log              *slog.Logger
+}
+
+// Dial connects to Temporal with the process's structured logger.
+func Dial(address, namespace string, log *slog.Logger) (client.Client, error) {
+	c, err := client.Dial(client.Options{
+		HostPort:  address,
+		Namespace: namespace,
+		Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", address, namespace, err)
+	}
+	return c, nil
+}
+
+// Run registers every workflow and activity and polls both task queues until
+// ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Client == nil || cfg.Store == nil {
+		return fmt.Errorf("worker: Client and Store are required")
+	}
+	if cfg.BatchConcurrency <= 0 {
+		cfg.BatchConcurrency = 5
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	batch := worker.New(cfg.Client, workflows.BatchQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: cfg.BatchConcurrency,
+	})
+	batch.RegisterWorkflow(workflows.NightlyAggregation)
+	batch.RegisterActivity(&activities.Marts{Store: cfg.Store})
+
+	if err := batch.Start(); err != nil {
+		return fmt.Errorf("start worker on %s: %w", workflows.BatchQueue, err)
+	}
+	defer batch.Stop()
+	cfg.Log.Info("worker polling", "task_queue", workflows.BatchQueue, "max_concurrent_activities", cfg.BatchConcurrency)
+	<-ctx.Done()
+	return nil
+}
