@@ -492,6 +492,22 @@ func TestComposeEnvironment(t *testing.T) {
 		})
 	}
 
+	// Kafka clients bootstrap, then reconnect to the advertised listeners: the
+	// pipeline's brokers must be advertised as such, and the host port 9092 as
+	// localhost:9092 for kcat and processes on the host.
+	advertised := c.Services["kafka"].Environment["KAFKA_ADVERTISED_LISTENERS"]
+	for _, name := range pipeline {
+		brokers, _ := hostPorts(interpolate(c.Services[name].Environment["KAFKA_BROKERS"]))
+		for _, b := range brokers {
+			if !strings.Contains(advertised, "://"+b) {
+				t.Errorf("%s: broker %s is not among kafka's KAFKA_ADVERTISED_LISTENERS %q", name, b, advertised)
+			}
+		}
+	}
+	if !strings.Contains(advertised, "://localhost:9092") {
+		t.Errorf("kafka: KAFKA_ADVERTISED_LISTENERS %q does not advertise localhost:9092 for clients on the host", advertised)
+	}
+
 	// The credentials the pipeline uses are those the stores are started with.
 	api, s3, pg := c.Services["api"], c.Services["s3"], c.Services["postgres"]
 	for _, pair := range [][2]string{
