@@ -1,0 +1,326 @@
+// Package kafkaread reads Kafka partitions in batches at explicit offsets and
+// commits offsets to a consumer group, for the stream's writers: each
+// partition has exactly one writer, which holds its position itself (in
+// workflow state), so no group membership or rebalancing is involved. Commits
+// only make the position visible to standard Kafka tools (lag).
+package kafkaread
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+
+	"github.com/acme/pipeline/lake"
+)
+
+// Config configures a Client.
+type Config struct {
+	// Brokers are the bootstrap brokers, host:port. Required.
+	Brokers []string
+	// ClientID names the client to the brokers. Default "pipeline-stream".
+	ClientID string
+	// Timeout bounds each request other than fetches (metadata, offsets,
+	// commits). Default 10s.
+	Timeout time.Duration
+}
+
+// Client reads partitions and commits offsets. It is safe for concurrent use
+// and keeps its connections between calls.
+type Client struct {
+	c *kafka.Client
+}
+
+// New builds a Client; it connects on first use.
+func New(cfg Config) (*Client, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("kafkaread: Brokers (KAFKA_BROKERS) is required")
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "pipeline-stream"
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	return &Client{c: &kafka.Client{
+		Addr:    kafka.TCP(cfg.Brokers...),
+		Timeout: cfg.Timeout,
+		Transport: &kafka.Transport{
+			ClientID:    cfg.ClientID,
+			IdleTimeout: 5 * time.Minute,
+			MetadataTTL: 30 * time.Second,
+		},
+	}}, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() {
+	if t, ok := c.c.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+}
+
+// Partitions lists the partitions of topic, in order.
+func (c *Client) Partitions(ctx context.Context, topic string) ([]int32, error) {
+	md, err := c.c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of topic %s: %w", topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("metadata of topic %s: %w", topic, t.Error)
+		}
+		ps := make([]int32, 0, len(t.Partitions))
+		for _, p := range t.Partitions {
+			ps = append(ps, int32(p.ID))
+		}
+		slices.Sort(ps)
+		return ps, nil
+	}
+	return nil, fmt.Errorf("metadata of topic %s: %w", topic, kafka.UnknownTopicOrPartition)
+}
+
+// Bounds is the range of offsets a partition holds: First is the oldest
+// offset still retained, Next the offset the next record will get (the high
+// watermark).
+type Bounds struct {
+	First, Next int64
+}
+
+// Bounds returns the bounds of partitions of topic.
+func (c *Client) Bounds(ctx context.Context, topic string, partitions []int32) (map[int32]Bounds, error) {
+	req := make([]kafka.OffsetRequest, 0, 2*len(partitions))
+	for _, p := range partitions {
+		req = append(req, kafka.FirstOffsetOf(int(p)), kafka.LastOffsetOf(int(p)))
+	}
+	resp, err := c.c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: req}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of topic %s: %w", topic, err)
+	}
+	out := make(map[int32]Bounds, len(partitions))
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("list offsets of topic %s partition %d: %w", topic, po.Partition, po.Error)
+		}
+		out[int32(po.Partition)] = Bounds{First: po.FirstOffset, Next: po.LastOffset}
+	}
+	for _, p := range partitions {
+		if _, ok := out[p]; !ok {
+			return nil, fmt.Errorf("list offsets of topic %s: no answer for partition %d", topic, p)
+		}
+	}
+	return out, nil
+}
+
+// ReadRequest asks for the records of one partition from Offset on.
+type ReadRequest struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	// MaxRecords stops the read once this many records are in. Required.
+	MaxRecords int
+	// Wait is how long to wait for MaxRecords in total; the read returns what
+	// it has when the wait is over (possibly nothing). Required.
+	Wait time.Duration
+	// MaxBytes bounds one fetch response. Default 4 MiB.
+	MaxBytes int
+}
+
+// Batch is the result of a read.
+type Batch struct {
+	Records []lake.Record // in offset order
+	// Next is the offset to read from next: one past the last record, or the
+	// requested offset when nothing was read.
+	Next int64
+	// HighWatermark is the partition's next offset as of the last fetch.
+	HighWatermark int64
+	// Fetches is the number of fetch round trips.
+	Fetches int
+}
+
+// OutOfRangeError reports a read at an offset the partition no longer (or
+// not yet) holds: retention deleted it, or the topic was recreated.
+type OutOfRangeError struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+func (e *OutOfRangeError) Error() string {
+	return fmt.Sprintf("topic %s partition %d: offset %d is out of range", e.Topic, e.Partition, e.Offset)
+}
+
+// Read fetches records of one partition in batches (one round trip brings
+// up to MaxBytes) until MaxRecords are in or Wait has elapsed.
+func (c *Client) Read(ctx context.Context, req ReadRequest) (Batch, error) {
+	if req.MaxBytes <= 0 {
+		req.MaxBytes = 4 << 20
+	}
+	b := Batch{Next: req.Offset, HighWatermark: -1}
+	deadline := time.Now().Add(req.Wait)
+	var bytesIn int
+	for len(b.Records) < req.MaxRecords {
+		// The first fetch takes what is there at once; later ones wait for
+		// about the bytes the missing records need (by the average size so
+		// far), or until the deadline.
+		wait := time.Millisecond
+		minBytes := 1
+		if b.Fetches > 0 {
+			if wait = time.Until(deadline); wait < time.Millisecond {
+				break
+			}
+			avg := 256
+			if len(b.Records) > 0 {
+				avg = max(1, bytesIn/len(b.Records))
+			}
+			minBytes = min(req.MaxBytes, (req.MaxRecords-len(b.Records))*avg)
+		}
+		fctx, cancel := context.WithTimeout(ctx, wait+c.c.Timeout)
+		resp, err := c.c.Fetch(fctx, &kafka.FetchRequest{
+			Topic:     req.Topic,
+			Partition: int(req.Partition),
+			Offset:    b.Next,
+			MinBytes:  int64(minBytes),
+			MaxBytes:  int64(req.MaxBytes),
+			MaxWait:   wait,
+		})
+		b.Fetches++
+		if err != nil {
+			cancel()
+			return b, fmt.Errorf("fetch topic %s partition %d at offset %d: %w", req.Topic, req.Partition, b.Next, err)
+		}
+		if resp.Error != nil {
+			cancel()
+			if errors.Is(resp.Error, kafka.OffsetOutOfRange) {
+				return b, &OutOfRangeError{Topic: req.Topic, Partition: req.Partition, Offset: b.Next}
+			}
+			return b, fmt.Errorf("fetch topic %s partition %d at offset %d: %w", req.Topic, req.Partition, b.Next, resp.Error)
+		}
+		b.HighWatermark = resp.HighWatermark
+		n0 := len(b.Records)
+		err = c.collect(resp.Records, req, &b)
+		cancel()
+		if err != nil {
+			return b, fmt.Errorf("read topic %s partition %d at offset %d: %w", req.Topic, req.Partition, b.Next, err)
+		}
+		for _, r := range b.Records[n0:] {
+			bytesIn += len(r.Value) + len(r.Key) + 24
+		}
+	}
+	return b, nil
+}
+
+func (c *Client) collect(rr kafka.RecordReader, req ReadRequest, b *Batch) error {
+	for len(b.Records) < req.MaxRecords {
+		r, err := rr.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if r.Offset < b.Next {
+			// Kafka returns whole record batches: skip what precedes the
+			// requested offset.
+			discard(r)
+			continue
+		}
+		key, err := protocol.ReadAll(r.Key)
+		if err != nil {
+			return fmt.Errorf("offset %d: key: %w", r.Offset, err)
+		}
+		val, err := protocol.ReadAll(r.Value)
+		if err != nil {
+			return fmt.Errorf("offset %d: value: %w", r.Offset, err)
+		}
+		rec := lake.Record{Partition: req.Partition, Offset: r.Offset, Time: r.Time, Key: key, Value: val}
+		if rec.Value == nil {
+			rec.Value = []byte{}
+		}
+		for _, h := range r.Headers {
+			rec.Headers = append(rec.Headers, lake.Header{Key: h.Key, Value: slices.Clone(h.Value)})
+		}
+		b.Records = append(b.Records, rec)
+		b.Next = r.Offset + 1
+	}
+	return nil
+}
+
+func discard(r *kafka.Record) {
+	if r.Key != nil {
+		r.Key.Close()
+	}
+	if r.Value != nil {
+		r.Value.Close()
+	}
+}
+
+// Commit stores offsets (partition → next offset to read) for group, as a
+// simple consumer (no group membership), so that `kafka-consumer-groups
+// --describe` and similar tools show the group's lag.
+func (c *Client) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	oc := make([]kafka.OffsetCommit, 0, len(offsets))
+	for _, p := range sortedKeys(offsets) {
+		oc = append(oc, kafka.OffsetCommit{Partition: int(p), Offset: offsets[p]})
+	}
+	resp, err := c.c.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+		GroupID:      group,
+		GenerationID: -1,
+		Topics:       map[string][]kafka.OffsetCommit{topic: oc},
+	})
+	if err != nil {
+		return fmt.Errorf("commit offsets of topic %s for group %s: %w", topic, group, err)
+	}
+	for _, pr := range resp.Topics[topic] {
+		if pr.Error != nil {
+			return fmt.Errorf("commit offset of topic %s partition %d for group %s: %w", topic, pr.Partition, group, pr.Error)
+		}
+	}
+	return nil
+}
+
+// Committed returns the offsets committed by group for topic (partitions
+// without a commit are absent).
+func (c *Client) Committed(ctx context.Context, group, topic string, partitions []int32) (map[int32]int64, error) {
+	ps := make([]int, len(partitions))
+	for i, p := range partitions {
+		ps[i] = int(p)
+	}
+	resp, err := c.c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets of topic %s for group %s: %w", topic, group, err)
+	}
+	if resp.Error != nil {
+		return nil, fmt.Errorf("committed offsets of topic %s for group %s: %w", topic, group, resp.Error)
+	}
+	out := map[int32]int64{}
+	for _, pr := range resp.Topics[topic] {
+		if pr.Error != nil {
+			return nil, fmt.Errorf("committed offset of topic %s partition %d for group %s: %w", topic, pr.Partition, group, pr.Error)
+		}
+		if pr.CommittedOffset >= 0 {
+			out[int32(pr.Partition)] = pr.CommittedOffset
+		}
+	}
+	return out, nil
+}
+
+func sortedKeys(m map[int32]int64) []int32 {
+	ks := make([]int32, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}

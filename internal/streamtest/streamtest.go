@@ -1,0 +1,221 @@
+// Package streamtest starts the real components the stream's tests run
+// against: versitygw (S3, posix backend on a temp dir), kfake (Kafka protocol
+// over TCP, in process) and a fresh PostgreSQL database with the warehouse
+// migrations applied. A component that cannot start fails the test loudly:
+// these tests never skip.
+package streamtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/warehouse"
+)
+
+// S3 is a running versitygw.
+type S3 struct {
+	Endpoint, AccessKeyID, SecretAccessKey string
+	Dir                                    string // the posix backend's root
+	cmd                                    *exec.Cmd
+}
+
+// LakeConfig returns a lake.Config for bucket on this store.
+func (s *S3) LakeConfig(bucket string) lake.Config {
+	return lake.Config{Endpoint: s.Endpoint, Region: "us-east-1", AccessKeyID: s.AccessKeyID,
+		SecretAccessKey: s.SecretAccessKey, Bucket: bucket, PathStyle: true}
+}
+
+// Stop kills the gateway (to simulate an S3 outage); Start brings it back on
+// the same port and directory.
+func (s *S3) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+// Start starts the gateway again after Stop.
+func (s *S3) Start(t testing.TB) {
+	t.Helper()
+	u, _ := url.Parse(s.Endpoint)
+	bin := filepath.Join(ModuleRoot(t), "bin", "versitygw")
+	cmd := exec.Command(bin, "--access", s.AccessKeyID, "--secret", s.SecretAccessKey,
+		"--port", u.Host, "--quiet", "posix", "--nometa", s.Dir)
+	log, err := os.Create(filepath.Join(filepath.Dir(s.Dir), "versitygw.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start versitygw (%s): %v", bin, err)
+	}
+	s.cmd = cmd
+	if err := waitPort(u.Host, 30*time.Second); err != nil {
+		s.Stop()
+		b, _ := os.ReadFile(log.Name())
+		t.Fatalf("versitygw did not start: %v\n%s", err, b)
+	}
+}
+
+// StartS3 starts versitygw on a free loopback port with its posix backend on
+// a temp dir, and stops it when the test ends.
+func StartS3(t testing.TB) *S3 {
+	t.Helper()
+	root := t.TempDir()
+	s := &S3{
+		Endpoint:        "http://127.0.0.1:" + strconv.Itoa(FreePort(t)),
+		AccessKeyID:     "test" + randHex(4),
+		SecretAccessKey: randHex(16),
+		Dir:             filepath.Join(root, "s3"),
+	}
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.Start(t)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Lake starts versitygw and returns a lake.Store on a fresh private bucket.
+func Lake(t testing.TB) (*lake.Store, *S3) {
+	t.Helper()
+	s3 := StartS3(t)
+	st, err := lake.New(s3.LakeConfig("datalake"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := st.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st, s3
+}
+
+// Kafka starts an in-process kfake broker, listening on loopback TCP, with
+// topic created with partitions partitions.
+func Kafka(t testing.TB, topic string, partitions int32) (*kfake.Cluster, []string) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic))
+	if err != nil {
+		t.Fatalf("start kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c, c.ListenAddrs()
+}
+
+// DefaultServerURL is the PostgreSQL server the tests use unless DATABASE_URL
+// names another.
+const DefaultServerURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// Database creates a fresh database (random name) on DATABASE_URL's server,
+// else DefaultServerURL, applies the warehouse migrations, opens a Store on
+// it, and drops it when the test ends. No server fails the test.
+func Database(t testing.TB) (*warehouse.Store, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	server := os.Getenv("DATABASE_URL")
+	if server == "" {
+		server = DefaultServerURL
+	}
+	u, err := url.Parse(server)
+	if err != nil || u.Scheme == "" {
+		t.Fatalf("DATABASE_URL must be a postgres:// URL: %q", server)
+	}
+	name := "stream_test_" + randHex(6)
+	u.Path = "/" + name
+	dbURL := u.String()
+	if err := warehouse.EnsureDatabase(ctx, dbURL); err != nil {
+		t.Fatalf("these tests need PostgreSQL (DATABASE_URL or %s): %v", DefaultServerURL, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, server)
+		if err != nil {
+			t.Logf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	st, err := warehouse.Open(ctx, warehouse.Config{URL: dbURL, MaxConns: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return st, dbURL
+}
+
+// FreePort asks the kernel for a free loopback port.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ModuleRoot is the directory of go.mod, found upwards from the working
+// directory.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func waitPort(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %w", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
