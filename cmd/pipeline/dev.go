@@ -28,6 +28,11 @@ func runDev(ctx context.Context, args []string) error {
 	dir := fs.String("dir", ".dev", "state directory: Temporal's database, the broker's log, the S3 objects")
 	bin := fs.String("bin", "bin", "directory holding the pinned temporal and versitygw binaries")
 	bpPath := fs.String("blueprint", "deploy/blueprint.json", "the blueprint to run")
+	temporalPort := fs.Int("temporal-port", 7233, "Temporal frontend port")
+	uiPort := fs.Int("ui-port", 8233, "Temporal web UI port")
+	kafkaPort := fs.Int("kafka-port", 9092, "Kafka broker port")
+	s3Port := fs.Int("s3-port", 9000, "S3 store port")
+	apiPortFlag := fs.Int("api-port", 0, "event API port (default: the blueprint's porta, 8080)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -41,6 +46,9 @@ func runDev(ctx context.Context, args []string) error {
 	if _, api, ok := bp.API(); ok {
 		apiPort = api.Port
 	}
+	if *apiPortFlag != 0 {
+		apiPort = *apiPortFlag
+	}
 	prefetch := 5
 	if _, lane, ok := bp.Lane(); ok {
 		prefetch = lane.Prefetch
@@ -49,6 +57,7 @@ func runDev(ctx context.Context, args []string) error {
 	started := time.Now()
 	stack, err := devstack.Start(ctx, devstack.Config{
 		Dir: *dir, BinDir: *bin,
+		TemporalPort: *temporalPort, TemporalUIPort: *uiPort, KafkaPort: *kafkaPort, S3Port: *s3Port,
 		DatabaseURL:     os.Getenv("DATABASE_URL"),
 		AccessKeyID:     os.Getenv("AWS_ACCESS_KEY_ID"),
 		SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY"),

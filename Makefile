@@ -1,0 +1,37 @@
+# Pinned tools, built from the Go module proxy into bin/ on first use.
+TEMPORAL_VERSION  := v1.5.1
+VERSITYGW_VERSION := v1.8.0
+export GOBIN := $(CURDIR)/bin
+
+.PHONY: build run test bench bench-api bench-gold tools postgres clean
+
+build: ## bin/pipeline
+	go build -o bin/pipeline ./cmd/pipeline
+
+run: build tools ## the embedded default with demo traffic
+	bin/pipeline dev --demo
+
+test: tools ## unit and integration tests against the real components
+	go test -count=1 -timeout 9m ./...
+
+bench: bench-api bench-gold ## every benchmark
+
+bench-api: ## event API vs a raw kafka-go writer
+	go run ./tests/benchapi
+
+bench-gold: postgres ## gold load vs psql \copy
+	go run ./tests/benchgold
+
+tools: bin/.temporal-$(TEMPORAL_VERSION) bin/.versitygw-$(VERSITYGW_VERSION) postgres
+
+bin/.temporal-$(TEMPORAL_VERSION):
+	go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION) && touch $@
+
+bin/.versitygw-$(VERSITYGW_VERSION):
+	go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION) && touch $@
+
+postgres: ## a PostgreSQL server on 127.0.0.1:5432 unless DATABASE_URL is set
+	@scripts/ensure-postgres.sh
+
+clean:
+	rm -rf bin .dev
