@@ -1,0 +1,357 @@
+package warehouse
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// This file is the lake index of the live stream (migration 002): which
+// bronze, silver and quarantine objects exist, so that a retried stream cycle
+// finds what an earlier attempt wrote and hour compaction knows what to merge.
+
+// BronzeObject is one row of pipeline.bronze_objects.
+type BronzeObject struct {
+	Topic       string
+	Partition   int32
+	First, Last int64 // offsets, inclusive
+	Records     int
+	Bytes       int64
+	Key         string
+	ArrivedAt   time.Time
+	Cleaned     int
+	Quarantined int
+	MinOccurred time.Time // zero when no record was cleaned
+	MaxOccurred time.Time
+	EventHours  []time.Time
+	RecordedAt  time.Time // set when read back
+	Reused      bool      // set by RecordBronze when another row won
+}
+
+// BronzeAt returns the bronze object of topic partition that starts at
+// offset, if one is recorded.
+func (s *Store) BronzeAt(ctx context.Context, topic string, partition int32, offset int64) (BronzeObject, bool, error) {
+	o := BronzeObject{Topic: topic, Partition: partition}
+	var minO, maxO *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT start_offset, end_offset, records, bytes, object_key, arrived_at, cleaned, quarantined,
+			min_occurred_at, max_occurred_at, event_hours, created_at
+		FROM pipeline.bronze_objects WHERE topic = $1 AND partition = $2 AND start_offset = $3`, topic, partition, offset).
+		Scan(&o.First, &o.Last, &o.Records, &o.Bytes, &o.Key, &o.ArrivedAt, &o.Cleaned, &o.Quarantined, &minO, &maxO, &o.EventHours, &o.RecordedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return BronzeObject{}, false, nil
+	}
+	if err != nil {
+		return BronzeObject{}, false, fmt.Errorf("bronze object of topic %s partition %d at offset %d: %w", topic, partition, offset, err)
+	}
+	if minO != nil {
+		o.MinOccurred = *minO
+	}
+	if maxO != nil {
+		o.MaxOccurred = *maxO
+	}
+	return o, true, nil
+}
+
+// RecordBronze records a bronze object. When an object starting at the same
+// offset is recorded already (another attempt of the same cycle got there
+// first), that one wins: RecordBronze returns it with Reused set, and the
+// caller must use it instead of its own.
+func (s *Store) RecordBronze(ctx context.Context, o BronzeObject) (BronzeObject, error) {
+	if o.Records <= 0 || o.Last < o.First || o.Key == "" {
+		return BronzeObject{}, &InputError{Field: "BronzeObject", Msg: fmt.Sprintf("%s: %d records for offsets %d..%d", o.Key, o.Records, o.First, o.Last)}
+	}
+	hours := o.EventHours
+	if hours == nil {
+		hours = []time.Time{}
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO pipeline.bronze_objects (topic, partition, start_offset, end_offset, records, bytes,
+			object_key, arrived_at, cleaned, quarantined, min_occurred_at, max_occurred_at, event_hours)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (topic, partition, start_offset) DO NOTHING`,
+		o.Topic, o.Partition, o.First, o.Last, o.Records, o.Bytes, o.Key, o.ArrivedAt, o.Cleaned, o.Quarantined,
+		nullTime(o.MinOccurred), nullTime(o.MaxOccurred), hours)
+	if err != nil {
+		return BronzeObject{}, fmt.Errorf("record bronze object %s: %w", o.Key, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return o, nil
+	}
+	won, ok, err := s.BronzeAt(ctx, o.Topic, o.Partition, o.First)
+	if err != nil {
+		return BronzeObject{}, err
+	}
+	if !ok {
+		return BronzeObject{}, fmt.Errorf("record bronze object %s: conflicting row vanished", o.Key)
+	}
+	won.Reused = true
+	return won, nil
+}
+
+// SilverObject is one row of pipeline.silver_objects.
+type SilverObject struct {
+	Key         string
+	Hour        time.Time // event hour, UTC
+	Topic       string
+	Partition   int32
+	First, Last int64 // offset range covered, inclusive
+	Rows        int64
+	Bytes       int64
+	Compacted   bool
+	State       string // "live", "replaced" or "deleted"; set when read back
+}
+
+// SilverStates returns the state of each of keys that is recorded.
+func (s *Store) SilverStates(ctx context.Context, keys []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT object_key, state FROM pipeline.silver_objects WHERE object_key = ANY($1)`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("silver objects: %w", err)
+	}
+	var k, st string
+	_, err = pgx.ForEachRow(rows, []any{&k, &st}, func() error { out[k] = st; return nil })
+	if err != nil {
+		return nil, fmt.Errorf("silver objects: %w", err)
+	}
+	return out, nil
+}
+
+// RecordSilver records new silver files as live. Keys recorded already are
+// left as they are (whatever their state).
+func (s *Store) RecordSilver(ctx context.Context, objs []SilverObject) error {
+	if len(objs) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, insertSilverSQL+` ON CONFLICT (object_key) DO NOTHING`, silverArrays(objs)...)
+	if err != nil {
+		return fmt.Errorf("record %d silver objects from %s: %w", len(objs), objs[0].Key, err)
+	}
+	return nil
+}
+
+const insertSilverSQL = `INSERT INTO pipeline.silver_objects (object_key, hour, topic, partition, start_offset, end_offset, rows, bytes, compacted)
+	SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int4[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::bool[])`
+
+func silverArrays(objs []SilverObject) []any {
+	n := len(objs)
+	keys, hours, topics := make([]string, n), make([]time.Time, n), make([]string, n)
+	parts, firsts, lasts, rows, bytes := make([]int32, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	compacted := make([]bool, n)
+	for i, o := range objs {
+		keys[i], hours[i], topics[i], parts[i] = o.Key, o.Hour.UTC(), o.Topic, o.Partition
+		firsts[i], lasts[i], rows[i], bytes[i], compacted[i] = o.First, o.Last, o.Rows, o.Bytes, o.Compacted
+	}
+	return []any{keys, hours, topics, parts, firsts, lasts, rows, bytes, compacted}
+}
+
+// SilverPartitionHour names the silver files of one partition in one event
+// hour.
+type SilverPartitionHour struct {
+	Hour      time.Time
+	Partition int32
+}
+
+// DirtySilverHours lists the (hour, partition) pairs with live files that
+// compaction has not merged yet, for hours that started before before
+// (oldest first, at most limit).
+func (s *Store) DirtySilverHours(ctx context.Context, before time.Time, limit int) ([]SilverPartitionHour, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT hour, partition FROM pipeline.silver_objects
+		WHERE state = 'live' AND NOT compacted AND hour < $1 ORDER BY hour, partition LIMIT $2`, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("silver hours to compact: %w", err)
+	}
+	var out []SilverPartitionHour
+	var h SilverPartitionHour
+	_, err = pgx.ForEachRow(rows, []any{&h.Hour, &h.Partition}, func() error {
+		h.Hour = h.Hour.UTC()
+		out = append(out, h)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("silver hours to compact: %w", err)
+	}
+	return out, nil
+}
+
+// LiveSilver lists the live silver files of one partition and hour, in offset
+// order.
+func (s *Store) LiveSilver(ctx context.Context, hour time.Time, partition int32) ([]SilverObject, error) {
+	rows, err := s.pool.Query(ctx, `SELECT object_key, hour, topic, partition, start_offset, end_offset, rows, bytes, compacted, state
+		FROM pipeline.silver_objects WHERE state = 'live' AND hour = $1 AND partition = $2 ORDER BY start_offset, end_offset`, hour, partition)
+	if err != nil {
+		return nil, fmt.Errorf("live silver files of hour %s partition %d: %w", hour.UTC().Format(time.RFC3339), partition, err)
+	}
+	out, err := scanSilver(rows)
+	if err != nil {
+		return nil, fmt.Errorf("live silver files of hour %s partition %d: %w", hour.UTC().Format(time.RFC3339), partition, err)
+	}
+	return out, nil
+}
+
+// LiveSilverBetween lists the live silver files of the event hours in
+// [from, to), in hour, partition and offset order: what a backfill reads.
+func (s *Store) LiveSilverBetween(ctx context.Context, from, to time.Time) ([]SilverObject, error) {
+	rows, err := s.pool.Query(ctx, `SELECT object_key, hour, topic, partition, start_offset, end_offset, rows, bytes, compacted, state
+		FROM pipeline.silver_objects WHERE state = 'live' AND hour >= $1 AND hour < $2
+		ORDER BY hour, partition, start_offset`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("live silver files: %w", err)
+	}
+	out, err := scanSilver(rows)
+	if err != nil {
+		return nil, fmt.Errorf("live silver files: %w", err)
+	}
+	return out, nil
+}
+
+func scanSilver(rows pgx.Rows) ([]SilverObject, error) {
+	var out []SilverObject
+	var o SilverObject
+	_, err := pgx.ForEachRow(rows, []any{&o.Key, &o.Hour, &o.Topic, &o.Partition, &o.First, &o.Last, &o.Rows, &o.Bytes, &o.Compacted, &o.State},
+		func() error {
+			o.Hour = o.Hour.UTC()
+			out = append(out, o)
+			return nil
+		})
+	return out, err
+}
+
+// ErrSilverChanged is returned by ReplaceSilver when one of the files to
+// replace is no longer live: another compaction got there first.
+var ErrSilverChanged = errors.New("silver files changed meanwhile")
+
+// ReplaceSilver commits one compaction in one transaction: outputs become
+// live and compacted (a key recorded already is updated), each of replaced
+// (which must all still be live) is marked replaced by outputKeys, and each
+// of confirmed (live files kept as they are) is marked compacted.
+func (s *Store) ReplaceSilver(ctx context.Context, outputs []SilverObject, replaced, confirmed []string) error {
+	outKeys := make([]string, len(outputs))
+	for i := range outputs {
+		outputs[i].Compacted = true
+		outKeys[i] = outputs[i].Key
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		check := append(append([]string{}, replaced...), confirmed...)
+		if len(check) > 0 {
+			var live int
+			err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM pipeline.silver_objects
+				WHERE object_key = ANY($1) AND state = 'live' FOR UPDATE) AS l`, check).Scan(&live)
+			if err != nil {
+				return err
+			}
+			if live != len(check) {
+				return fmt.Errorf("%d of %d files to compact are no longer live: %w", len(check)-live, len(check), ErrSilverChanged)
+			}
+		}
+		if len(outputs) > 0 {
+			_, err := tx.Exec(ctx, insertSilverSQL+` ON CONFLICT (object_key) DO UPDATE SET
+				rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, compacted = true, state = 'live', replaced_by = NULL, replaced_at = NULL`,
+				silverArrays(outputs)...)
+			if err != nil {
+				return err
+			}
+		}
+		if len(replaced) > 0 {
+			_, err := tx.Exec(ctx, `UPDATE pipeline.silver_objects SET state = 'replaced', replaced_by = $2, replaced_at = now()
+				WHERE object_key = ANY($1)`, replaced, outKeys)
+			if err != nil {
+				return err
+			}
+		}
+		if len(confirmed) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE pipeline.silver_objects SET compacted = true WHERE object_key = ANY($1)`, confirmed); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replace %d silver files with %d: %w", len(replaced), len(outputs), err)
+	}
+	return nil
+}
+
+// ReplacedSilver lists up to limit silver files that compaction replaced but
+// whose objects are not deleted yet.
+func (s *Store) ReplacedSilver(ctx context.Context, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT object_key FROM pipeline.silver_objects WHERE state = 'replaced'
+		ORDER BY replaced_at LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("replaced silver files: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("replaced silver files: %w", err)
+	}
+	return keys, nil
+}
+
+// MarkSilverDeleted records that the objects of replaced silver files are
+// gone from the bucket.
+func (s *Store) MarkSilverDeleted(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE pipeline.silver_objects SET state = 'deleted' WHERE object_key = ANY($1) AND state = 'replaced'`, keys)
+	if err != nil {
+		return fmt.Errorf("mark %d silver files deleted: %w", len(keys), err)
+	}
+	return nil
+}
+
+// QuarantineEntry is one row of pipeline.quarantine.
+type QuarantineEntry struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       string // the quarantine object
+	Reason    string
+	Errors    any // JSON-encodable list of problems; nil for none
+	Timestamp time.Time
+}
+
+// RecordQuarantine records quarantined records; records already recorded are
+// left as they are.
+func (s *Store) RecordQuarantine(ctx context.Context, qs []QuarantineEntry) error {
+	if len(qs) == 0 {
+		return nil
+	}
+	n := len(qs)
+	topics, parts, offs, keys, reasons, errs, tss := make([]string, n), make([]int32, n), make([]int64, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]*time.Time, n)
+	for i, q := range qs {
+		topics[i], parts[i], offs[i], keys[i], reasons[i] = q.Topic, q.Partition, q.Offset, q.Key, q.Reason
+		errs[i] = "[]"
+		if q.Errors != nil {
+			b, err := json.Marshal(q.Errors)
+			if err != nil {
+				return fmt.Errorf("record quarantine of offset %d: %w", q.Offset, err)
+			}
+			errs[i] = string(b)
+		}
+		if !q.Timestamp.IsZero() {
+			t := q.Timestamp
+			tss[i] = &t
+		}
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO pipeline.quarantine (topic, partition, record_offset, object_key, reason, errors, kafka_timestamp)
+		SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
+		ON CONFLICT (topic, partition, record_offset) DO NOTHING`, topics, parts, offs, keys, reasons, errs, tss)
+	if err != nil {
+		return fmt.Errorf("record %d quarantined records of %s: %w", n, qs[0].Key, err)
+	}
+	return nil
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
