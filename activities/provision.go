@@ -1,0 +1,464 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/segmentio/kafka-go"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/acme/pipeline/blueprint"
+	"github.com/acme/pipeline/warehouse"
+)
+
+// Error types of the provisioning activities that no retry can fix.
+const (
+	// ErrTypeRefused: the resource cannot be changed as declared (a topic
+	// cannot shrink, a bucket that anonymous users can read).
+	ErrTypeRefused = "ProvisionRefused"
+	// ErrTypeInvalid: the activity's input is not a valid config for the kind.
+	ErrTypeInvalid = "InvalidResource"
+)
+
+// ProvisionerConfig holds the clients provisioning uses. Every field is
+// required except S3Endpoint and HTTPClient.
+type ProvisionerConfig struct {
+	// Store is the warehouse; it also holds the catalog (pipeline.catalog).
+	Store *warehouse.Store
+	// KafkaBrokers are the bootstrap brokers (host:port) of the conduit's topic.
+	KafkaBrokers []string
+	// S3 is the client of the archive's bucket.
+	S3 *s3.Client
+	// S3Endpoint is the S3 endpoint URL the anonymous-read check goes to
+	// (path-style). Empty means AWS: https://s3.<region>.amazonaws.com.
+	S3Endpoint string
+	// Temporal creates the nightly schedule.
+	Temporal client.Client
+	// HTTPClient makes the anonymous-read check. Default: 10 s timeout.
+	HTTPClient *http.Client
+}
+
+// Validate reports a missing client, naming the field.
+func (c ProvisionerConfig) Validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("provisioner: Store is required (DATABASE_URL)")
+	case len(c.KafkaBrokers) == 0:
+		return errors.New("provisioner: KafkaBrokers is required (KAFKA_BROKERS)")
+	case c.S3 == nil:
+		return errors.New("provisioner: S3 is required (S3_ENDPOINT and AWS credentials)")
+	case c.Temporal == nil:
+		return errors.New("provisioner: Temporal is required (TEMPORAL_ADDRESS)")
+	}
+	return nil
+}
+
+// Provisioner holds the activities of the Provision workflow: one per
+// resource kind, plus the catalog read and the nightly schedule. Each
+// resource activity is idempotent (it converges the resource to its config,
+// whatever exists already) and records its catalog row on success, so a
+// rerun after a failure continues where it stopped.
+type Provisioner struct {
+	cfg ProvisionerConfig
+}
+
+// NewProvisioner validates cfg and returns the activities.
+func NewProvisioner(cfg ProvisionerConfig) (*Provisioner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &Provisioner{cfg: cfg}, nil
+}
+
+// LoadCatalogResult is the catalog of provisioned resources: only the
+// resources applied at least once, each with the config in place.
+type LoadCatalogResult struct {
+	Entries []blueprint.CatalogEntry `json:"entries"`
+}
+
+// LoadCatalog reads pipeline.catalog. A database without the catalog yet (a
+// bare stack) has an empty catalog.
+func (p *Provisioner) LoadCatalog(ctx context.Context) (LoadCatalogResult, error) {
+	rows, err := p.cfg.Store.Catalog(ctx)
+	if err != nil {
+		return LoadCatalogResult{}, err
+	}
+	var res LoadCatalogResult
+	for _, r := range rows {
+		if r.Applied() {
+			res.Entries = append(res.Entries, blueprint.CatalogEntry{Kind: blueprint.Kind(r.Kind), Name: r.Name, Config: r.Config})
+		}
+	}
+	return res, nil
+}
+
+// ResourceInput is one resource to apply. All fields are required.
+type ResourceInput struct {
+	Kind blueprint.Kind `json:"kind"`
+	Name string         `json:"name"`
+	// Config is the blueprint's canonical config for the resource.
+	Config json.RawMessage `json:"config"`
+}
+
+// ResourceResult says what applying a resource did, for the workflow's report.
+type ResourceResult struct {
+	Kind   blueprint.Kind `json:"kind"`
+	Name   string         `json:"name"`
+	Detail string         `json:"detail"`
+}
+
+// apply decodes in's config, runs fn and records the outcome in the catalog:
+// the row on success, the error on failure (the error is returned as is, so
+// Temporal retries it unless it is non-retryable).
+func apply[C any](ctx context.Context, p *Provisioner, in ResourceInput, kind blueprint.Kind, fn func(ctx context.Context, cfg C) (string, error)) (ResourceResult, error) {
+	res := ResourceResult{Kind: in.Kind, Name: in.Name}
+	if in.Kind != kind {
+		return res, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s %s: sent to the %s activity", in.Kind, in.Name, kind), ErrTypeInvalid, nil)
+	}
+	var cfg C
+	if err := json.Unmarshal(in.Config, &cfg); err != nil {
+		return res, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s %s: config: %v", kind, in.Name, err), ErrTypeInvalid, err)
+	}
+	detail, err := fn(ctx, cfg)
+	if err != nil {
+		err = fmt.Errorf("%s %s: %w", kind, in.Name, err)
+		if rerr := p.cfg.Store.RecordFailed(ctx, string(kind), in.Name, in.Config, err.Error()); rerr != nil {
+			activity.GetLogger(ctx).Warn("record failure in catalog", "kind", kind, "name", in.Name, "error", rerr)
+		}
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.NonRetryable() {
+			// Keep it non-retryable, with the resource named in the message.
+			return res, temporal.NewNonRetryableApplicationError(err.Error(), appErr.Type(), err)
+		}
+		return res, err
+	}
+	if err := p.cfg.Store.RecordApplied(ctx, string(kind), in.Name, in.Config); err != nil {
+		return res, err
+	}
+	res.Detail = detail
+	activity.GetLogger(ctx).Info("resource applied", "kind", kind, "name", in.Name, "detail", detail)
+	return res, nil
+}
+
+func refused(format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrTypeRefused, nil)
+}
+
+// ApplyDatastore makes sure the warehouse database exists, applies the
+// versioned migrations (schemas gold and pipeline, the bi_reader role) and
+// checks that bi_reader exists. tamanho_gb (Insight's capacity threshold) and
+// ha are recorded in the catalog and reported.
+func (p *Provisioner) ApplyDatastore(ctx context.Context, in ResourceInput) (ResourceResult, error) {
+	return apply(ctx, p, in, blueprint.KindDatastore, func(ctx context.Context, cfg blueprint.DatastoreConfig) (string, error) {
+		if cfg.Engine != blueprint.EnginePostgres {
+			return "", refused("engine %q: only %q is supported", cfg.Engine, blueprint.EnginePostgres)
+		}
+		pool := p.cfg.Store.Pool()
+		if err := warehouse.EnsureDatabase(ctx, pool.Config().ConnString()); err != nil {
+			return "", err
+		}
+		if err := p.cfg.Store.Migrate(ctx); err != nil {
+			return "", fmt.Errorf("migrations: %w", err)
+		}
+		var db string
+		var role bool
+		if err := pool.QueryRow(ctx, `SELECT current_database(), EXISTS (SELECT FROM pg_roles WHERE rolname = 'bi_reader')`).Scan(&db, &role); err != nil {
+			return "", fmt.Errorf("check bi_reader: %w", err)
+		}
+		if !role {
+			return "", errors.New("role bi_reader is missing after the migrations")
+		}
+		ms, err := p.cfg.Store.Migrations(ctx)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("database %s: %d migrations applied, role bi_reader, capacity threshold %d GB, ha=%t",
+			db, len(ms), cfg.SizeGB, cfg.HA), nil
+	})
+}
+
+// probeKey is the object the anonymous-read check writes and reads.
+const probeKey = "_provision/anonymous-read-probe"
+
+// ApplyArchive creates the lake bucket, private, and checks that anonymous
+// reads of the bucket listing and of an object are refused. tamanho_gb is
+// recorded as Insight's capacity threshold.
+func (p *Provisioner) ApplyArchive(ctx context.Context, in ResourceInput) (ResourceResult, error) {
+	return apply(ctx, p, in, blueprint.KindArchive, func(ctx context.Context, cfg blueprint.ArchiveConfig) (string, error) {
+		if cfg.Public {
+			return "", refused("publico: the lake holds raw events and must stay private")
+		}
+		_, err := p.cfg.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(in.Name), ACL: s3types.BucketCannedACLPrivate})
+		var owned *s3types.BucketAlreadyOwnedByYou
+		var exists *s3types.BucketAlreadyExists
+		if err != nil && !errors.As(err, &owned) && !errors.As(err, &exists) {
+			return "", fmt.Errorf("create bucket: %w", err)
+		}
+		if _, err := p.cfg.S3.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(in.Name), Key: aws.String(probeKey),
+			Body: bytes.NewReader([]byte("written by the Provision workflow to check that anonymous reads are refused\n")),
+		}); err != nil {
+			return "", fmt.Errorf("write probe object %s: %w", probeKey, err)
+		}
+		for _, key := range []string{"", probeKey} {
+			if err := p.checkAnonymousRefused(ctx, in.Name, key); err != nil {
+				return "", err
+			}
+		}
+		return fmt.Sprintf("bucket %s: private (anonymous list and read refused), capacity threshold %d GB", in.Name, cfg.SizeGB), nil
+	})
+}
+
+func (p *Provisioner) checkAnonymousRefused(ctx context.Context, bucket, key string) error {
+	base := strings.TrimRight(p.cfg.S3Endpoint, "/")
+	if base == "" {
+		region := p.cfg.S3.Options().Region
+		base = "https://s3." + region + ".amazonaws.com"
+	}
+	u := base + "/" + bucket + "/" + key
+	what := "object " + key
+	if key == "" {
+		what = "listing"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("anonymous read check of the %s: %w", what, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
+		return nil
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return refused("publico=false, but an anonymous GET of the %s answered %s: make the bucket private", what, resp.Status)
+	default:
+		return fmt.Errorf("anonymous read check of the %s: unexpected %s (want 403)", what, resp.Status)
+	}
+}
+
+// ApplyConduit creates the topic with particoes partitions and retencao_horas
+// retention, adds partitions when particoes was raised (Kafka cannot shrink a
+// topic: fewer partitions than the topic has is refused), and sets
+// retention.ms.
+func (p *Provisioner) ApplyConduit(ctx context.Context, in ResourceInput) (ResourceResult, error) {
+	return apply(ctx, p, in, blueprint.KindConduit, func(ctx context.Context, cfg blueprint.ConduitConfig) (string, error) {
+		if cfg.Partitions < 1 || cfg.RetentionHours < 1 {
+			return "", temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("particoes %d, retencao_horas %d: both must be at least 1", cfg.Partitions, cfg.RetentionHours), ErrTypeInvalid, nil)
+		}
+		topic := in.Name
+		retentionMS := strconv.FormatInt(cfg.Retention().Milliseconds(), 10)
+		kc := &kafka.Client{Addr: kafka.TCP(p.cfg.KafkaBrokers...), Timeout: 15 * time.Second}
+		created, err := kc.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+			Topic: topic, NumPartitions: cfg.Partitions, ReplicationFactor: 1,
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: retentionMS}},
+		}}})
+		if err != nil {
+			return "", fmt.Errorf("create topic: %w", err)
+		}
+		isNew := true
+		if terr := created.Errors[topic]; terr != nil {
+			if !errors.Is(terr, kafka.TopicAlreadyExists) {
+				return "", fmt.Errorf("create topic (%d partitions): %w", cfg.Partitions, terr)
+			}
+			isNew = false
+		}
+		have, err := p.partitions(ctx, topic)
+		if err != nil {
+			return "", err
+		}
+		var did []string
+		if isNew {
+			did = append(did, "created")
+		}
+		switch {
+		case have > cfg.Partitions:
+			return "", refused("particoes %d: the topic has %d partitions and Kafka cannot shrink a topic; declare at least %d",
+				cfg.Partitions, have, have)
+		case have < cfg.Partitions:
+			resp, err := kc.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{
+				Name: topic, Count: int32(cfg.Partitions),
+			}}})
+			if err != nil {
+				return "", fmt.Errorf("add partitions %d → %d: %w", have, cfg.Partitions, err)
+			}
+			if perr := resp.Errors[topic]; perr != nil {
+				return "", fmt.Errorf("add partitions %d → %d: %w", have, cfg.Partitions, perr)
+			}
+			did = append(did, fmt.Sprintf("partitions %d → %d", have, cfg.Partitions))
+		}
+		if !isNew {
+			resp, err := kc.AlterConfigs(ctx, &kafka.AlterConfigsRequest{Resources: []kafka.AlterConfigRequestResource{{
+				ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
+				Configs: []kafka.AlterConfigRequestConfig{{Name: "retention.ms", Value: retentionMS}},
+			}}})
+			if err != nil {
+				return "", fmt.Errorf("set retention.ms=%s: %w", retentionMS, err)
+			}
+			for _, rerr := range resp.Errors {
+				if rerr != nil {
+					return "", fmt.Errorf("set retention.ms=%s: %w", retentionMS, rerr)
+				}
+			}
+		}
+		if len(did) == 0 {
+			did = append(did, "in place")
+		}
+		return fmt.Sprintf("topic %s: %s; %d partitions, retention %dh (retention.ms=%s)",
+			topic, strings.Join(did, ", "), cfg.Partitions, cfg.RetentionHours, retentionMS), nil
+	})
+}
+
+// partitions returns the topic's partition count, asked of a broker directly
+// (kafka.Client caches metadata).
+func (p *Provisioner) partitions(ctx context.Context, topic string) (int, error) {
+	var lastErr error
+	for _, b := range p.cfg.KafkaBrokers {
+		conn, err := (&kafka.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", b)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		ps, err := conn.ReadPartitions(topic)
+		conn.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		return len(ps), nil
+	}
+	return 0, fmt.Errorf("read partitions of topic %s: %w", topic, lastErr)
+}
+
+// ApplyLane records the batch task queue's settings: prefetch is the
+// concurrency of `pipeline worker` on batch-jobs (--batch-concurrency), duravel
+// that its jobs are Temporal workflows (always durable here).
+func (p *Provisioner) ApplyLane(ctx context.Context, in ResourceInput) (ResourceResult, error) {
+	return apply(ctx, p, in, blueprint.KindLane, func(ctx context.Context, cfg blueprint.LaneConfig) (string, error) {
+		return fmt.Sprintf("task queue %s: at most %d concurrent activities per worker, durable=%t", in.Name, cfg.Prefetch, cfg.Durable), nil
+	})
+}
+
+// ApplyInsight records monitoring's settings: measurement retention and
+// whether alerts fire.
+func (p *Provisioner) ApplyInsight(ctx context.Context, in ResourceInput) (ResourceResult, error) {
+	return apply(ctx, p, in, blueprint.KindInsight, func(ctx context.Context, cfg blueprint.InsightConfig) (string, error) {
+		return fmt.Sprintf("monitoring %s: measurements kept %d days, alerts=%t", in.Name, cfg.RetentionDays, cfg.Alerts), nil
+	})
+}
+
+// ApplyGateway records the domain and TLS in front of the event API.
+func (p *Provisioner) ApplyGateway(ctx context.Context, in ResourceInput) (ResourceResult, error) {
+	return apply(ctx, p, in, blueprint.KindGateway, func(ctx context.Context, cfg blueprint.GatewayConfig) (string, error) {
+		return fmt.Sprintf("gateway %s: domain %s, tls=%t", in.Name, cfg.Domain, cfg.TLS), nil
+	})
+}
+
+// ApplyCompute records a process's port and replicas for the deploy manifests.
+func (p *Provisioner) ApplyCompute(ctx context.Context, in ResourceInput) (ResourceResult, error) {
+	return apply(ctx, p, in, blueprint.KindCompute, func(ctx context.Context, cfg blueprint.ComputeConfig) (string, error) {
+		s := fmt.Sprintf("compute %s (%s): replicas %d–%d", in.Name, cfg.Subtype, cfg.ReplicasMin, cfg.ReplicasMax)
+		if cfg.Subtype == blueprint.SubtypeAPI {
+			s += fmt.Sprintf(", port %d", cfg.Port)
+		}
+		return s, nil
+	})
+}
+
+// ScheduleInput describes the nightly aggregation schedule. All fields are
+// required except Zone.
+type ScheduleInput struct {
+	ID        string `json:"id"`         // schedule id, "nightly-aggregation"
+	Workflow  string `json:"workflow"`   // workflow type, "NightlyAggregation"
+	TaskQueue string `json:"task_queue"` // "batch-jobs"
+	Hour      int    `json:"hour"`       // hour of the day it runs, in Zone
+	// Zone is the IANA zone of Hour and of the day aggregated. Default UTC.
+	Zone string `json:"zone,omitempty"`
+	// CatchupWindow is how late a missed run may still start (after the
+	// server was down).
+	CatchupWindow time.Duration `json:"catchup_window"`
+}
+
+// ScheduleResult says whether the schedule was created or already existed.
+type ScheduleResult struct {
+	ID      string `json:"id"`
+	Created bool   `json:"created"`
+}
+
+// EnsureSchedule creates the schedule if it is absent: daily at Hour:00 in
+// Zone, the workflow on TaskQueue aggregating the previous day, overlap policy
+// skip, the given catch-up window. An existing schedule is left as it is.
+func (p *Provisioner) EnsureSchedule(ctx context.Context, in ScheduleInput) (ScheduleResult, error) {
+	res := ScheduleResult{ID: in.ID}
+	if in.ID == "" || in.Workflow == "" || in.TaskQueue == "" || in.Hour < 0 || in.Hour > 23 || in.CatchupWindow <= 0 {
+		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("schedule %q: incomplete input %+v", in.ID, in), ErrTypeInvalid, nil)
+	}
+	sc := p.cfg.Temporal.ScheduleClient()
+	if _, err := sc.GetHandle(ctx, in.ID).Describe(ctx); err == nil {
+		return res, nil
+	} else if !isNotFound(err) {
+		return res, fmt.Errorf("schedule %s: describe: %w", in.ID, err)
+	}
+	args := map[string]any{}
+	if in.Zone != "" {
+		args["zone"] = in.Zone
+	}
+	_, err := sc.Create(ctx, client.ScheduleOptions{
+		ID: in.ID,
+		Spec: client.ScheduleSpec{
+			Calendars: []client.ScheduleCalendarSpec{{
+				Second:  []client.ScheduleRange{{Start: 0}},
+				Minute:  []client.ScheduleRange{{Start: 0}},
+				Hour:    []client.ScheduleRange{{Start: in.Hour}},
+				Comment: fmt.Sprintf("daily at %02d:00, aggregates the previous day", in.Hour),
+			}},
+			TimeZoneName: in.Zone,
+		},
+		Action: &client.ScheduleWorkflowAction{
+			ID:        in.ID,
+			Workflow:  in.Workflow,
+			Args:      []any{args},
+			TaskQueue: in.TaskQueue,
+		},
+		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
+		CatchupWindow: in.CatchupWindow,
+		Note:          "created by the Provision workflow",
+	})
+	if err != nil {
+		if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+			return res, nil // created meanwhile
+		}
+		return res, fmt.Errorf("schedule %s: create: %w", in.ID, err)
+	}
+	res.Created = true
+	return res, nil
+}
+
+func isNotFound(err error) bool {
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf)
+}
