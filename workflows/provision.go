@@ -1,0 +1,217 @@
+package workflows
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/acme/pipeline/activities"
+	"github.com/acme/pipeline/blueprint"
+)
+
+// Nightly aggregation schedule created by Provision.
+const (
+	// NightlyScheduleID is the contract's schedule id.
+	NightlyScheduleID = "nightly-aggregation"
+	// NightlyHour is the hour (in the schedule's zone) the aggregation of the
+	// previous day starts.
+	NightlyHour = 2
+	// NightlyCatchupWindow is how late a missed nightly run may still start.
+	NightlyCatchupWindow = 24 * time.Hour
+)
+
+// Error types of the Provision workflow.
+const (
+	// ErrTypeInvalidBlueprint: the input is not a valid blueprint.
+	ErrTypeInvalidBlueprint = "InvalidBlueprint"
+	// ErrTypePlanRefused: the plan has refused changes (a topic cannot shrink).
+	ErrTypePlanRefused = "PlanRefused"
+)
+
+// ProvisionInput is the Provision workflow's input.
+type ProvisionInput struct {
+	// Blueprint is the blueprint document exactly as blueprint.json spells it
+	// (Portuguese keys). Required. It is validated by the workflow, so an
+	// invalid one fails the workflow at once with every problem listed.
+	Blueprint json.RawMessage `json:"blueprint"`
+	// DryRun computes and returns the plan and changes nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+	// ScheduleZone is the IANA zone of the nightly schedule and of the day it
+	// aggregates. Default UTC.
+	ScheduleZone string `json:"schedule_zone,omitempty"`
+}
+
+// ProvisionResult reports the plan and what was applied.
+type ProvisionResult struct {
+	// Name is the blueprint's nome.
+	Name string `json:"name"`
+	// Plan is the plan against the catalog at the start, and PlanText its
+	// rendering for a terminal.
+	Plan     blueprint.Plan `json:"plan"`
+	PlanText string         `json:"plan_text"`
+	DryRun   bool           `json:"dry_run"`
+	// Applied lists the resources created or updated, in the order applied.
+	Applied []activities.ResourceResult `json:"applied"`
+	// Schedule is the nightly schedule: "created", "exists" or "" (dry run).
+	Schedule string `json:"schedule,omitempty"`
+}
+
+// Summary renders the outcome in one line per applied resource.
+func (r ProvisionResult) Summary() string {
+	var b strings.Builder
+	switch {
+	case r.DryRun:
+		b.WriteString("Dry run: nothing changed.\n")
+	case len(r.Applied) == 0:
+		b.WriteString("No changes: the pipeline already matches the blueprint.\n")
+	default:
+		fmt.Fprintf(&b, "Applied %d resources:\n", len(r.Applied))
+		for _, a := range r.Applied {
+			fmt.Fprintf(&b, "  %s %s: %s\n", a.Kind, a.Name, a.Detail)
+		}
+	}
+	if r.Schedule != "" {
+		fmt.Fprintf(&b, "Schedule %s: %s.\n", NightlyScheduleID, r.Schedule)
+	}
+	return b.String()
+}
+
+// Provision makes the pipeline match a blueprint: it reads the catalog of
+// provisioned resources, plans (blueprint.Diff, deterministic, in the
+// workflow), refuses a plan with refusals as a whole, then applies every
+// created or changed resource with one activity each, in dependency order
+// (datastore, archive, conduit, lane, insight, gateway, compute), and finally
+// creates the nightly-aggregation schedule if it is absent. Each activity
+// records its resource in the catalog on success, so a rerun after a failure
+// plans only what is left.
+func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
+	bp, err := blueprint.Parse(in.Blueprint, "blueprint")
+	if err != nil {
+		return ProvisionResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidBlueprint, err)
+	}
+	if in.ScheduleZone != "" {
+		if _, err := time.LoadLocation(in.ScheduleZone); err != nil {
+			return ProvisionResult{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("schedule_zone: %q is not an IANA time zone", in.ScheduleZone), "InvalidInput", err)
+		}
+	}
+	log := workflow.GetLogger(ctx)
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 5 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			MaximumAttempts:        10,
+			NonRetryableErrorTypes: []string{activities.ErrTypeRefused, activities.ErrTypeInvalid},
+		},
+	})
+	var p *activities.Provisioner
+
+	var cat activities.LoadCatalogResult
+	if err := workflow.ExecuteActivity(ctx, p.LoadCatalog).Get(ctx, &cat); err != nil {
+		return ProvisionResult{}, fmt.Errorf("load catalog: %w", err)
+	}
+	plan := blueprint.Diff(bp, cat.Entries)
+	res := ProvisionResult{Name: bp.Name, Plan: plan, PlanText: plan.String(), DryRun: in.DryRun}
+	if err := plan.Err(); err != nil {
+		return res, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("the plan has refused changes; nothing was applied:\n%s", refusalList(plan)), ErrTypePlanRefused, err, res)
+	}
+	if in.DryRun {
+		return res, nil
+	}
+
+	for _, ch := range plan.Changes {
+		if ch.Action != blueprint.ActionCreate && ch.Action != blueprint.ActionUpdate {
+			continue
+		}
+		fn := applyActivity(p, ch.Kind)
+		if fn == nil {
+			return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s %s: no activity for kind %q", ch.Kind, ch.Name, ch.Kind), ErrTypeInvalidBlueprint, nil)
+		}
+		actx := workflow.WithActivityOptions(ctx, withID(ctx, fmt.Sprintf("%s/%s", ch.Kind, ch.Name)))
+		log.Info("applying resource", "kind", ch.Kind, "name", ch.Name, "action", ch.Action)
+		var r activities.ResourceResult
+		err := workflow.ExecuteActivity(actx, fn, activities.ResourceInput{Kind: ch.Kind, Name: ch.Name, Config: ch.Desired}).Get(ctx, &r)
+		if err != nil {
+			return res, resourceError(ch, err, res)
+		}
+		res.Applied = append(res.Applied, r)
+	}
+
+	var sr activities.ScheduleResult
+	if err := workflow.ExecuteActivity(ctx, p.EnsureSchedule, activities.ScheduleInput{
+		ID: NightlyScheduleID, Workflow: "NightlyAggregation", TaskQueue: BatchQueue,
+		Hour: NightlyHour, Zone: in.ScheduleZone, CatchupWindow: NightlyCatchupWindow,
+	}).Get(ctx, &sr); err != nil {
+		return res, fmt.Errorf("schedule %s: %w", NightlyScheduleID, err)
+	}
+	res.Schedule = "exists"
+	if sr.Created {
+		res.Schedule = "created"
+	}
+	return res, nil
+}
+
+// applyActivity returns the activity that applies resources of kind k.
+func applyActivity(p *activities.Provisioner, k blueprint.Kind) any {
+	switch k {
+	case blueprint.KindDatastore:
+		return p.ApplyDatastore
+	case blueprint.KindArchive:
+		return p.ApplyArchive
+	case blueprint.KindConduit:
+		return p.ApplyConduit
+	case blueprint.KindLane:
+		return p.ApplyLane
+	case blueprint.KindInsight:
+		return p.ApplyInsight
+	case blueprint.KindGateway:
+		return p.ApplyGateway
+	case blueprint.KindCompute:
+		return p.ApplyCompute
+	}
+	return nil
+}
+
+// withID returns the context's activity options with the activity id set, so
+// the history names each resource's step.
+func withID(ctx workflow.Context, id string) workflow.ActivityOptions {
+	o := workflow.GetActivityOptions(ctx)
+	o.ActivityID = id
+	return o
+}
+
+// resourceError names the resource in the workflow's failure and carries
+// the result so far (the plan, what was applied before) as its details; a
+// non-retryable cause stays non-retryable.
+func resourceError(ch blueprint.Change, err error, res ProvisionResult) error {
+	typ, cause := "ResourceFailed", err.Error()
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		cause = appErr.Error() // without the activity error's ids
+	}
+	nonRetryable := appErr != nil && appErr.NonRetryable()
+	if nonRetryable {
+		typ = appErr.Type()
+	}
+	cause = strings.TrimPrefix(cause, fmt.Sprintf("%s %s: ", ch.Kind, ch.Name))
+	msg := fmt.Sprintf("%s %s (%s) failed: %s", ch.Kind, ch.Name, ch.Action, cause)
+	return temporal.NewApplicationErrorWithOptions(msg, typ, temporal.ApplicationErrorOptions{
+		NonRetryable: nonRetryable, Cause: err, Details: []any{res},
+	})
+}
+
+func refusalList(p blueprint.Plan) string {
+	var b strings.Builder
+	for _, ch := range p.Refusals() {
+		fmt.Fprintf(&b, "  ! %s %s: %s\n", ch.Kind, ch.Name, strings.Join(ch.Reasons, "; "))
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

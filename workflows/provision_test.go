@@ -1,0 +1,227 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/acme/pipeline/activities"
+	"github.com/acme/pipeline/blueprint"
+)
+
+// seed returns deploy/blueprint.json, parsed, and its raw bytes.
+func seed(t *testing.T) (*blueprint.Blueprint, []byte) {
+	t.Helper()
+	raw, err := os.ReadFile("../deploy/blueprint.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp, err := blueprint.Parse(raw, "deploy/blueprint.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bp, raw
+}
+
+// withPartitions returns the seed with the conduit's particoes set to n.
+func withPartitions(t *testing.T, raw []byte, n int) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range doc["recursos"].([]any) {
+		r := r.(map[string]any)
+		if r["tipo"] == "conduit" {
+			r["config"].(map[string]any)["particoes"] = n
+		}
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+type provisionEnv struct {
+	env   *testsuite.TestWorkflowEnvironment
+	order []string // "kind/name" of every resource activity run
+}
+
+// newProvisionEnv stubs every Provisioner activity: the catalog returns
+// catalog, resource activities record their order and succeed unless fail
+// names the resource ("kind/name").
+func newProvisionEnv(t *testing.T, catalog []blueprint.CatalogEntry, fail map[string]error) *provisionEnv {
+	var s testsuite.WorkflowTestSuite
+	pe := &provisionEnv{env: s.NewTestWorkflowEnvironment()}
+	var p *activities.Provisioner
+	pe.env.RegisterActivity(p)
+	pe.env.OnActivity(p.LoadCatalog, mock.Anything).Return(activities.LoadCatalogResult{Entries: catalog}, nil)
+	for _, fn := range []any{p.ApplyDatastore, p.ApplyArchive, p.ApplyConduit, p.ApplyLane, p.ApplyInsight, p.ApplyGateway, p.ApplyCompute} {
+		pe.env.OnActivity(fn, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in activities.ResourceInput) (activities.ResourceResult, error) {
+				id := string(in.Kind) + "/" + in.Name
+				pe.order = append(pe.order, id)
+				if err := fail[id]; err != nil {
+					return activities.ResourceResult{}, err
+				}
+				return activities.ResourceResult{Kind: in.Kind, Name: in.Name, Detail: "ok"}, nil
+			})
+	}
+	pe.env.OnActivity(p.EnsureSchedule, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ScheduleInput) (activities.ScheduleResult, error) {
+			if in.ID != NightlyScheduleID || in.Workflow != "NightlyAggregation" || in.TaskQueue != BatchQueue || in.Hour != 2 || in.CatchupWindow <= 0 {
+				return activities.ScheduleResult{}, temporal.NewNonRetryableApplicationError("bad schedule input", "Test", nil)
+			}
+			return activities.ScheduleResult{ID: in.ID, Created: true}, nil
+		})
+	return pe
+}
+
+func (pe *provisionEnv) run(t *testing.T, in ProvisionInput) (ProvisionResult, error) {
+	t.Helper()
+	pe.env.ExecuteWorkflow(Provision, in)
+	if !pe.env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	if err := pe.env.GetWorkflowError(); err != nil {
+		return ProvisionResult{}, err
+	}
+	var res ProvisionResult
+	if err := pe.env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	return res, nil
+}
+
+func TestProvisionFromNothingRunsEveryResourceInDependencyOrder(t *testing.T) {
+	_, raw := seed(t)
+	pe := newProvisionEnv(t, nil, nil)
+	res, err := pe.run(t, ProvisionInput{Blueprint: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"datastore/warehouse", "archive/datalake", "conduit/events", "lane/batch-jobs",
+		"insight/pipeline-obs", "gateway/ingest-dns", "compute/ingest-api", "compute/etl-worker",
+	}
+	if strings.Join(pe.order, " ") != strings.Join(want, " ") {
+		t.Fatalf("order %v\nwant  %v", pe.order, want)
+	}
+	if len(res.Applied) != len(want) || res.Schedule != "created" || res.Plan.Count(blueprint.ActionCreate) != len(want) {
+		t.Fatalf("result %+v", res)
+	}
+	if !strings.Contains(res.PlanText, "+ create conduit events") {
+		t.Fatalf("plan text:\n%s", res.PlanText)
+	}
+}
+
+func TestProvisionUnchangedPlanRunsNoResourceActivity(t *testing.T) {
+	bp, raw := seed(t)
+	pe := newProvisionEnv(t, bp.Entries(), nil)
+	res, err := pe.run(t, ProvisionInput{Blueprint: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pe.order) != 0 || len(res.Applied) != 0 || res.Plan.HasChanges() {
+		t.Fatalf("ran %v, applied %v", pe.order, res.Applied)
+	}
+	if !strings.Contains(res.Summary(), "No changes") {
+		t.Fatalf("summary %q", res.Summary())
+	}
+}
+
+func TestProvisionAppliesOnlyWhatChanged(t *testing.T) {
+	bp, raw := seed(t)
+	pe := newProvisionEnv(t, bp.Entries(), nil)
+	res, err := pe.run(t, ProvisionInput{Blueprint: withPartitions(t, raw, 24)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(pe.order, " ") != "conduit/events" || len(res.Applied) != 1 {
+		t.Fatalf("ran %v", pe.order)
+	}
+	if !strings.Contains(res.PlanText, "particoes 12 → 24") {
+		t.Fatalf("plan text:\n%s", res.PlanText)
+	}
+}
+
+func TestProvisionRefusalsFailNonRetryablyBeforeAnyChange(t *testing.T) {
+	bp, raw := seed(t)
+	// The lane is missing from the catalog: a create that must not run either.
+	var catalog []blueprint.CatalogEntry
+	for _, e := range bp.Entries() {
+		if e.Kind != blueprint.KindLane {
+			catalog = append(catalog, e)
+		}
+	}
+	pe := newProvisionEnv(t, catalog, nil)
+	_, err := pe.run(t, ProvisionInput{Blueprint: withPartitions(t, raw, 6)})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || appErr.Type() != ErrTypePlanRefused {
+		t.Fatalf("error %v, want a non-retryable %s", err, ErrTypePlanRefused)
+	}
+	if !strings.Contains(err.Error(), "conduit events") || !strings.Contains(err.Error(), "12 → 6") {
+		t.Fatalf("message does not list the refusal: %v", err)
+	}
+	if len(pe.order) != 0 {
+		t.Fatalf("ran %v despite the refusal", pe.order)
+	}
+	var res ProvisionResult
+	if err := appErr.Details(&res); err != nil || !strings.Contains(res.PlanText, "! refused conduit events") {
+		t.Fatalf("details: %v %q", err, res.PlanText)
+	}
+}
+
+func TestProvisionDryRunChangesNothing(t *testing.T) {
+	_, raw := seed(t)
+	pe := newProvisionEnv(t, nil, nil)
+	res, err := pe.run(t, ProvisionInput{Blueprint: raw, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pe.order) != 0 || res.Schedule != "" || !res.DryRun || res.Plan.Count(blueprint.ActionCreate) != 8 {
+		t.Fatalf("ran %v, result %+v", pe.order, res)
+	}
+}
+
+func TestProvisionInvalidBlueprintFailsNonRetryably(t *testing.T) {
+	pe := newProvisionEnv(t, nil, nil)
+	_, err := pe.run(t, ProvisionInput{Blueprint: json.RawMessage(`{"nome":"x","recursos":[{"tipo":"conduit","nome":"events","config":{"particoes":0}}]}`)})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || appErr.Type() != ErrTypeInvalidBlueprint {
+		t.Fatalf("error %v", err)
+	}
+	if !strings.Contains(err.Error(), "particoes") {
+		t.Fatalf("message does not name the field: %v", err)
+	}
+}
+
+func TestProvisionFailureNamesTheResourceAndStops(t *testing.T) {
+	_, raw := seed(t)
+	pe := newProvisionEnv(t, nil, map[string]error{
+		"conduit/events": temporal.NewNonRetryableApplicationError("conduit events: particoes 6: the topic has 12 partitions", activities.ErrTypeRefused, nil),
+	})
+	_, err := pe.run(t, ProvisionInput{Blueprint: raw})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || appErr.Type() != activities.ErrTypeRefused {
+		t.Fatalf("error %v", err)
+	}
+	if !strings.Contains(appErr.Error(), "conduit events (create) failed: particoes 6") {
+		t.Fatalf("message %q", appErr.Error())
+	}
+	if strings.Join(pe.order, " ") != "datastore/warehouse archive/datalake conduit/events" {
+		t.Fatalf("ran %v, want it to stop at the conduit", pe.order)
+	}
+	var res ProvisionResult
+	if err := appErr.Details(&res); err != nil || len(res.Applied) != 2 {
+		t.Fatalf("details: %v %+v", err, res.Applied)
+	}
+}
