@@ -25,6 +25,9 @@ type Config struct {
 	// prefetch). Default 5.
 	BatchConcurrency int
 	Log              *slog.Logger
+	// Provisioner, when set, runs the Provision workflow and its activities
+	// on batch-jobs (activities.NewProvisioner builds it).
+	Provisioner *activities.Provisioner
 }
 
 // Dial connects to Temporal with the process's structured logger.
@@ -57,6 +60,10 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	batch.RegisterWorkflow(workflows.NightlyAggregation)
 	batch.RegisterActivity(&activities.Marts{Store: cfg.Store})
+	if cfg.Provisioner != nil {
+		batch.RegisterWorkflow(workflows.Provision)
+		batch.RegisterActivity(cfg.Provisioner)
+	}
 
 	if err := batch.Start(); err != nil {
 		return fmt.Errorf("start worker on %s: %w", workflows.BatchQueue, err)
