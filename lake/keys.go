@@ -56,6 +56,16 @@ func SilverKey(hour time.Time, partition int32, first, last int64) string {
 	return SilverPrefix + hourPath(hour) + rangeName(partition, first, last) + ".parquet"
 }
 
+// CompactedSilverKey is the key of a file written by hour compaction: the
+// offset range it covers and its generation, one more than the highest
+// generation among the files it merges (a stream cycle's file is generation
+// 0), so that no key is ever reused.
+//
+//	silver/events/dt=2026-11-24/hour=14/p03-000000000000-000000099999-g1.parquet
+func CompactedSilverKey(hour time.Time, partition int32, first, last int64, generation int) string {
+	return SilverPrefix + hourPath(hour) + rangeName(partition, first, last) + fmt.Sprintf("-g%d", generation) + ".parquet"
+}
+
 // SilverHourPrefix is the prefix of every silver file of one event hour.
 func SilverHourPrefix(hour time.Time) string { return SilverPrefix + hourPath(hour) }
 
@@ -72,6 +82,9 @@ type KeyInfo struct {
 	Partition int32
 	First     int64 // first offset, inclusive
 	Last      int64 // last offset, inclusive
+	// Generation is 0 for a stream cycle's silver file, N ≥ 1 for one
+	// written by hour compaction.
+	Generation int
 }
 
 // ParseKey parses a key made by BronzeKey, QuarantineKey or SilverKey.
@@ -107,8 +120,16 @@ func ParseKey(key string) (KeyInfo, error) {
 		return bad("want a " + ext + " name")
 	}
 	name = strings.TrimSuffix(name, ext)
-	// [topic-]pNN-FIRST-LAST; the topic itself may contain '-'.
+	// [topic-]pNN-FIRST-LAST[-gN]; the topic itself may contain '-'.
 	f := strings.Split(name, "-")
+	if ki.Layer == "silver" && len(f) == 4 && strings.HasPrefix(f[3], "g") {
+		g, err := strconv.Atoi(f[3][1:])
+		if err != nil || g < 1 {
+			return bad("bad generation")
+		}
+		ki.Generation = g
+		f = f[:3]
+	}
 	if len(f) < 3 {
 		return bad("want [topic-]pNN-FIRST-LAST")
 	}

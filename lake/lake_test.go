@@ -216,3 +216,18 @@ func TestStore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCompactedSilverKey(t *testing.T) {
+	h := time.Date(2026, 11, 24, 14, 0, 0, 0, time.UTC)
+	k := lake.CompactedSilverKey(h, 3, 0, 99999, 2)
+	if k != "silver/events/dt=2026-11-24/hour=14/p03-000000000000-000000099999-g2.parquet" {
+		t.Fatal(k)
+	}
+	ki, err := lake.ParseKey(k)
+	if err != nil || ki.Generation != 2 || ki.Last != 99999 || ki.Partition != 3 {
+		t.Fatalf("%+v %v", ki, err)
+	}
+	if _, err := lake.ParseKey("silver/events/dt=2026-11-24/hour=14/p03-0-9-g0.parquet"); err == nil {
+		t.Fatal("generation 0 accepted")
+	}
+}

@@ -1,0 +1,90 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/acme/pipeline/internal/kafkaread"
+	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/warehouse"
+)
+
+// DefaultGroup is the Kafka consumer group the stream commits its offsets to,
+// so that standard tools show its lag.
+const DefaultGroup = "pipeline-stream"
+
+// Activities holds the clients of the live stream's activities (workflow
+// StreamCompaction): StreamStart, CompactCycle and CompactHours. The worker
+// builds it once with NewActivities and registers it; workflows call the
+// methods through a nil *Activities. Every exported method is an activity.
+type Activities struct {
+	lake  *lake.Store
+	wh    *warehouse.Store
+	kafka *kafkaread.Client
+	group string
+	log   *slog.Logger
+	tmp   string
+	rg    int64
+
+	// hook, when set (tests), runs after each stage ("bronze", "silver" per
+	// partition; "gold" with partition -1) and fails the activity with its
+	// error: a crash at that point.
+	hook func(stage string, partition int32) error
+}
+
+// StreamConfig configures NewActivities.
+type StreamConfig struct {
+	// Lake is the S3 bucket of the lake. Required.
+	Lake lake.Config
+	// Brokers are the Kafka bootstrap brokers. Required.
+	Brokers []string
+	// Warehouse is the open warehouse store (migrated). Required.
+	Warehouse *warehouse.Store
+	// Group is the consumer group offsets are committed to. Default
+	// "pipeline-stream".
+	Group string
+	// TempDir holds hour compaction's temporary files. Default os.TempDir().
+	TempDir string
+	// RowGroupRows is the row-group size of silver files. Default
+	// lake.DefaultRowGroupRows.
+	RowGroupRows int64
+	// Log receives the activities' own log lines (Temporal's activity
+	// logger gets them too). Default slog.Default().
+	Log *slog.Logger
+}
+
+// NewActivities validates cfg, builds the lake and Kafka clients and makes
+// sure the bucket exists (private).
+func NewActivities(ctx context.Context, cfg StreamConfig) (*Activities, error) {
+	if cfg.Warehouse == nil {
+		return nil, errors.New("stream activities: Warehouse is required")
+	}
+	lk, err := lake.New(cfg.Lake)
+	if err != nil {
+		return nil, fmt.Errorf("stream activities: %w", err)
+	}
+	if err := lk.EnsureBucket(ctx); err != nil {
+		return nil, fmt.Errorf("stream activities: %w", err)
+	}
+	kc, err := kafkaread.New(kafkaread.Config{Brokers: cfg.Brokers})
+	if err != nil {
+		return nil, fmt.Errorf("stream activities: %w", err)
+	}
+	if cfg.Group == "" {
+		cfg.Group = DefaultGroup
+	}
+	if cfg.TempDir == "" {
+		cfg.TempDir = os.TempDir()
+	}
+	if cfg.RowGroupRows <= 0 {
+		cfg.RowGroupRows = lake.DefaultRowGroupRows
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Activities{lake: lk, wh: cfg.Warehouse, kafka: kc, group: cfg.Group,
+		log: cfg.Log.With("component", "stream"), tmp: cfg.TempDir, rg: cfg.RowGroupRows}, nil
+}

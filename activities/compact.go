@@ -1,0 +1,306 @@
+package activities
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/acme/pipeline/event"
+	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/warehouse"
+)
+
+// Defaults of CompactHoursInput.
+const (
+	DefaultAllowedLateness = 10 * time.Minute
+	DefaultCompactMaxRows  = 1_000_000
+	DefaultCompactMaxHours = 48
+)
+
+// CompactHoursInput asks to compact the silver files of closed event hours.
+type CompactHoursInput struct {
+	// Now is the workflow's time (workflow.Now). Required.
+	Now time.Time `json:"now"`
+	// AllowedLateness keeps an hour open this long after its end. Default 10m.
+	AllowedLateness time.Duration `json:"allowed_lateness,omitempty"`
+	// MaxRows bounds the rows of one compacted file. Default 1,000,000.
+	MaxRows int64 `json:"max_rows,omitempty"`
+	// MaxHours bounds the (hour, partition) pairs compacted by one call;
+	// the rest wait for the next call. Default 48.
+	MaxHours int `json:"max_hours,omitempty"`
+}
+
+// CompactedHour reports the compaction of one partition's files of one hour.
+type CompactedHour struct {
+	Hour       time.Time `json:"hour"`
+	Partition  int32     `json:"partition"`
+	FilesIn    int       `json:"files_in"`
+	FilesOut   int       `json:"files_out"` // new files written
+	Kept       int       `json:"kept"`      // files kept as they were
+	RowsIn     int64     `json:"rows_in"`
+	RowsOut    int64     `json:"rows_out"`
+	Duplicates int64     `json:"duplicates"` // rows dropped: event_id seen earlier in the hour
+	Conflict   bool      `json:"conflict,omitempty"`
+}
+
+// CompactHoursResult reports a compaction run.
+type CompactHoursResult struct {
+	Hours   []CompactedHour `json:"hours"`
+	Deleted int             `json:"deleted"` // replaced objects removed from the bucket
+	More    bool            `json:"more"`    // more hours were due than MaxHours
+}
+
+// CompactHours merges the small silver files of every closed event hour (its
+// end plus AllowedLateness is before Now), per partition, into files of at
+// most MaxRows rows, deduplicated by event_id (the first received wins), then
+// retires the small ones: the swap is one transaction in
+// pipeline.silver_objects, after which the replaced objects are deleted. A
+// late file reopens its hour, and the next run compacts it again. Compacted
+// files are named by the offset range they cover plus a generation
+// (p03-FIRST-LAST-gN.parquet), so a key is never reused. A retry at any
+// point redoes the same work and ends in the same state.
+func (a *Activities) CompactHours(ctx context.Context, in CompactHoursInput) (CompactHoursResult, error) {
+	if in.Now.IsZero() {
+		return CompactHoursResult{}, temporal.NewNonRetryableApplicationError("compact hours: Now is required", ErrTypeInvalidInput, nil)
+	}
+	in.AllowedLateness = cmp.Or(max(in.AllowedLateness, 0), DefaultAllowedLateness)
+	in.MaxRows = cmp.Or(max(in.MaxRows, 0), DefaultCompactMaxRows)
+	in.MaxHours = cmp.Or(max(in.MaxHours, 0), DefaultCompactMaxHours)
+	log := a.logger(ctx)
+	var res CompactHoursResult
+
+	// Objects retired by an earlier run that stopped before deleting them.
+	n, err := a.deleteReplaced(ctx)
+	res.Deleted += n
+	if err != nil {
+		return res, err
+	}
+
+	before := in.Now.Add(-time.Hour - in.AllowedLateness)
+	due, err := a.wh.DirtySilverHours(ctx, before, in.MaxHours+1)
+	if err != nil {
+		return res, err
+	}
+	if len(due) > in.MaxHours {
+		due, res.More = due[:in.MaxHours], true
+	}
+	for _, ph := range due {
+		ch, err := a.compactPartitionHour(ctx, ph, in.MaxRows)
+		if err != nil {
+			return res, err
+		}
+		res.Hours = append(res.Hours, ch)
+		activity.RecordHeartbeat(ctx, len(res.Hours))
+		log.Info("hour compacted", "hour", ph.Hour.Format("2006-01-02T15Z"), "partition", ph.Partition,
+			"files_in", ch.FilesIn, "files_out", ch.FilesOut, "kept", ch.Kept, "rows_in", ch.RowsIn, "rows_out", ch.RowsOut,
+			"duplicates", ch.Duplicates, "conflict", ch.Conflict)
+	}
+	n, err = a.deleteReplaced(ctx)
+	res.Deleted += n
+	return res, err
+}
+
+// deleteReplaced deletes the objects of replaced silver files and marks them
+// deleted.
+func (a *Activities) deleteReplaced(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		keys, err := a.wh.ReplacedSilver(ctx, 1000)
+		if err != nil || len(keys) == 0 {
+			return total, err
+		}
+		if err := a.lake.Delete(ctx, keys...); err != nil {
+			return total, fmt.Errorf("delete replaced silver files: %w", err)
+		}
+		if err := a.wh.MarkSilverDeleted(ctx, keys); err != nil {
+			return total, err
+		}
+		total += len(keys)
+	}
+}
+
+// chunk is one output file of a compaction: consecutive input files.
+type chunk struct {
+	inputs  []warehouse.SilverObject
+	rows    int64
+	dropped int64 // duplicates dropped from its inputs
+	file    *os.File
+	w       *lake.RowWriter
+}
+
+func (c *chunk) changed() bool { return len(c.inputs) > 1 || c.dropped > 0 }
+
+func (a *Activities) compactPartitionHour(ctx context.Context, ph warehouse.SilverPartitionHour, maxRows int64) (CompactedHour, error) {
+	ch := CompactedHour{Hour: ph.Hour, Partition: ph.Partition}
+	where := fmt.Sprintf("silver hour %s partition %d", ph.Hour.Format("2006-01-02T15Z"), ph.Partition)
+	inputs, err := a.wh.LiveSilver(ctx, ph.Hour, ph.Partition)
+	if err != nil {
+		return ch, err
+	}
+	ch.FilesIn = len(inputs)
+	if len(inputs) == 0 {
+		return ch, nil
+	}
+
+	var chunks []*chunk
+	defer func() {
+		for _, c := range chunks {
+			if c.file != nil {
+				c.file.Close()
+				os.Remove(c.file.Name())
+			}
+		}
+	}()
+	seen := map[[16]byte]struct{}{}
+	buf := make([]event.Row, 8192)
+	var cur *chunk
+	for _, in := range inputs {
+		if cur == nil || (cur.rows > 0 && cur.rows+in.Rows > maxRows) {
+			f, err := os.CreateTemp(a.tmp, "compact-*.parquet")
+			if err != nil {
+				return ch, fmt.Errorf("%s: %w", where, err)
+			}
+			cur = &chunk{file: f, w: lake.NewRowWriter(f, a.rg)}
+			chunks = append(chunks, cur)
+		}
+		cur.inputs = append(cur.inputs, in)
+		kept, dropped, err := a.copyDeduped(ctx, in, cur.w, seen, buf)
+		if err != nil {
+			return ch, fmt.Errorf("%s: %w", where, err)
+		}
+		cur.rows += kept
+		cur.dropped += dropped
+		ch.RowsIn += kept + dropped
+		ch.Duplicates += dropped
+		activity.RecordHeartbeat(ctx, in.Key)
+	}
+
+	var outputs []warehouse.SilverObject
+	var replaced, confirmed []string
+	for _, c := range chunks {
+		if err := c.w.Close(); err != nil {
+			return ch, fmt.Errorf("%s: %w", where, err)
+		}
+		if !c.changed() {
+			ch.Kept++
+			ch.RowsOut += c.rows
+			if !c.inputs[0].Compacted {
+				confirmed = append(confirmed, c.inputs[0].Key)
+			}
+			continue
+		}
+		for _, in := range c.inputs {
+			replaced = append(replaced, in.Key)
+		}
+		if c.rows == 0 {
+			continue // every row was a duplicate of an earlier file
+		}
+		first, last := c.inputs[0].First, c.inputs[0].Last
+		gen := 0
+		for _, in := range c.inputs {
+			first, last = min(first, in.First), max(last, in.Last)
+			if ki, err := lake.ParseKey(in.Key); err == nil {
+				gen = max(gen, ki.Generation)
+			}
+		}
+		key := lake.CompactedSilverKey(ph.Hour, ph.Partition, first, last, gen+1)
+		if err := a.lake.PutFile(ctx, key, c.file, lake.ParquetContentType); err != nil {
+			return ch, fmt.Errorf("%s: %w", where, err)
+		}
+		st, err := c.file.Stat()
+		if err != nil {
+			return ch, fmt.Errorf("%s: %w", where, err)
+		}
+		outputs = append(outputs, warehouse.SilverObject{Key: key, Hour: ph.Hour, Topic: c.inputs[0].Topic, Partition: ph.Partition,
+			First: first, Last: last, Rows: c.rows, Bytes: st.Size(), Compacted: true})
+		ch.FilesOut++
+		ch.RowsOut += c.rows
+	}
+
+	err = a.wh.ReplaceSilver(ctx, outputs, replaced, confirmed)
+	if errors.Is(err, warehouse.ErrSilverChanged) {
+		// Another run compacted these files meanwhile: drop our outputs
+		// unless that run recorded the very same ones.
+		ch.Conflict = true
+		keys := make([]string, len(outputs))
+		for i, o := range outputs {
+			keys[i] = o.Key
+		}
+		states, serr := a.wh.SilverStates(ctx, keys)
+		if serr != nil {
+			return ch, serr
+		}
+		var orphans []string
+		for _, k := range keys {
+			if _, ok := states[k]; !ok {
+				orphans = append(orphans, k)
+			}
+		}
+		if err := a.lake.Delete(ctx, orphans...); err != nil {
+			return ch, fmt.Errorf("%s: %w", where, err)
+		}
+		return ch, nil
+	}
+	if err != nil {
+		return ch, fmt.Errorf("%s: %w", where, err)
+	}
+	return ch, nil
+}
+
+// copyDeduped streams the rows of one silver file into w, dropping event_ids
+// in seen (and adding the others).
+func (a *Activities) copyDeduped(ctx context.Context, in warehouse.SilverObject, w *lake.RowWriter, seen map[[16]byte]struct{}, buf []event.Row) (kept, dropped int64, err error) {
+	f, err := a.lake.GetFile(ctx, in.Key, a.tmp)
+	if errors.Is(err, lake.ErrNotFound) {
+		return 0, 0, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("silver file %s (partition %d offsets %d..%d) is live in pipeline.silver_objects but missing from the bucket",
+				in.Key, in.Partition, in.First, in.Last), ErrTypeSilverMissing, err)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	rr, err := lake.NewRowReader(f, st.Size())
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", in.Key, err)
+	}
+	defer rr.Close()
+	for {
+		n, rerr := rr.Read(buf)
+		out := buf[:0]
+		for _, r := range buf[:n] {
+			if _, dup := seen[r.EventID]; dup {
+				dropped++
+				continue
+			}
+			seen[r.EventID] = struct{}{}
+			out = append(out, r)
+		}
+		if len(out) > 0 {
+			if err := w.Write(out); err != nil {
+				return kept, dropped, err
+			}
+			kept += int64(len(out))
+		}
+		if errors.Is(rerr, io.EOF) {
+			return kept, dropped, nil
+		}
+		if rerr != nil {
+			return kept, dropped, fmt.Errorf("%s: %w", in.Key, rerr)
+		}
+	}
+}
