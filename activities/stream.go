@@ -267,17 +267,17 @@ func (a *Activities) CompactCycle(ctx context.Context, in CompactCycleInput) (Co
 
 // partFlush is one partition's share of a flush.
 type partFlush struct {
-	partition   int32
-	from, next  int64
-	bronzeKey   string
-	reused      bool
-	records     int
-	bytes       int64
-	quarantined int
-	rows        []event.Row // deduplicated by event_id, offset order
-	silverKeys  []string
-	hwm         int64
-	lost        int64
+	partition                   int32
+	from, next                  int64
+	bronzeKey                   string
+	reused                      bool
+	records                     int
+	bytes                       int64
+	quarantined                 int
+	rows                        []event.Row // deduplicated by event_id, offset order
+	silverKeys                  []string
+	hwm                         int64
+	lost                        int64
 	read, bronze, clean, silver time.Duration
 }
 
