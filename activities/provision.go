@@ -192,7 +192,7 @@ func (p *Provisioner) ApplyDatastore(ctx context.Context, in ResourceInput) (Res
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("database %s: %d migrations applied, role bi_reader, capacity threshold %d GB, ha=%t",
+		return fmt.Sprintf("database %s: %d migrations in place, role bi_reader, capacity threshold %d GB, ha=%t",
 			db, len(ms), cfg.SizeGB, cfg.HA), nil
 	})
 }
@@ -224,6 +224,9 @@ func (p *Provisioner) ApplyArchive(ctx context.Context, in ResourceInput) (Resou
 			if err := p.checkAnonymousRefused(ctx, in.Name, key); err != nil {
 				return "", err
 			}
+		}
+		if _, err := p.cfg.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(in.Name), Key: aws.String(probeKey)}); err != nil {
+			return "", fmt.Errorf("delete probe object %s: %w", probeKey, err)
 		}
 		return fmt.Sprintf("bucket %s: private (anonymous list and read refused), capacity threshold %d GB", in.Name, cfg.SizeGB), nil
 	})
