@@ -2,28 +2,130 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/pipeline/blueprint"
+	"github.com/acme/pipeline/internal/config"
+	"github.com/acme/pipeline/worker"
+	"github.com/acme/pipeline/workflows"
 )
 
 func runProvision(ctx context.Context, args []string) error {
+	var cfg config.Config
 	fs := newFlagSet("provision", "[--dry-run] FILE")
-	dry := fs.Bool("dry-run", false, "print the plan and change nothing")
+	cfg.Register(fs)
+	dry := fs.Bool("dry-run", false, "print the plan against the catalog and change nothing")
+	zone := fs.String("schedule-zone", "", "IANA time zone of the nightly-aggregation schedule when it is created (default UTC)")
+	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the workflow (it keeps running after that)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("%w: want exactly one blueprint file, got %d arguments", errUsage, fs.NArg())
 	}
-	bp, err := blueprint.Load(fs.Arg(0))
+	// Validate here first: every problem at once, before Temporal is involved.
+	path := fs.Arg(0)
+	bp, err := blueprint.Load(path)
 	if err != nil {
 		return err
 	}
-	plan := blueprint.Diff(bp, nil)
-	fmt.Printf("Blueprint %q is valid. Plan against an empty catalog:\n\n%s\n", bp.Name, plan)
-	if *dry {
-		return nil
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
 	}
-	return notYet("applying a blueprint (the Provision workflow)")
+	if err := cfg.Validate(config.NeedTemporal); err != nil {
+		return err
+	}
+	tc, err := worker.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	id := provisionWorkflowID(bp.Name, *dry)
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.BatchQueue},
+		workflows.Provision, workflows.ProvisionInput{Blueprint: raw, DryRun: *dry, ScheduleZone: *zone})
+	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			return fmt.Errorf("a Provision of blueprint %q is already running (workflow %s): wait for it, or see `temporal workflow describe -w %s`", bp.Name, id, id)
+		}
+		return fmt.Errorf("start Provision for %s: %w", path, err)
+	}
+	what := "Provisioning"
+	if *dry {
+		what = "Planning (dry run)"
+	}
+	fmt.Printf("%s blueprint %q: workflow %s run %s on task queue %s (a `pipeline worker` must be running).\n\n",
+		what, bp.Name, run.GetID(), run.GetRunID(), workflows.BatchQueue)
+
+	wctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	var res workflows.ProvisionResult
+	err = run.Get(wctx, &res)
+	if err != nil {
+		if wctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("workflow %s still running after %s: is a `pipeline worker` polling %s? (`temporal workflow describe -w %s`)",
+				run.GetID(), *timeout, workflows.BatchQueue, run.GetID())
+		}
+		return provisionFailure(run.GetID(), err)
+	}
+	fmt.Println(res.PlanText)
+	fmt.Print(res.Summary())
+	return nil
+}
+
+// provisionFailure prints what the failed run had planned and applied (the
+// failure's details) and returns its message, which names the resource.
+func provisionFailure(id string, err error) error {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return fmt.Errorf("workflow %s: %w", id, err)
+	}
+	var res workflows.ProvisionResult
+	if appErr.HasDetails() && appErr.Details(&res) == nil && res.PlanText != "" {
+		fmt.Println(res.PlanText)
+		if len(res.Applied) > 0 {
+			fmt.Printf("Applied before the failure (recorded in the catalog; a rerun continues from here):\n")
+			for _, a := range res.Applied {
+				fmt.Printf("  %s %s: %s\n", a.Kind, a.Name, a.Detail)
+			}
+		}
+		fmt.Println()
+	}
+	return fmt.Errorf("%s\n(workflow %s; retries: `temporal workflow show -w %s --detailed`)", appErr.Error(), id, id)
+}
+
+// provisionWorkflowID is provision-<slug of the blueprint's nome>, so two
+// provisions of one blueprint cannot run at once; a dry run has its own id.
+func provisionWorkflowID(name string, dry bool) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	slug := strings.TrimRight(b.String(), "-")
+	if slug == "" {
+		slug = "blueprint"
+	}
+	id := "provision-" + slug
+	if dry {
+		id += "-dry-run"
+	}
+	return id
 }
