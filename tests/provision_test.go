@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -219,4 +220,80 @@ func TestProvisionSeedBlueprint(t *testing.T) {
 	if len(cal) != 1 || len(cal[0].Hour) != 1 || cal[0].Hour[0].Start != workflows.NightlyHour {
 		t.Fatalf("schedule spec %+v", desc.Schedule.Spec)
 	}
+}
+
+// TestProvisionCommand runs `pipeline provision` as a user does, against a
+// worker registered through worker.Run on batch-jobs: a dry run prints the
+// plan, an apply prints what it did, a refused plan exits 1 naming the
+// resource.
+func TestProvisionCommand(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "pipeline")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/pipeline").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	store, err := warehouse.Open(ctx, warehouse.Config{URL: stack.DatabaseURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	tc, err := worker.Dial(stack.TemporalAddress, "default", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
+		Store: store, KafkaBrokers: stack.KafkaBrokers, S3: devstack.S3Client(stack.S3Endpoint, stack.Region, stack.AccessKeyID, stack.SecretAccessKey),
+		S3Endpoint: stack.S3Endpoint, Temporal: tc,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stopWorker := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- worker.Run(wctx, worker.Config{Client: tc, Store: store, Provisioner: prov, Log: slog.New(slog.DiscardHandler)})
+	}()
+	defer func() { stopWorker(); <-done }()
+
+	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
+	topic, bucket := "events-cli-"+suffix, "datalake-cli-"+suffix
+	file := func(partitions int) string {
+		var doc map[string]any
+		_ = json.Unmarshal(provisionBlueprint(t, topic, bucket, partitions), &doc)
+		doc["nome"] = "CLI test " + suffix
+		b, _ := json.Marshal(doc)
+		p := filepath.Join(t.TempDir(), "blueprint.json")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pipeline := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, bin, append([]string{"provision", "--temporal-address", stack.TemporalAddress, "--timeout", "90s"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	out, err := pipeline("--dry-run", file(12))
+	if err != nil || !strings.Contains(out, "+ create conduit "+topic) || !strings.Contains(out, "Dry run: nothing changed.") ||
+		!strings.Contains(out, "provision-cli-test-"+suffix+"-dry-run") {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	out, err = pipeline(file(12))
+	if err != nil || !strings.Contains(out, "topic "+topic+": created; 12 partitions") || !strings.Contains(out, "Schedule nightly-aggregation:") {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	t.Logf("pipeline provision:\n%s", out)
+	out, err = pipeline(file(12))
+	if err != nil || !strings.Contains(out, "No changes") {
+		t.Fatalf("second apply: %v\n%s", err, out)
+	}
+	out, err = pipeline(file(6))
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out, "conduit "+topic) || !strings.Contains(out, "12 → 6") {
+		t.Fatalf("lowering to 6: %v\n%s", err, out)
+	}
+	t.Logf("pipeline provision (refused):\n%s", out)
 }

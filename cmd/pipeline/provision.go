@@ -102,7 +102,7 @@ func provisionFailure(id string, err error) error {
 		}
 		fmt.Println()
 	}
-	return fmt.Errorf("%s\n(workflow %s; retries: `temporal workflow show -w %s --detailed`)", appErr.Error(), id, id)
+	return fmt.Errorf("%s\n(workflow %s; its steps and retries: `temporal workflow show -w %s --detailed`)", appErr.Message(), id, id)
 }
 
 // provisionWorkflowID is provision-<slug of the blueprint's nome>, so two
