@@ -32,7 +32,7 @@ import (
 // provisionBlueprint returns the seed blueprint with its own topic and bucket
 // names (so the other tests' events topic and datalake bucket are left
 // alone) and the conduit's particoes set to partitions.
-func provisionBlueprint(t *testing.T, topic, bucket string, partitions int) []byte {
+func provisionBlueprint(t *testing.T, topic, bucket string, partitions int, retentionHours ...int) []byte {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(moduleRoot, "deploy", "blueprint.json"))
 	if err != nil {
@@ -48,6 +48,9 @@ func provisionBlueprint(t *testing.T, topic, bucket string, partitions int) []by
 		case "conduit":
 			r["nome"] = topic
 			r["config"].(map[string]any)["particoes"] = partitions
+			if len(retentionHours) > 0 {
+				r["config"].(map[string]any)["retencao_horas"] = retentionHours[0]
+			}
 		case "archive":
 			r["nome"] = bucket
 		}
@@ -69,63 +72,14 @@ func provisionBlueprint(t *testing.T, topic, bucket string, partitions int) []by
 func TestProvisionSeedBlueprint(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	store, err := warehouse.Open(ctx, warehouse.Config{URL: stack.DatabaseURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	tc, err := worker.Dial(stack.TemporalAddress, "default", slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	s3c := devstack.S3Client(stack.S3Endpoint, stack.Region, stack.AccessKeyID, stack.SecretAccessKey)
-	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
-		Store: store, KafkaBrokers: stack.KafkaBrokers, S3: s3c, S3Endpoint: stack.S3Endpoint, Temporal: tc,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// A fresh task queue per run (see STACK-FACTS); the workflow's activities
-	// run on the workflow's queue.
-	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
-	queue := "provision-test-" + suffix
-	w := sdkworker.New(tc, queue, sdkworker.Options{})
-	w.RegisterWorkflow(workflows.Provision)
-	w.RegisterActivity(prov)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-
+	h := startProvisionWorker(ctx, t)
+	store, tc, s3c, suffix := h.store, h.tc, h.s3, h.suffix
 	topic, bucket := "events-provision-"+suffix, "datalake-provision-"+suffix
 	provision := func(t *testing.T, partitions int, dry bool) (workflows.ProvisionResult, error) {
 		t.Helper()
-		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID: "provision-test-" + suffix, TaskQueue: queue,
-			WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		}, workflows.Provision, workflows.ProvisionInput{Blueprint: provisionBlueprint(t, topic, bucket, partitions), DryRun: dry})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res workflows.ProvisionResult
-		err = run.Get(ctx, &res)
-		return res, err
+		return h.provision(ctx, t, provisionBlueprint(t, topic, bucket, partitions), dry)
 	}
-	partitionsOf := func(t *testing.T) int {
-		t.Helper()
-		conn, err := kafka.DialContext(ctx, "tcp", stack.KafkaBrokers[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		ps, err := conn.ReadPartitions(topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(ps)
-	}
+	partitionsOf := func(t *testing.T) int { return partitionsOf(ctx, t, topic) }
 
 	// From nothing: every resource is created, in dependency order.
 	res, err := provision(t, 12, false)
@@ -296,4 +250,173 @@ func TestProvisionCommand(t *testing.T) {
 		t.Fatalf("lowering to 6: %v\n%s", err, out)
 	}
 	t.Logf("pipeline provision (refused):\n%s", out)
+}
+
+// provisionHarness is a worker running Provision on a fresh task queue, with
+// the clients a test checks the outcome with.
+type provisionHarness struct {
+	store  *warehouse.Store
+	tc     client.Client
+	s3     *s3.Client
+	queue  string
+	suffix string // unique per test run, for names
+}
+
+func startProvisionWorker(ctx context.Context, t *testing.T) *provisionHarness {
+	t.Helper()
+	store, err := warehouse.Open(ctx, warehouse.Config{URL: stack.DatabaseURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	tc, err := worker.Dial(stack.TemporalAddress, "default", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	s3c := devstack.S3Client(stack.S3Endpoint, stack.Region, stack.AccessKeyID, stack.SecretAccessKey)
+	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
+		Store: store, KafkaBrokers: stack.KafkaBrokers, S3: s3c, S3Endpoint: stack.S3Endpoint, Temporal: tc,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fresh task queue per run (see STACK-FACTS); the workflow's activities
+	// run on the workflow's queue.
+	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
+	queue := "provision-test-" + suffix
+	w := sdkworker.New(tc, queue, sdkworker.Options{})
+	w.RegisterWorkflow(workflows.Provision)
+	w.RegisterActivity(prov)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return &provisionHarness{store: store, tc: tc, s3: s3c, queue: queue, suffix: suffix}
+}
+
+func (h *provisionHarness) provision(ctx context.Context, t *testing.T, bp []byte, dry bool) (workflows.ProvisionResult, error) {
+	t.Helper()
+	run, err := h.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: "provision-test-" + h.suffix, TaskQueue: h.queue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+	}, workflows.Provision, workflows.ProvisionInput{Blueprint: bp, DryRun: dry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.ProvisionResult
+	err = run.Get(ctx, &res)
+	return res, err
+}
+
+// partitionsOf asks a broker directly (no client metadata cache).
+func partitionsOf(ctx context.Context, t *testing.T, topic string) int {
+	t.Helper()
+	conn, err := kafka.DialContext(ctx, "tcp", stack.KafkaBrokers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ps, err := conn.ReadPartitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ps)
+}
+
+// retentionOf returns the topic's retention.ms.
+func retentionOf(ctx context.Context, t *testing.T, topic string) string {
+	t.Helper()
+	kc := &kafka.Client{Addr: kafka.TCP(stack.KafkaBrokers...), Timeout: 10 * time.Second}
+	resp, err := kc.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"retention.ms"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			t.Fatal(r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == "retention.ms" {
+				return e.ConfigValue
+			}
+		}
+	}
+	t.Fatalf("topic %s: no retention.ms", topic)
+	return ""
+}
+
+// TestProvisionContinuesAfterFailure makes the conduit fail part-way (the
+// topic already exists with more partitions than declared, which the catalog
+// does not know), checks that the failure names the resource and that what
+// was applied before is recorded, then fixes the blueprint and checks that
+// the rerun applies only what is left.
+func TestProvisionContinuesAfterFailure(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h := startProvisionWorker(ctx, t)
+	topic, bucket := "events-resume-"+h.suffix, "datalake-resume-"+h.suffix
+	if err := devstack.EnsureTopic(ctx, stack.KafkaBrokers, topic, 16, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := h.provision(ctx, t, provisionBlueprint(t, topic, bucket, 12), false)
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || appErr.Type() != activities.ErrTypeRefused {
+		t.Fatalf("error %v, want a non-retryable %s", err, activities.ErrTypeRefused)
+	}
+	if msg := appErr.Message(); !strings.Contains(msg, "conduit "+topic+" (create) failed") || !strings.Contains(msg, "has 16 partitions") {
+		t.Fatalf("message %q does not name the resource and the cause", msg)
+	}
+	var partial workflows.ProvisionResult
+	if err := appErr.Details(&partial); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := h.store.Catalog(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]warehouse.CatalogRow{}
+	for _, r := range rows {
+		byName[r.Kind+"/"+r.Name] = r
+	}
+	if r := byName["archive/"+bucket]; !r.Applied() {
+		t.Fatalf("archive %s not recorded as applied before the failure: %+v", bucket, r)
+	}
+	if r := byName["conduit/"+topic]; r.Status != warehouse.CatalogFailed || r.Applied() || !strings.Contains(r.Error, "16 partitions") {
+		t.Fatalf("conduit row %+v, want failed with its error", r)
+	}
+
+	// Fixed blueprint (and another retention): the archive is not redone.
+	res, err := h.provision(ctx, t, provisionBlueprint(t, topic, bucket, 16, 48), false)
+	if err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	var applied []string
+	for _, a := range res.Applied {
+		applied = append(applied, string(a.Kind)+"/"+a.Name)
+		if a.Kind == blueprint.KindArchive {
+			t.Fatalf("rerun applied the archive again:\n%s", res.PlanText)
+		}
+	}
+	if len(applied) == 0 || applied[0] != "conduit/"+topic {
+		t.Fatalf("rerun applied %v, want the conduit first:\n%s", applied, res.PlanText)
+	}
+	if got := retentionOf(ctx, t, topic); got != "172800000" {
+		t.Fatalf("retention.ms %s, want 172800000 (48h)", got)
+	}
+	if got := partitionsOf(ctx, t, topic); got != 16 {
+		t.Fatalf("%d partitions, want 16", got)
+	}
+	rows, err = h.store.Catalog(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Kind == "conduit" && r.Name == topic && (r.Status != warehouse.CatalogApplied || r.Error != "") {
+			t.Fatalf("conduit row after the rerun %+v", r)
+		}
+	}
 }
