@@ -93,12 +93,12 @@ type StreamTotals struct {
 
 // StreamProgress answers StreamProgressQuery.
 type StreamProgress struct {
-	Shard          int                           `json:"shard"`
-	Shards         int                           `json:"shards"`
-	Offsets        map[int32]int64               `json:"offsets"`
-	Totals         StreamTotals                  `json:"totals"`
+	Shard          int                            `json:"shard"`
+	Shards         int                            `json:"shards"`
+	Offsets        map[int32]int64                `json:"offsets"`
+	Totals         StreamTotals                   `json:"totals"`
 	LastCycle      *activities.CompactCycleResult `json:"last_cycle,omitempty"`
-	LastCompaction time.Time                     `json:"last_compaction,omitzero"`
+	LastCompaction time.Time                      `json:"last_compaction,omitzero"`
 }
 
 // StreamCompactionResult is returned when the workflow is stopped by
