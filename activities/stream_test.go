@@ -2,30 +2,24 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/acme/pipeline/event"
 	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/lake"
 	"github.com/acme/pipeline/warehouse"
@@ -125,126 +119,6 @@ func (s *stack) strings(sql string, args ...any) []string {
 	return out
 }
 
-// msg is a record to produce to one partition.
-type msg struct {
-	partition int
-	key       []byte
-	value     []byte
-}
-
-func (s *stack) produce(msgs []msg) {
-	s.t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(s.brokers...), Topic: s.topic, BatchSize: 1000, RequiredAcks: kafka.RequireAll,
-		Balancer: kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { p, _ := strconv.Atoi(string(m.Headers[0].Value)); return p })}
-	defer w.Close()
-	kms := make([]kafka.Message, len(msgs))
-	for i, m := range msgs {
-		kms[i] = kafka.Message{Key: m.key, Value: m.value, Headers: []kafka.Header{{Key: "p", Value: []byte(strconv.Itoa(m.partition))}}}
-	}
-	if err := w.WriteMessages(context.Background(), kms...); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-// mix generates a realistic stream: page views, payments in three currencies
-// (some refunds), audit events, client retries (same event_id again, same
-// partition) and a few poison records. It returns the records and what gold
-// must hold.
-type expect struct {
-	distinct   int
-	payments   int
-	audit      int
-	poison     int
-	sums       map[string]int64 // currency → net micros (refunds negative)
-	duplicates int
-}
-
-func mix(n int, partitions int, hour time.Time, seed uint64) ([]msg, expect) {
-	r := rand.New(rand.NewPCG(seed, 1))
-	ex := expect{sums: map[string]int64{}}
-	var out []msg
-	var sent []msg
-	currencies := []string{"EUR", "USD", "JPY"}
-	for i := 0; i < n; i++ {
-		user := fmt.Sprintf("u-%d", r.IntN(500))
-		p := int(crc(user)) % partitions
-		occurred := hour.Add(time.Duration(r.Int64N(int64(time.Hour))))
-		ev := event.Event{
-			EventID:    uuid.Must(uuid.NewV7()).String(),
-			OccurredAt: occurred, ReceivedAt: occurred.Add(time.Second),
-			Source: "web", UserID: user,
-		}
-		switch k := r.IntN(100); {
-		case k < 70:
-			ev.Type = "page_view"
-			ev.Properties = json.RawMessage(fmt.Sprintf(`{"path":"/p/%d"}`, r.IntN(50)))
-		case k < 85:
-			cur := currencies[r.IntN(3)]
-			micros := int64(r.IntN(100000)) * 10_000 // two decimals
-			ev.Type = "payment.succeeded"
-			if r.IntN(10) == 0 {
-				ev.Type = "payment.refunded"
-				ex.sums[cur] -= micros
-			} else {
-				ex.sums[cur] += micros
-			}
-			ev.Properties = json.RawMessage(fmt.Sprintf(`{"amount":"%s","currency":"%s"}`, event.FormatMicros(micros), cur))
-			ex.payments++
-		default:
-			ev.Type = "audit.login"
-			ev.Properties = json.RawMessage(fmt.Sprintf(`{"actor":"%s","action":"login","outcome":"success"}`, user))
-			ex.audit++
-		}
-		b, err := ev.Marshal()
-		if err != nil {
-			panic(err)
-		}
-		m := msg{partition: p, key: []byte(user), value: b}
-		out = append(out, m)
-		sent = append(sent, m)
-		ex.distinct++
-		// 5% client retries: the same event again, a little later.
-		if r.IntN(20) == 0 && len(sent) > 0 {
-			out = append(out, sent[r.IntN(len(sent))])
-			ex.duplicates++
-		}
-		// ~1% poison records from other producers.
-		if r.IntN(100) == 0 {
-			out = append(out, msg{partition: p, value: poison(r.IntN(6), occurred)})
-			ex.poison++
-		}
-	}
-	return out, ex
-}
-
-func poison(kind int, at time.Time) []byte {
-	ts := at.Format(time.RFC3339)
-	switch kind {
-	case 0:
-		return []byte(`not json at all`)
-	case 1:
-		return []byte(`{"type":"page_view","occurred_at":"` + ts + `"}`) // no event_id, no received_at
-	case 2:
-		return []byte{0xff, 0xfe, '{', '}'}
-	case 3:
-		return []byte(`{"event_id":"` + uuid.NewString() + `","type":"payment.succeeded","occurred_at":"` + ts +
-			`","received_at":"` + ts + `","properties":{"amount":"lots","currency":"EUR"}}`)
-	case 4:
-		return []byte(`{"event_id":"` + uuid.NewString() + `","type":"Bad Type!","occurred_at":"` + ts + `","received_at":"` + ts + `"}`)
-	default:
-		return []byte{}
-	}
-}
-
-func crc(s string) uint32 {
-	var h uint32 = 2166136261
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
-}
-
 // drain runs cycles until every partition reached the end of what was
 // produced.
 func (s *stack) drain(offsets map[int32]int64, in CompactCycleInput, total int) (map[int32]int64, CompactCycleResult) {
@@ -281,33 +155,6 @@ func (s *stack) drain(offsets map[int32]int64, in CompactCycleInput, total int) 
 	}
 	s.t.Fatalf("not drained after 100 cycles: %v", offsets)
 	return nil, sum
-}
-
-// checkGold compares gold with the expectation.
-func (s *stack) checkGold(ex expect) {
-	s.t.Helper()
-	if got := s.count(`SELECT count(*) FROM gold.events`); got != int64(ex.distinct) {
-		s.t.Errorf("gold.events has %d rows, want %d distinct events", got, ex.distinct)
-	}
-	if got := s.count(`SELECT count(DISTINCT event_id) FROM gold.events`); got != int64(ex.distinct) {
-		s.t.Errorf("gold.events has %d distinct ids, want %d", got, ex.distinct)
-	}
-	if got := s.count(`SELECT count(*) FROM gold.payments`); got != int64(ex.payments) {
-		s.t.Errorf("gold.payments has %d rows, want %d", got, ex.payments)
-	}
-	if got := s.count(`SELECT count(*) FROM gold.audit_log`); got != int64(ex.audit) {
-		s.t.Errorf("gold.audit_log has %d rows, want %d", got, ex.audit)
-	}
-	for cur, want := range ex.sums {
-		got := s.count(`SELECT coalesce(sum(CASE WHEN is_refund THEN -amount ELSE amount END) * 1000000, 0)::bigint
-			FROM gold.payments WHERE currency = $1`, cur)
-		if got != want {
-			s.t.Errorf("net %s = %s, want %s", cur, event.FormatMicros(got), event.FormatMicros(want))
-		}
-	}
-	if got := s.count(`SELECT count(*) FROM pipeline.quarantine`); got != int64(ex.poison) {
-		s.t.Errorf("pipeline.quarantine has %d rows, want %d poison records", got, ex.poison)
-	}
 }
 
 // checkLake checks that the bucket holds exactly the indexed bronze objects,
@@ -392,10 +239,10 @@ func startOffsets(n int32) map[int32]int64 {
 func TestCompactCycleExactlyOnce(t *testing.T) {
 	s := newStack(t, 3)
 	hour := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
-	msgs, ex := mix(3000, 3, hour, 1)
-	s.produce(msgs)
+	msgs, ex := streamtest.Mix(3000, 3, hour, 1)
+	streamtest.Produce(s.t, s.brokers, s.topic, msgs)
 	t.Logf("%d records: %d distinct events (%d payments, %d audit), %d retries, %d poison",
-		len(msgs), ex.distinct, ex.payments, ex.audit, ex.duplicates, ex.poison)
+		len(msgs), ex.Distinct, ex.Payments, ex.Audit, ex.Duplicates, ex.Poison)
 
 	in := CompactCycleInput{Topic: s.topic, MaxRecords: 300, FlushWait: 100 * time.Millisecond, MaxFlushes: 1}
 	offsets := startOffsets(3)
@@ -433,8 +280,8 @@ func TestCompactCycleExactlyOnce(t *testing.T) {
 	s.acts.hook = nil
 	offsets, _ = s.drain(offsets, in, len(msgs))
 
-	s.checkGold(ex)
-	s.checkLake(len(msgs), ex.distinct, false)
+	streamtest.CheckGold(s.t, s.wh.Pool(), ex)
+	s.checkLake(len(msgs), ex.Distinct, false)
 	stored, err := s.wh.StreamOffsets(context.Background(), s.topic)
 	if err != nil || !mapsEqual(stored, offsets) {
 		t.Errorf("stored offsets %v, workflow offsets %v (%v)", stored, offsets, err)
@@ -464,8 +311,8 @@ func TestCompactCycleExactlyOnce(t *testing.T) {
 			}
 		}
 	}
-	if nq != ex.poison {
-		t.Errorf("quarantine objects hold %d records, want %d", nq, ex.poison)
+	if nq != ex.Poison {
+		t.Errorf("quarantine objects hold %d records, want %d", nq, ex.Poison)
 	}
 
 	// A rerun of an old cycle (e.g. a zombie attempt) changes nothing.
@@ -484,10 +331,10 @@ func TestCompactHours(t *testing.T) {
 	now := time.Date(2026, 11, 24, 14, 30, 0, 0, time.UTC)
 	h11 := time.Date(2026, 11, 24, 11, 0, 0, 0, time.UTC)
 	h14 := time.Date(2026, 11, 24, 14, 0, 0, 0, time.UTC)
-	msgs, ex := mix(1500, 2, h11, 2)
-	open, ex14 := mix(200, 2, h14, 3)
+	msgs, ex := streamtest.Mix(1500, 2, h11, 2)
+	open, ex14 := streamtest.Mix(200, 2, h14, 3)
 	msgs = append(msgs, open...)
-	s.produce(msgs)
+	streamtest.Produce(s.t, s.brokers, s.topic, msgs)
 	in := CompactCycleInput{Topic: s.topic, MaxRecords: 100, FlushWait: 50 * time.Millisecond, MaxFlushes: 5}
 	offsets, _ := s.drain(startOffsets(2), in, len(msgs))
 	small := s.count(`SELECT count(*) FROM pipeline.silver_objects WHERE hour = $1`, h11)
@@ -518,9 +365,9 @@ func TestCompactHours(t *testing.T) {
 	if got := s.count(`SELECT count(*) FROM pipeline.silver_objects WHERE hour = $1 AND compacted`, h14); got != 0 {
 		t.Errorf("open hour compacted (%d files)", got)
 	}
-	s.checkLake(len(msgs), ex.distinct+ex14.distinct, false)
-	if rows := s.count(`SELECT sum(rows) FROM pipeline.silver_objects WHERE hour = $1 AND state = 'live'`, h11); rows != int64(ex.distinct) {
-		t.Errorf("hour 11 holds %d rows after compaction, want %d distinct", rows, ex.distinct)
+	s.checkLake(len(msgs), ex.Distinct+ex14.Distinct, false)
+	if rows := s.count(`SELECT sum(rows) FROM pipeline.silver_objects WHERE hour = $1 AND state = 'live'`, h11); rows != int64(ex.Distinct) {
+		t.Errorf("hour 11 holds %d rows after compaction, want %d distinct", rows, ex.Distinct)
 	}
 
 	// Again: nothing to do.
@@ -530,9 +377,9 @@ func TestCompactHours(t *testing.T) {
 	}
 
 	// A late event for hour 11 (and a retry of one already there) reopens it.
-	late, exLate := mix(5, 2, h11, 4)
+	late, exLate := streamtest.Mix(5, 2, h11, 4)
 	late = append(late, msgs[0])
-	s.produce(late)
+	streamtest.Produce(s.t, s.brokers, s.topic, late)
 	var total int64
 	for _, o := range offsets {
 		total += o
@@ -549,17 +396,17 @@ func TestCompactHours(t *testing.T) {
 		WHERE hour = $1 AND state = 'live' AND compacted ORDER BY 1`, h11); len(got) == 0 {
 		t.Errorf("no compacted generation: %v", got)
 	}
-	if rows := s.count(`SELECT sum(rows) FROM pipeline.silver_objects WHERE hour = $1 AND state = 'live'`, h11); rows != int64(ex.distinct+exLate.distinct) {
-		t.Errorf("hour 11 holds %d rows after the late compaction, want %d", rows, ex.distinct+exLate.distinct)
+	if rows := s.count(`SELECT sum(rows) FROM pipeline.silver_objects WHERE hour = $1 AND state = 'live'`, h11); rows != int64(ex.Distinct+exLate.Distinct) {
+		t.Errorf("hour 11 holds %d rows after the late compaction, want %d", rows, ex.Distinct+exLate.Distinct)
 	}
-	s.checkLake(len(msgs)+len(late), ex.distinct+ex14.distinct+exLate.distinct, false)
+	s.checkLake(len(msgs)+len(late), ex.Distinct+ex14.Distinct+exLate.Distinct, false)
 
 	// After the hour closes, hour 14 compacts too and silver is exact.
 	res = CompactHoursResult{}
 	if err := s.run(s.acts.CompactHours, CompactHoursInput{Now: h14.Add(2 * time.Hour)}, &res); err != nil {
 		t.Fatal(err)
 	}
-	s.checkLake(len(msgs)+len(late), ex.distinct+ex14.distinct+exLate.distinct, true)
+	s.checkLake(len(msgs)+len(late), ex.Distinct+ex14.Distinct+exLate.Distinct, true)
 }
 
 // TestOutages makes S3, then PostgreSQL, refuse service in the middle of the
@@ -568,8 +415,8 @@ func TestCompactHours(t *testing.T) {
 func TestOutages(t *testing.T) {
 	s := newStack(t, 2)
 	hour := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
-	msgs, ex := mix(2000, 2, hour, 5)
-	s.produce(msgs)
+	msgs, ex := streamtest.Mix(2000, 2, hour, 5)
+	streamtest.Produce(s.t, s.brokers, s.topic, msgs)
 	in := CompactCycleInput{Topic: s.topic, MaxRecords: 250, FlushWait: 50 * time.Millisecond, MaxFlushes: 1}
 	offsets := startOffsets(2)
 	res, err := s.cycle(withOffsets(in, offsets))
@@ -599,8 +446,8 @@ func TestOutages(t *testing.T) {
 	s.pg.refuse(false)
 
 	s.drain(offsets, in, len(msgs))
-	s.checkGold(ex)
-	s.checkLake(len(msgs), ex.distinct, false)
+	streamtest.CheckGold(s.t, s.wh.Pool(), ex)
+	s.checkLake(len(msgs), ex.Distinct, false)
 }
 
 // TestStreamStart picks carried, stored and earliest offsets, and only the
