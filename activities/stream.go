@@ -149,6 +149,17 @@ type StageTimes struct {
 	Flushes time.Duration `json:"flushes"` // wall time of the flushes, waits included
 }
 
+// Add adds o to t.
+func (t *StageTimes) Add(o StageTimes) {
+	t.Read += o.Read
+	t.Bronze += o.Bronze
+	t.Clean += o.Clean
+	t.Silver += o.Silver
+	t.Gold += o.Gold
+	t.Commit += o.Commit
+	t.Flushes += o.Flushes
+}
+
 // CompactCycleResult reports a cycle. It carries offsets and counts, never
 // rows.
 type CompactCycleResult struct {

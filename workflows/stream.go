@@ -89,6 +89,8 @@ type StreamTotals struct {
 	Inserted    int64 `json:"inserted"`
 	Duplicates  int64 `json:"duplicates"`
 	Compactions int64 `json:"compactions"`
+	// Times sums the cycles' stage times.
+	Times activities.StageTimes `json:"times"`
 }
 
 // StreamProgress answers StreamProgressQuery.
@@ -220,6 +222,7 @@ func StreamCompaction(ctx workflow.Context, in StreamCompactionInput) (StreamCom
 		in.Totals.Quarantined += res.Quarantined
 		in.Totals.Inserted += res.Inserted
 		in.Totals.Duplicates += res.Duplicates
+		in.Totals.Times.Add(res.Times)
 		progress.Offsets, progress.Totals, progress.LastCycle = offsets, in.Totals, &res
 		if res.Records > 0 || res.Quarantined > 0 {
 			logger.Info("stream cycle done", "cycle", cycle, "flushes", res.Flushes, "records", res.Records,
