@@ -46,7 +46,7 @@ func run(m *testing.M) int {
 	stack, err = devstack.Start(ctx, devstack.Config{
 		Dir: dir, BinDir: filepath.Join(moduleRoot, "bin"),
 		TemporalPort: ports[0], TemporalUIPort: ports[1], KafkaPort: ports[2], S3Port: ports[3],
-		DatabaseURL: os.Getenv("DATABASE_URL"), Database: db,
+		DatabaseURL: os.Getenv("DATABASE_URL"), Database: db, CreateResources: true,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {

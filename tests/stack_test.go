@@ -103,7 +103,7 @@ func TestStackComponents(t *testing.T) {
 		}},
 		{"a second stack on the same ports is refused with a clear error", func(t *testing.T) {
 			_, err := devstack.Start(ctx, devstack.Config{Dir: t.TempDir(), BinDir: moduleRoot + "/bin",
-				DatabaseURL: stack.DatabaseURL, KafkaPort: portOf(t, stack.KafkaBrokers[0])})
+				DatabaseURL: stack.DatabaseURL, CreateResources: true, KafkaPort: portOf(t, stack.KafkaBrokers[0])})
 			if err == nil || !strings.Contains(err.Error(), "is taken") {
 				t.Fatalf("got %v, want a 'port is taken' error", err)
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/acme/pipeline/internal/demo"
 	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/internal/telemetry"
+	"github.com/acme/pipeline/worker"
 )
 
 func runDev(ctx context.Context, args []string) error {
@@ -63,6 +64,9 @@ func runDev(ctx context.Context, args []string) error {
 		SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY"),
 		Region:          os.Getenv("AWS_REGION"),
 		Topic:           topic, Partitions: partitions, Retention: retention, Bucket: bucket,
+		// With --infra no worker runs here to provision, so the stack creates
+		// the resources itself; otherwise the Provision workflow does.
+		CreateResources: *infra,
 	})
 	if err != nil {
 		return err
@@ -118,6 +122,11 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", apiPort)
 	goRun("worker", func() error { return serveWorker(ctx, cfg, prefetch) })
+	if err := provisionDev(ctx, cfg, bp, *bpPath); err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
 	goRun("api", func() error { return serveAPI(ctx, cfg, apiAddr, "", "") })
 	if err := waitListening(ctx, apiAddr, 15*time.Second); err != nil {
 		cancel()
@@ -187,4 +196,26 @@ func waitListening(ctx context.Context, addr string, timeout time.Duration) erro
 		}
 	}
 	return fmt.Errorf("the event API did not listen on %s within %s", addr, timeout)
+}
+
+// provisionDev runs the Provision workflow for the dev blueprint on the
+// in-process worker, as `pipeline provision` would, and prints its summary.
+func provisionDev(ctx context.Context, cfg config.Config, bp *blueprint.Blueprint, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	tc, err := worker.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	var out strings.Builder
+	res, err := provisionAndWait(ctx, tc, bp, raw, false, "", 2*time.Minute, &out)
+	if err != nil {
+		fmt.Print(out.String())
+		return fmt.Errorf("provision %s: %w", path, err)
+	}
+	fmt.Printf("\nProvisioned %s through the Provision workflow:\n%s\n%s", path, res.PlanText, res.Summary())
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -51,33 +52,9 @@ func runProvision(ctx context.Context, args []string) error {
 	}
 	defer tc.Close()
 
-	id := provisionWorkflowID(bp.Name, *dry)
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.BatchQueue},
-		workflows.Provision, workflows.ProvisionInput{Blueprint: raw, DryRun: *dry, ScheduleZone: *zone})
+	res, err := provisionAndWait(ctx, tc, bp, raw, *dry, *zone, *timeout, os.Stdout)
 	if err != nil {
-		var started *serviceerror.WorkflowExecutionAlreadyStarted
-		if errors.As(err, &started) {
-			return fmt.Errorf("a Provision of blueprint %q is already running (workflow %s): wait for it, or see `temporal workflow describe -w %s`", bp.Name, id, id)
-		}
-		return fmt.Errorf("start Provision for %s: %w", path, err)
-	}
-	what := "Provisioning"
-	if *dry {
-		what = "Planning (dry run)"
-	}
-	fmt.Printf("%s blueprint %q: workflow %s run %s on task queue %s (a `pipeline worker` must be running).\n\n",
-		what, bp.Name, run.GetID(), run.GetRunID(), workflows.BatchQueue)
-
-	wctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	var res workflows.ProvisionResult
-	err = run.Get(wctx, &res)
-	if err != nil {
-		if wctx.Err() != nil && ctx.Err() == nil {
-			return fmt.Errorf("workflow %s still running after %s: is a `pipeline worker` polling %s? (`temporal workflow describe -w %s`)",
-				run.GetID(), *timeout, workflows.BatchQueue, run.GetID())
-		}
-		return provisionFailure(run.GetID(), err)
+		return err
 	}
 	fmt.Println(res.PlanText)
 	fmt.Print(res.Summary())
@@ -128,4 +105,39 @@ func provisionWorkflowID(name string, dry bool) string {
 		id += "-dry-run"
 	}
 	return id
+}
+
+// provisionAndWait starts the Provision workflow for a validated blueprint and
+// waits for its result, telling out what it started. `pipeline provision` and
+// `pipeline dev` both go through it.
+func provisionAndWait(ctx context.Context, tc client.Client, bp *blueprint.Blueprint, raw []byte, dry bool, zone string, timeout time.Duration, out io.Writer) (workflows.ProvisionResult, error) {
+	id := provisionWorkflowID(bp.Name, dry)
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.BatchQueue},
+		workflows.Provision, workflows.ProvisionInput{Blueprint: raw, DryRun: dry, ScheduleZone: zone})
+	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			return workflows.ProvisionResult{}, fmt.Errorf("a Provision of blueprint %q is already running (workflow %s): wait for it, or see `temporal workflow describe -w %s`", bp.Name, id, id)
+		}
+		return workflows.ProvisionResult{}, fmt.Errorf("start Provision for %s: %w", bp.Source, err)
+	}
+	what := "Provisioning"
+	if dry {
+		what = "Planning (dry run)"
+	}
+	fmt.Fprintf(out, "%s blueprint %q: workflow %s run %s on task queue %s (a `pipeline worker` must be running).\n\n",
+		what, bp.Name, run.GetID(), run.GetRunID(), workflows.BatchQueue)
+
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var res workflows.ProvisionResult
+	err = run.Get(wctx, &res)
+	if err != nil {
+		if wctx.Err() != nil && ctx.Err() == nil {
+			return workflows.ProvisionResult{}, fmt.Errorf("workflow %s still running after %s: is a `pipeline worker` polling %s? (`temporal workflow describe -w %s`)",
+				run.GetID(), timeout, workflows.BatchQueue, run.GetID())
+		}
+		return workflows.ProvisionResult{}, provisionFailure(run.GetID(), err)
+	}
+	return res, nil
 }

@@ -8,8 +8,10 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/ingest"
 	"github.com/acme/pipeline/internal/config"
+	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/internal/telemetry"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
@@ -85,7 +87,15 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int) error {
 		return err
 	}
 	defer tc.Close()
-	return worker.Run(ctx, worker.Config{Client: tc, Store: store, BatchConcurrency: prefetch, Log: slog.Default().With("component", "worker")})
+	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
+		Store: store, KafkaBrokers: cfg.Brokers(), Temporal: tc, S3Endpoint: cfg.S3Endpoint,
+		S3: devstack.S3Client(cfg.S3Endpoint, cfg.AWSRegion, cfg.AWSAccessKeyID, cfg.AWSSecretKey),
+	})
+	if err != nil {
+		return err
+	}
+	return worker.Run(ctx, worker.Config{Client: tc, Store: store, Provisioner: prov, BatchConcurrency: prefetch,
+		Log: slog.Default().With("component", "worker")})
 }
 
 func runAggregate(ctx context.Context, args []string) error {

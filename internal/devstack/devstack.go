@@ -42,6 +42,10 @@ type Config struct {
 	Retention  time.Duration
 	// Bucket is created private at start (default "datalake").
 	Bucket string
+	// CreateResources creates the topic, the bucket and the warehouse schemas
+	// directly, for tests. `pipeline dev` leaves them to the Provision workflow
+	// and gets only the servers (and the empty database) from the stack.
+	CreateResources bool
 	// SyncWrites fsyncs the broker's log per batch (slower, survives power loss).
 	SyncWrites bool
 	Log        *slog.Logger

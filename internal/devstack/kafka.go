@@ -34,6 +34,9 @@ func (s *Stack) startKafka(ctx context.Context) error {
 	}
 	s.onClose(func() error { cluster.Close(); return nil })
 	s.KafkaBrokers = cluster.ListenAddrs()
+	if !s.cfg.CreateResources {
+		return nil
+	}
 	return EnsureTopic(ctx, s.KafkaBrokers, s.cfg.Topic, s.cfg.Partitions, s.cfg.Retention)
 }
 

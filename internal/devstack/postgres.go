@@ -36,6 +36,9 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 	if err := warehouse.EnsureDatabase(ctx, s.DatabaseURL); err != nil {
 		return fmt.Errorf("database %s: %w", redact(s.DatabaseURL), err)
 	}
+	if !s.cfg.CreateResources {
+		return nil
+	}
 	store, err := warehouse.Open(ctx, warehouse.Config{URL: s.DatabaseURL})
 	if err != nil {
 		return err

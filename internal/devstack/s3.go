@@ -47,6 +47,9 @@ func (s *Stack) startS3(ctx context.Context) error {
 		return fmt.Errorf("%w (see %s)", err, filepath.Join(s.cfg.Dir, "s3.log"))
 	}
 	s.S3Endpoint = "http://" + addr
+	if !s.cfg.CreateResources {
+		return nil
+	}
 	return EnsureBucket(ctx, S3Client(s.S3Endpoint, s.Region, s.AccessKeyID, s.SecretAccessKey), s.cfg.Bucket)
 }
 
