@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +42,16 @@ func TestDevCommand(t *testing.T) {
 		args = append(args, fmt.Sprintf("--%s=%d", name, p))
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "PIPELINE_API_KEYS=", "DATABASE_URL="+stack.DatabaseURL)
+	// Its own database: `pipeline dev` provisions the seed into it, which
+	// must not touch the catalog other tests provision into.
+	u, err := url.Parse(stack.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devDB := strings.TrimPrefix(u.Path, "/") + "_dev"
+	u.Path = "/" + devDB
+	defer dropDatabase(devDB)
+	cmd.Env = append(os.Environ(), "PIPELINE_API_KEYS=", "DATABASE_URL="+u.String())
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
