@@ -219,3 +219,41 @@ func randHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Temporal starts the pinned Temporal dev server (bin/temporal) on free
+// loopback ports with its database in a temp dir, and returns the frontend
+// address (host:port) and the web UI URL. It stops when the test ends.
+func Temporal(t testing.TB) (address, ui string) {
+	t.Helper()
+	port, uiPort := FreePort(t), FreePort(t)
+	dir := t.TempDir()
+	bin := filepath.Join(ModuleRoot(t), "bin", "temporal")
+	cmd := exec.Command(bin, "server", "start-dev", "--ip", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--ui-port", strconv.Itoa(uiPort), "--db-filename", filepath.Join(dir, "temporal.db"),
+		"--namespace", "default", "--log-level", "warn")
+	log, err := os.Create(filepath.Join(dir, "temporal.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start Temporal dev server (%s): %v", bin, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	address = "127.0.0.1:" + strconv.Itoa(port)
+	if err := waitPort(address, 60*time.Second); err != nil {
+		b, _ := os.ReadFile(log.Name())
+		t.Fatalf("Temporal dev server did not start: %v\n%s", err, b)
+	}
+	return address, "http://127.0.0.1:" + strconv.Itoa(uiPort)
+}
