@@ -28,6 +28,9 @@ type Config struct {
 	// Provisioner, when set, runs the Provision workflow and its activities
 	// on batch-jobs (activities.NewProvisioner builds it).
 	Provisioner *activities.Provisioner
+	// Backfiller, when set, runs the Backfill workflow and its activities on
+	// batch-jobs (activities.NewBackfiller builds it).
+	Backfiller *activities.Backfiller
 }
 
 // Dial connects to Temporal with the process's structured logger.
@@ -63,6 +66,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Provisioner != nil {
 		batch.RegisterWorkflow(workflows.Provision)
 		batch.RegisterActivity(cfg.Provisioner)
+	}
+	if cfg.Backfiller != nil {
+		batch.RegisterWorkflow(workflows.Backfill)
+		batch.RegisterActivity(cfg.Backfiller)
 	}
 
 	if err := batch.Start(); err != nil {
