@@ -273,3 +273,10 @@ func Backfill(ctx workflow.Context, in BackfillInput) (BackfillResult, error) {
 	}
 	return res, nil
 }
+
+// Validate reports what Backfill would refuse at once; its error names the
+// field.
+func (in BackfillInput) Validate() error {
+	_, err := planBackfill(in)
+	return err
+}

@@ -140,17 +140,6 @@ func notYet(what string) error {
 	return fmt.Errorf("%s is not available yet in this build (see the README's feature status)", what)
 }
 
-func runBackfill(ctx context.Context, args []string) error {
-	fs := newFlagSet("backfill", "--from DATE --to DATE [--layers silver,gold,marts]")
-	fs.String("from", "", "first day, YYYY-MM-DD")
-	fs.String("to", "", "last day, YYYY-MM-DD (inclusive)")
-	fs.String("layers", "silver,gold,marts", "layers to rebuild")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	return notYet("the Backfill workflow")
-}
-
 func runStatus(ctx context.Context, args []string) error {
 	fs := newFlagSet("status", "[flags]")
 	if err := parse(fs, args); err != nil {
