@@ -15,7 +15,10 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/internal/config"
+	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
 	"github.com/acme/pipeline/workflows"
 )
@@ -165,4 +168,16 @@ func printBackfillResult(out io.Writer, res workflows.BackfillResult) {
 			fmt.Fprintf(out, ", gold %d -> %d rows (%d payments, %d audit), %d mart rows\n", d.GoldDeleted, d.GoldInserted, d.GoldPayments, d.GoldAudit, d.MartRows)
 		}
 	}
+}
+
+// newBackfiller builds the Backfill activities from the configuration: the
+// lake bucket (path-style, as the dev store and versitygw want) and the
+// warehouse.
+func newBackfiller(cfg config.Config, store *warehouse.Store) (*activities.Backfiller, error) {
+	lk, err := lake.New(lake.Config{Endpoint: cfg.S3Endpoint, Region: cfg.AWSRegion, AccessKeyID: cfg.AWSAccessKeyID,
+		SecretAccessKey: cfg.AWSSecretKey, Bucket: cfg.Bucket, PathStyle: true})
+	if err != nil {
+		return nil, err
+	}
+	return activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store})
 }

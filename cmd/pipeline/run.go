@@ -94,7 +94,11 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int) error {
 	if err != nil {
 		return err
 	}
-	return worker.Run(ctx, worker.Config{Client: tc, Store: store, Provisioner: prov, BatchConcurrency: prefetch,
+	bf, err := newBackfiller(cfg, store)
+	if err != nil {
+		return err
+	}
+	return worker.Run(ctx, worker.Config{Client: tc, Store: store, Provisioner: prov, Backfiller: bf, BatchConcurrency: prefetch,
 		Log: slog.Default().With("component", "worker")})
 }
 
