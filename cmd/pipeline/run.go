@@ -96,7 +96,7 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int) error {
 	}
 	bf, err := newBackfiller(cfg, store)
 	if err != nil {
-		return err
+		slog.Warn("the Backfill workflow is not served by this worker", "err", err)
 	}
 	return worker.Run(ctx, worker.Config{Client: tc, Store: store, Provisioner: prov, Backfiller: bf, BatchConcurrency: prefetch,
 		Log: slog.Default().With("component", "worker")})
