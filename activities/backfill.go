@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -147,10 +148,32 @@ func (b *Backfiller) BackfillDay(ctx context.Context, in BackfillDayInput) (Back
 	start, end := day.Bounds(time.UTC)
 	res := BackfillDayResult{Day: day.String(), DryRun: in.DryRun}
 	hb := BackfillHeartbeat{Day: res.Day, DryRun: in.DryRun}
+	var mu sync.Mutex
 	beat := func(stage string) {
+		mu.Lock()
 		hb.Stage, hb.Rows = stage, res.Rows
-		activity.RecordHeartbeat(ctx, hb)
+		cur := hb
+		mu.Unlock()
+		activity.RecordHeartbeat(ctx, cur)
 	}
+	// Keep heartbeating through long steps (a gold replacement, the marts).
+	stopBeats := make(chan struct{})
+	defer close(stopBeats)
+	go func() {
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopBeats:
+				return
+			case <-t.C:
+				mu.Lock()
+				cur := hb
+				mu.Unlock()
+				activity.RecordHeartbeat(ctx, cur)
+			}
+		}
+	}()
 
 	var rows []event.Row
 	var sources []string
@@ -159,7 +182,10 @@ func (b *Backfiller) BackfillDay(ctx context.Context, in BackfillDayInput) (Back
 		if err != nil {
 			return res, err
 		}
-		res.BronzeObjects, hb.Total = len(objs), len(objs)
+		res.BronzeObjects = len(objs)
+		mu.Lock()
+		hb.Total = len(objs)
+		mu.Unlock()
 		beat("read bronze")
 		winners := map[[16]byte]int{}
 		for i, o := range objs {
@@ -190,7 +216,9 @@ func (b *Backfiller) BackfillDay(ctx context.Context, in BackfillDayInput) (Back
 			}
 			sources = append(sources, o.Key)
 			res.Rows = int64(len(rows))
+			mu.Lock()
 			hb.Done = i + 1
+			mu.Unlock()
 			beat("read bronze")
 		}
 		if layers[LayerSilver] {

@@ -306,6 +306,43 @@ func TestBackfillOnTemporal(t *testing.T) {
 	if !slices.Equal(liveKeys, want) {
 		t.Fatalf("live silver of the day: %v, want %v", liveKeys, want)
 	}
+
+	// 5. Gold and marts only: gold comes back from the live silver files.
+	for _, table := range []string{"gold.events", "gold.payments", "gold.audit_log"} {
+		if _, err := store.Pool().Exec(ctx, "DELETE FROM "+table+" WHERE occurred_at >= $1 AND occurred_at < $2", start, end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goldOnly := in
+	goldOnly.Layers = []string{"gold", "marts"}
+	if r := backfill(goldOnly); r.Days[0].GoldInserted != 5 || r.Days[0].BronzeObjects != 0 || len(r.Days[0].SilverFiles) != 0 {
+		t.Fatalf("gold-only backfill: %+v", r.Days[0])
+	}
+	if again := goldSnapshot(t, ctx, store, start, end, dayText); again != before {
+		t.Fatalf("gold rebuilt from silver differs:\nbefore:\n%s\nafter:\n%s", before, again)
+	}
+
+	// 6. pipeline backfill: validation before starting, then a dry run that
+	// renders progress and prints the workflow id.
+	bin := filepath.Join(t.TempDir(), "pipeline")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/pipeline").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	out, err := exec.CommandContext(ctx, bin, "backfill", "--from", "2019-06-16", "--to", dayText, "--temporal-address", stack.TemporalAddress).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "from: ") || !strings.Contains(string(out), "after to") {
+		t.Fatalf("pipeline backfill with from after to: %v\n%s", err, out)
+	}
+	out, err = exec.CommandContext(ctx, bin, "backfill", "--from", dayText, "--to", dayText, "--dry-run", "--topic", topic,
+		"--temporal-address", stack.TemporalAddress).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pipeline backfill --dry-run: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if id := lines[len(lines)-1]; !strings.HasPrefix(id, "backfill-dry-run-"+dayText+"-"+dayText+"-") ||
+		!strings.Contains(string(out), "2 bronze objects, 9 records, 5 rows") {
+		t.Fatalf("pipeline backfill --dry-run printed:\n%s", out)
+	}
+	t.Logf("pipeline backfill --dry-run:\n%s", out)
 }
 
 // goldSnapshot renders the day's gold facts and marts without load ids and
