@@ -231,8 +231,23 @@ func (a *Activities) CompactCycle(ctx context.Context, in CompactCycleInput) (Co
 					offsets[p] = o
 				}
 			}
-			log.Info("resuming cycle from the last heartbeat", "offsets", offsets, "flushes_before", hb.Flushes)
 		}
+	}
+	// An earlier attempt may have loaded flushes beyond the last heartbeat
+	// that reached the server: the offsets stored with gold say where it
+	// got to (each partition has one writer, and a stored offset is only
+	// written once bronze, silver and gold are done below it).
+	stored, err := a.wh.StreamOffsets(ctx, in.Topic)
+	if err != nil {
+		return CompactCycleResult{}, fmt.Errorf("compact cycle: %w", err)
+	}
+	for p, o := range stored {
+		if cur, ok := offsets[p]; ok && o > cur {
+			offsets[p] = o
+		}
+	}
+	if !maps.Equal(offsets, in.Offsets) {
+		log.Info("resuming after the work of an earlier attempt", "from", in.Offsets, "resume_at", offsets)
 	}
 	partitions := slices.Sorted(maps.Keys(offsets))
 	res := CompactCycleResult{Offsets: offsets}

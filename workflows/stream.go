@@ -157,7 +157,9 @@ func StreamCompaction(ctx workflow.Context, in StreamCompactionInput) (StreamCom
 
 	cycleCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: in.CycleDuration + 4*in.FlushWait + 2*time.Minute,
-		HeartbeatTimeout:    20 * time.Second,
+		// The activity heartbeats every flush; the SDK sends one every
+		// 8 s, so a killed worker's cycle is retried within 10 s.
+		HeartbeatTimeout: 10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,

@@ -27,6 +27,7 @@ import (
 
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/event"
+	"github.com/acme/pipeline/internal/kafkaread"
 	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/warehouse"
 )
@@ -108,6 +109,7 @@ func TestStreamBench(t *testing.T) {
 
 	// Baselines.
 	readRate := plainRead(t, brokers, partitions, p.sent)
+	batchRate := batchRead(t, brokers, partitions, p.sent)
 	copyRate, copyRows := psqlCopy(t, wh, dbURL)
 
 	// Report.
@@ -120,7 +122,9 @@ func TestStreamBench(t *testing.T) {
 	stage := func(name string, d time.Duration, note string) {
 		fmt.Fprintf(&b, "  %-22s %9.0f events/s  (%v summed over partitions%s)\n", name, float64(capTotals.Records)/d.Seconds(), d.Round(time.Millisecond), note)
 	}
-	stage("consume (Kafka fetch)", tm.Read, "")
+	fmt.Fprintf(&b, "  %-22s %9.0f events/s  (kafkaread batches of 20,000, the activity's reader, one partition after another)\n",
+		"consume (Kafka fetch)", batchRate)
+	stage("  in the stream", tm.Read, ", waits for new records included")
 	stage("→ bronze (S3 + index)", tm.Bronze, "")
 	stage("bronze → clean", tm.Clean, "")
 	stage("clean → silver", tm.Silver, "")
@@ -473,6 +477,38 @@ func plainRead(t *testing.T, brokers []string, partitions, n int) float64 {
 	}
 	if total != n {
 		t.Errorf("plain reader read %d records, %d were sent", total, n)
+	}
+	return float64(total) / time.Since(t0).Seconds()
+}
+
+// batchRead reads every partition with kafkaread, the activities' reader,
+// one partition after another, and returns records per second.
+func batchRead(t *testing.T, brokers []string, partitions, n int) float64 {
+	t.Helper()
+	c, err := kafkaread.New(kafkaread.Config{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	t0 := time.Now()
+	total := 0
+	for p := range partitions {
+		next := int64(0)
+		for {
+			b, err := c.Read(context.Background(), kafkaread.ReadRequest{Topic: "events", Partition: int32(p), Offset: next,
+				MaxRecords: 20_000, Wait: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += len(b.Records)
+			next = b.Next
+			if next >= b.HighWatermark {
+				break
+			}
+		}
+	}
+	if total != n {
+		t.Errorf("kafkaread read %d records, %d were sent", total, n)
 	}
 	return float64(total) / time.Since(t0).Seconds()
 }
