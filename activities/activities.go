@@ -28,6 +28,7 @@ type Activities struct {
 	log   *slog.Logger
 	tmp   string
 	rg    int64
+	m     *streamMetrics
 
 	// hook, when set (tests), runs after each stage ("bronze", "silver" per
 	// partition; "gold" with partition -1) and fails the activity with its
@@ -85,6 +86,10 @@ func NewActivities(ctx context.Context, cfg StreamConfig) (*Activities, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	m, err := newStreamMetrics()
+	if err != nil {
+		return nil, fmt.Errorf("stream activities: metrics: %w", err)
+	}
 	return &Activities{lake: lk, wh: cfg.Warehouse, kafka: kc, group: cfg.Group,
-		log: cfg.Log.With("component", "stream"), tmp: cfg.TempDir, rg: cfg.RowGroupRows}, nil
+		log: cfg.Log.With("component", "stream"), tmp: cfg.TempDir, rg: cfg.RowGroupRows, m: m}, nil
 }

@@ -349,6 +349,7 @@ func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions
 		}
 		res.Inserted += lr.Inserted
 		res.Duplicates += lr.Duplicates
+		a.m.recordFlush(ctx, in.Topic, parts, lr.Inserted, lr.Duplicates, time.Since(t0))
 		if err := a.crash("gold", -1); err != nil {
 			return err
 		}

@@ -220,13 +220,13 @@ func TestStreamKillWorker(t *testing.T) {
 	var buf bytes.Buffer
 	if b, err := os.ReadFile(filepath.Join(logDir, "worker-b.log")); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
-			if strings.Contains(l, "reusing bronze") || strings.Contains(l, "resuming cycle") {
+			if strings.Contains(l, "reusing bronze") || strings.Contains(l, "resuming after") {
 				buf.WriteString("  " + l + "\n")
 			}
 		}
 	}
 	t.Logf("\nkill -9 of the worker mid-cycle: %d events sent (%d distinct, %d poison incl. %d by kcat); gold %d rows, exact\n"+
-		"  worker B started %v after the kill; first load after restart %v after the kill (heartbeat timeout 20s)\n"+
+		"  worker B started %v after the kill; first load after restart %v after the kill (heartbeat timeout 10s)\n"+
 		"  retries in history: %v\n  bronze: %d objects indexed, %d orphans in the bucket, contiguous ranges\n%s  totals %+v",
 		p.sent, p.expect.Distinct, p.expect.Poison, kcatPoison, p.expect.Distinct,
 		restartedAt.Sub(killedAt).Round(time.Millisecond), resumedAt.Sub(killedAt).Round(time.Millisecond),

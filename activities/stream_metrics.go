@@ -1,0 +1,99 @@
+package activities
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/acme/pipeline/event"
+)
+
+const instrumentationName = "github.com/acme/pipeline/activities"
+
+// streamMetrics are the stream's instruments, recorded through the global
+// OTel MeterProvider (Prometheus names in parentheses, as served by
+// telemetry.MetricsHandler):
+//
+//   - pipeline.stream.records{topic,outcome} (pipeline_stream_records_total):
+//     records consumed; outcome cleaned or quarantined.
+//   - pipeline.stream.gold.rows{topic,outcome} (pipeline_stream_gold_rows_total):
+//     rows offered to gold; outcome inserted or duplicate.
+//   - pipeline.stream.freshness{topic} (pipeline_stream_freshness_seconds):
+//     per event, from received_at to the commit of its gold load.
+//   - pipeline.stream.flush.duration{topic} (pipeline_stream_flush_duration_seconds):
+//     one flush of a shard, its wait for records included.
+//   - pipeline.stream.lag{topic,partition} (pipeline_stream_lag):
+//     records in the partition not yet loaded, after the last flush.
+type streamMetrics struct {
+	records   metric.Int64Counter
+	gold      metric.Int64Counter
+	freshness metric.Float64Histogram
+	flush     metric.Float64Histogram
+	lag       metric.Int64Gauge
+}
+
+func newStreamMetrics() (*streamMetrics, error) {
+	m := otel.Meter(instrumentationName)
+	var ms streamMetrics
+	var err error
+	if ms.records, err = m.Int64Counter("pipeline.stream.records",
+		metric.WithDescription("Records consumed by the stream, by outcome (cleaned, quarantined)."),
+		metric.WithUnit("{record}")); err != nil {
+		return nil, err
+	}
+	if ms.gold, err = m.Int64Counter("pipeline.stream.gold.rows",
+		metric.WithDescription("Rows offered to gold by the stream, by outcome (inserted, duplicate)."),
+		metric.WithUnit("{row}")); err != nil {
+		return nil, err
+	}
+	if ms.freshness, err = m.Float64Histogram("pipeline.stream.freshness",
+		metric.WithDescription("Per event, time from received_at to the commit of its gold load."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120, 300)); err != nil {
+		return nil, err
+	}
+	if ms.flush, err = m.Float64Histogram("pipeline.stream.flush.duration",
+		metric.WithDescription("Duration of one flush of a shard, its wait for records included."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30)); err != nil {
+		return nil, err
+	}
+	if ms.lag, err = m.Int64Gauge("pipeline.stream.lag",
+		metric.WithDescription("Records of the partition not yet loaded into gold, after the last flush."),
+		metric.WithUnit("{record}")); err != nil {
+		return nil, err
+	}
+	return &ms, nil
+}
+
+// recordFlush records one committed flush.
+func (m *streamMetrics) recordFlush(ctx context.Context, topic string, parts []partFlush, inserted, duplicates int64, took time.Duration) {
+	if m == nil {
+		return
+	}
+	t := attribute.String("topic", topic)
+	committed := time.Now()
+	var cleaned, quarantined int64
+	for i := range parts {
+		pf := &parts[i]
+		cleaned += int64(pf.records - pf.quarantined)
+		quarantined += int64(pf.quarantined)
+		if pf.hwm >= 0 {
+			m.lag.Record(ctx, max(0, pf.hwm-pf.next), metric.WithAttributes(t, attribute.String("partition", strconv.Itoa(int(pf.partition)))))
+		}
+		for j := range pf.rows {
+			m.freshness.Record(ctx, committed.Sub(receivedAt(&pf.rows[j])).Seconds(), metric.WithAttributes(t))
+		}
+	}
+	m.records.Add(ctx, cleaned, metric.WithAttributes(t, attribute.String("outcome", "cleaned")))
+	m.records.Add(ctx, quarantined, metric.WithAttributes(t, attribute.String("outcome", "quarantined")))
+	m.gold.Add(ctx, inserted, metric.WithAttributes(t, attribute.String("outcome", "inserted")))
+	m.gold.Add(ctx, duplicates, metric.WithAttributes(t, attribute.String("outcome", "duplicate")))
+	m.flush.Record(ctx, took.Seconds(), metric.WithAttributes(t))
+}
+
+func receivedAt(r *event.Row) time.Time { return time.UnixMicro(r.ReceivedAt) }
