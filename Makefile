@@ -3,7 +3,7 @@ TEMPORAL_VERSION  := v1.5.1
 VERSITYGW_VERSION := v1.8.0
 export GOBIN := $(CURDIR)/bin
 
-.PHONY: build run test bench bench-api bench-gold tools postgres clean
+.PHONY: build run test bench bench-api bench-gold bench-backfill tools postgres clean
 
 build: ## bin/pipeline
 	go build -o bin/pipeline ./cmd/pipeline
@@ -14,13 +14,16 @@ run: build tools ## the embedded default with demo traffic
 test: tools ## unit and integration tests against the real components
 	go test -count=1 -timeout 9m ./...
 
-bench: bench-api bench-gold ## every benchmark
+bench: bench-api bench-gold bench-backfill ## every benchmark
 
 bench-api: ## event API vs a raw kafka-go writer
 	go run ./tests/benchapi
 
 bench-gold: postgres ## gold load vs psql \copy
 	go run ./tests/benchgold
+
+bench-backfill: tools ## Backfill of one day of 1M events per layer, 1 and 2 workers, vs psql \copy
+	go run ./tests/benchbackfill
 
 tools: bin/.temporal-$(TEMPORAL_VERSION) bin/.versitygw-$(VERSITYGW_VERSION) postgres
 
