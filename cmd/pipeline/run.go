@@ -46,7 +46,7 @@ func serveAPI(ctx context.Context, cfg config.Config, addr, cert, key string) er
 	}
 	srv, err := ingest.New(ingest.Config{
 		Addr: addr, Brokers: cfg.Brokers(), Topic: cfg.Topic, APIKeys: keys,
-		TLSCertFile: cert, TLSKeyFile: key,
+		TLSCertFile: cert, TLSKeyFile: key, Status: statusHandler(ctx, cfg),
 	}, slog.Default().With("component", "api"))
 	if err != nil {
 		return err
@@ -142,12 +142,4 @@ func runAggregate(ctx context.Context, args []string) error {
 // notYet is what a subcommand whose feature belongs to a later issue says.
 func notYet(what string) error {
 	return fmt.Errorf("%s is not available yet in this build (see the README's feature status)", what)
-}
-
-func runStatus(ctx context.Context, args []string) error {
-	fs := newFlagSet("status", "[flags]")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	return notYet("`pipeline status`")
 }

@@ -1,0 +1,491 @@
+// Package status answers "is my data fresh and complete, and if not, where is
+// it stuck?" from the pipeline's own metadata: gold freshness (the newest
+// event visible in gold.events), consumer lag per partition (the topic's end
+// offsets against pipeline.stream_offsets), live-load throughput over the
+// last hour, per-layer counts for recent hours (the lake index tables and
+// gold), the last loads and backfills (pipeline.loads) and the catalog of
+// provisioned resources. Snapshot gathers it; Text renders it for the
+// terminal (`pipeline status`) and Handler as an HTML page (GET /status).
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acme/pipeline/internal/kafkaread"
+)
+
+// Defaults for the zero values of Source.
+const (
+	DefaultTopic      = "events"
+	DefaultStaleAfter = 2 * time.Minute
+	DefaultHours      = 6
+	DefaultLoads      = 10
+	DefaultBackfills  = 5
+	// BucketWidth and Buckets shape the throughput series: the last hour in
+	// 5-minute buckets, the last bucket being the current (partial) one.
+	BucketWidth = 5 * time.Minute
+	Buckets     = 12
+)
+
+// Source is where a Snapshot is read from.
+type Source struct {
+	DB      *pgxpool.Pool // the warehouse (schemas gold and pipeline). Required.
+	Brokers []string      // Kafka bootstrap brokers; empty: lag is not measured
+	Topic   string        // the event topic; default "events"
+
+	// StaleAfter is how old the newest event in gold may be while records
+	// wait in Kafka before the verdict is STALE. Default 2 minutes.
+	StaleAfter time.Duration
+	// Hours is how many recent hours the per-layer table covers. Default 6.
+	Hours int
+	// Now is the clock; default time.Now. For tests.
+	Now func() time.Time
+}
+
+// Snapshot is the pipeline's state at one moment. Times are UTC.
+type Snapshot struct {
+	Taken time.Time `json:"taken"`
+	Topic string    `json:"topic"`
+	OK    bool      `json:"ok"`
+	// Verdict is one line: "OK: gold is 4s fresh, lag 0", "STALE: ...",
+	// "UNKNOWN: ...".
+	Verdict string `json:"verdict"`
+
+	Freshness Freshness `json:"freshness"`
+
+	Lag      []PartitionLag `json:"lag"`
+	LagTotal int64          `json:"lag_total"`
+	// KafkaError is why lag could not be measured ("" when it was).
+	KafkaError string `json:"kafka_error,omitempty"`
+
+	// Throughput is gold rows inserted by live loads per 5-minute bucket over
+	// the last hour, oldest first (Buckets entries).
+	Throughput      []Bucket `json:"throughput"`
+	ThroughputTotal int64    `json:"throughput_total"`
+
+	// Layers counts records per hour and layer for recent hours, newest
+	// first: bronze and quarantine by arrival hour (Kafka timestamp), silver
+	// and gold by event hour (occurred_at).
+	Layers []HourCounts `json:"layers"`
+
+	Loads     []Load         `json:"loads"`     // newest first
+	Backfills []Load         `json:"backfills"` // newest first
+	Catalog   []CatalogEntry `json:"catalog"`
+}
+
+// Freshness is about the newest event visible in gold.
+type Freshness struct {
+	// NewestReceived is the largest received_at in gold.events (when the
+	// event API received the newest event); zero when gold has none.
+	NewestReceived time.Time `json:"newest_received,omitzero"`
+	// NewestOccurred is the largest occurred_at among the same recent rows.
+	NewestOccurred time.Time `json:"newest_occurred,omitzero"`
+	// Age is Taken − NewestReceived (0 when gold is empty).
+	Age time.Duration `json:"age_ns"`
+	// AgeSeconds is Age in whole seconds, for JSON readers.
+	AgeSeconds int64 `json:"age_seconds"`
+	// LastLoad is when the newest live load finished; zero when none did.
+	LastLoad time.Time `json:"last_load,omitzero"`
+}
+
+// PartitionLag is one partition's position.
+type PartitionLag struct {
+	Partition int32 `json:"partition"`
+	// End is the partition's next offset in Kafka (the high watermark).
+	End int64 `json:"end"`
+	// Next is the offset of the next record to load (pipeline.stream_offsets);
+	// the partition's first offset when nothing was loaded yet.
+	Next int64 `json:"next"`
+	Lag  int64 `json:"lag"` // End − Next, never negative
+	// Stored is false when pipeline.stream_offsets has no row yet.
+	Stored bool `json:"stored"`
+	// Updated is when a load last confirmed the offset.
+	Updated time.Time `json:"updated,omitzero"`
+}
+
+// Bucket is one throughput bucket.
+type Bucket struct {
+	Start  time.Time `json:"start"`
+	Events int64     `json:"events"`
+}
+
+// HourCounts counts one hour's records per layer.
+type HourCounts struct {
+	Hour        time.Time `json:"hour"`
+	Bronze      int64     `json:"bronze"`      // records in bronze objects that arrived that hour
+	Quarantined int64     `json:"quarantined"` // records quarantined, by their Kafka timestamp
+	Silver      int64     `json:"silver"`      // rows in live silver files of that event hour
+	Gold        int64     `json:"gold"`        // gold.events rows that occurred that hour
+}
+
+// Load is a row of pipeline.loads.
+type Load struct {
+	ID        int64     `json:"load_id"`
+	Kind      string    `json:"kind"`
+	Started   time.Time `json:"started_at"`
+	Finished  time.Time `json:"finished_at,omitzero"`
+	Seen      int64     `json:"rows_seen"`
+	Inserted  int64     `json:"rows_inserted"`
+	Duplicate int64     `json:"rows_duplicate"`
+	Deleted   int64     `json:"rows_deleted"`
+	Sources   int       `json:"sources"`
+	DayFrom   string    `json:"day_from,omitempty"` // backfills, YYYY-MM-DD
+	DayTo     string    `json:"day_to,omitempty"`
+	TimeZone  string    `json:"time_zone,omitempty"`
+}
+
+// Duration is Finished − Started (0 when unfinished).
+func (l Load) Duration() time.Duration {
+	if l.Finished.IsZero() {
+		return 0
+	}
+	return l.Finished.Sub(l.Started)
+}
+
+// CatalogEntry is a provisioned resource.
+type CatalogEntry struct {
+	Kind      string    `json:"kind"`
+	Name      string    `json:"name"`
+	Status    string    `json:"status"`
+	AppliedAt time.Time `json:"applied_at,omitzero"`
+	Error     string    `json:"error,omitempty"`
+}
+
+func (s Source) withDefaults() Source {
+	if s.Topic == "" {
+		s.Topic = DefaultTopic
+	}
+	if s.StaleAfter <= 0 {
+		s.StaleAfter = DefaultStaleAfter
+	}
+	if s.Hours <= 0 {
+		s.Hours = DefaultHours
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	return s
+}
+
+// Snapshot reads the pipeline's state. A database failure is an error; a
+// Kafka failure is not (the snapshot says lag is unknown, in KafkaError and
+// the verdict), so the page still shows what the warehouse knows.
+func (s Source) Snapshot(ctx context.Context) (Snapshot, error) {
+	if s.DB == nil {
+		return Snapshot{}, errors.New("status: Source.DB is required (DATABASE_URL)")
+	}
+	s = s.withDefaults()
+	now := s.Now().UTC()
+	snap := Snapshot{Taken: now, Topic: s.Topic}
+
+	if err := s.freshness(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
+	if err := s.lag(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
+	if err := s.throughput(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
+	if err := s.layers(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
+	var err error
+	if snap.Loads, err = s.loads(ctx, `TRUE`, DefaultLoads); err != nil {
+		return Snapshot{}, err
+	}
+	if snap.Backfills, err = s.loads(ctx, `kind = 'backfill'`, DefaultBackfills); err != nil {
+		return Snapshot{}, err
+	}
+	if err := s.catalog(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
+	snap.verdict(s.StaleAfter)
+	return snap, nil
+}
+
+func (s Source) freshness(ctx context.Context, snap *Snapshot) error {
+	// max(received_at) over the whole table is a sequential scan; the rows
+	// that occurred in the last two days come through the occurred_at index
+	// and hold the newest event whenever the pipeline is live. Only when
+	// none is that recent is the whole table read.
+	var rec, occ *time.Time
+	err := s.DB.QueryRow(ctx, `SELECT max(received_at), max(occurred_at) FROM gold.events
+		WHERE occurred_at >= $1::timestamptz - interval '2 days'`, snap.Taken).Scan(&rec, &occ)
+	if err != nil {
+		return fmt.Errorf("status: freshness of gold.events: %w", err)
+	}
+	if rec == nil {
+		if err := s.DB.QueryRow(ctx, `SELECT max(received_at), max(occurred_at) FROM gold.events`).Scan(&rec, &occ); err != nil {
+			return fmt.Errorf("status: freshness of gold.events: %w", err)
+		}
+	}
+	if rec != nil {
+		snap.Freshness.NewestReceived = rec.UTC()
+		snap.Freshness.Age = max(0, snap.Taken.Sub(*rec))
+		snap.Freshness.AgeSeconds = int64(snap.Freshness.Age / time.Second)
+	}
+	if occ != nil {
+		snap.Freshness.NewestOccurred = occ.UTC()
+	}
+	var last *time.Time
+	if err := s.DB.QueryRow(ctx, `SELECT max(finished_at) FROM pipeline.loads WHERE kind = 'live'
+		AND started_at >= (SELECT max(started_at) FROM pipeline.loads WHERE kind = 'live') - interval '1 hour'`).Scan(&last); err != nil {
+		return fmt.Errorf("status: last load: %w", err)
+	}
+	if last != nil {
+		snap.Freshness.LastLoad = last.UTC()
+	}
+	return nil
+}
+
+func (s Source) lag(ctx context.Context, snap *Snapshot) error {
+	stored := map[int32]PartitionLag{}
+	rows, err := s.DB.Query(ctx, `SELECT partition, next_offset, updated_at FROM pipeline.stream_offsets WHERE topic = $1`, s.Topic)
+	if err != nil {
+		return fmt.Errorf("status: pipeline.stream_offsets: %w", err)
+	}
+	for rows.Next() {
+		var pl PartitionLag
+		if err := rows.Scan(&pl.Partition, &pl.Next, &pl.Updated); err != nil {
+			rows.Close()
+			return fmt.Errorf("status: pipeline.stream_offsets: %w", err)
+		}
+		pl.Stored, pl.Updated = true, pl.Updated.UTC()
+		stored[pl.Partition] = pl
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("status: pipeline.stream_offsets: %w", err)
+	}
+
+	if len(s.Brokers) == 0 {
+		snap.KafkaError = "no Kafka brokers configured (KAFKA_BROKERS)"
+		return nil
+	}
+	kc, err := kafkaread.New(kafkaread.Config{Brokers: s.Brokers, ClientID: "pipeline-status", Timeout: 5 * time.Second})
+	if err != nil {
+		snap.KafkaError = err.Error()
+		return nil
+	}
+	defer kc.Close()
+	kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	parts, err := kc.Partitions(kctx, s.Topic)
+	if err == nil && len(parts) == 0 {
+		err = fmt.Errorf("topic %s has no partitions", s.Topic)
+	}
+	var bounds map[int32]kafkaread.Bounds
+	if err == nil {
+		bounds, err = kc.Bounds(kctx, s.Topic, parts)
+	}
+	if err != nil {
+		snap.KafkaError = err.Error()
+		return nil
+	}
+	for _, p := range parts {
+		b := bounds[p]
+		pl, ok := stored[p]
+		if !ok {
+			pl = PartitionLag{Partition: p, Next: b.First}
+		}
+		pl.End = b.Next
+		pl.Lag = max(0, pl.End-pl.Next)
+		snap.Lag = append(snap.Lag, pl)
+		snap.LagTotal += pl.Lag
+	}
+	slices.SortFunc(snap.Lag, func(a, b PartitionLag) int { return int(a.Partition - b.Partition) })
+	return nil
+}
+
+// bucketsStart is the start of the oldest throughput bucket: the buckets end
+// with the current (partial) one.
+func bucketsStart(now time.Time) time.Time {
+	return now.Truncate(BucketWidth).Add(-(Buckets - 1) * BucketWidth)
+}
+
+func (s Source) throughput(ctx context.Context, snap *Snapshot) error {
+	start := bucketsStart(snap.Taken)
+	snap.Throughput = make([]Bucket, Buckets)
+	for i := range snap.Throughput {
+		snap.Throughput[i].Start = start.Add(time.Duration(i) * BucketWidth)
+	}
+	// Live loads only: a backfill rewrites whole days at once and is shown
+	// under Backfills. Bucketed by when the load committed its rows.
+	rows, err := s.DB.Query(ctx, `SELECT floor(extract(epoch FROM coalesce(finished_at, started_at) - $1::timestamptz) / $2)::int AS b,
+			sum(rows_inserted)::bigint
+		FROM pipeline.loads
+		WHERE kind = 'live' AND started_at >= $1::timestamptz - interval '1 hour'
+		  AND coalesce(finished_at, started_at) >= $1::timestamptz
+		GROUP BY b`, start, BucketWidth.Seconds())
+	if err != nil {
+		return fmt.Errorf("status: throughput from pipeline.loads: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b int
+		var n int64
+		if err := rows.Scan(&b, &n); err != nil {
+			return fmt.Errorf("status: throughput from pipeline.loads: %w", err)
+		}
+		if b >= 0 && b < Buckets {
+			snap.Throughput[b].Events += n
+			snap.ThroughputTotal += n
+		}
+	}
+	return rows.Err()
+}
+
+func (s Source) layers(ctx context.Context, snap *Snapshot) error {
+	newest := snap.Taken.Truncate(time.Hour)
+	oldest := newest.Add(-time.Duration(s.Hours-1) * time.Hour)
+	end := newest.Add(time.Hour)
+	idx := map[time.Time]*HourCounts{}
+	snap.Layers = make([]HourCounts, s.Hours)
+	for i := range snap.Layers {
+		snap.Layers[i].Hour = newest.Add(-time.Duration(i) * time.Hour)
+		idx[snap.Layers[i].Hour] = &snap.Layers[i]
+	}
+	queries := []struct {
+		what, sql string
+		field     func(*HourCounts) *int64
+	}{
+		{"bronze", `SELECT date_trunc('hour', arrived_at AT TIME ZONE 'UTC'), sum(records)::bigint FROM pipeline.bronze_objects
+			WHERE topic = $3 AND arrived_at >= $1 AND arrived_at < $2 GROUP BY 1`, func(h *HourCounts) *int64 { return &h.Bronze }},
+		{"quarantine", `SELECT date_trunc('hour', coalesce(kafka_timestamp, quarantined_at) AT TIME ZONE 'UTC'), count(*) FROM pipeline.quarantine
+			WHERE topic = $3 AND coalesce(kafka_timestamp, quarantined_at) >= $1 AND coalesce(kafka_timestamp, quarantined_at) < $2 GROUP BY 1`, func(h *HourCounts) *int64 { return &h.Quarantined }},
+		{"silver", `SELECT hour AT TIME ZONE 'UTC', sum(rows)::bigint FROM pipeline.silver_objects
+			WHERE state = 'live' AND topic = $3 AND hour >= $1 AND hour < $2 GROUP BY 1`, func(h *HourCounts) *int64 { return &h.Silver }},
+		{"gold", `SELECT date_trunc('hour', occurred_at AT TIME ZONE 'UTC'), count(*) FROM gold.events
+			WHERE occurred_at >= $1 AND occurred_at < $2 AND $3::text IS NOT NULL GROUP BY 1`, func(h *HourCounts) *int64 { return &h.Gold }},
+	}
+	for _, q := range queries {
+		rows, err := s.DB.Query(ctx, q.sql, oldest, end, s.Topic)
+		if err != nil {
+			return fmt.Errorf("status: %s counts: %w", q.what, err)
+		}
+		for rows.Next() {
+			var h time.Time
+			var n int64
+			if err := rows.Scan(&h, &n); err != nil {
+				rows.Close()
+				return fmt.Errorf("status: %s counts: %w", q.what, err)
+			}
+			// timestamp without time zone scans as UTC wall time.
+			h = time.Date(h.Year(), h.Month(), h.Day(), h.Hour(), 0, 0, 0, time.UTC)
+			if hc, ok := idx[h]; ok {
+				*q.field(hc) += n
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("status: %s counts: %w", q.what, err)
+		}
+	}
+	return nil
+}
+
+func (s Source) loads(ctx context.Context, where string, limit int) ([]Load, error) {
+	rows, err := s.DB.Query(ctx, `SELECT load_id, kind, started_at, finished_at, rows_seen, rows_inserted, rows_duplicate,
+			rows_deleted, cardinality(source_keys), coalesce(day_from::text, ''), coalesce(day_to::text, ''), coalesce(time_zone, '')
+		FROM pipeline.loads WHERE `+where+` ORDER BY load_id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("status: pipeline.loads: %w", err)
+	}
+	defer rows.Close()
+	out := []Load{}
+	for rows.Next() {
+		var l Load
+		var fin *time.Time
+		if err := rows.Scan(&l.ID, &l.Kind, &l.Started, &fin, &l.Seen, &l.Inserted, &l.Duplicate, &l.Deleted,
+			&l.Sources, &l.DayFrom, &l.DayTo, &l.TimeZone); err != nil {
+			return nil, fmt.Errorf("status: pipeline.loads: %w", err)
+		}
+		l.Started = l.Started.UTC()
+		if fin != nil {
+			l.Finished = fin.UTC()
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+func (s Source) catalog(ctx context.Context, snap *Snapshot) error {
+	rows, err := s.DB.Query(ctx, `SELECT kind, name, status, applied_at, coalesce(error, '') FROM pipeline.catalog ORDER BY kind, name`)
+	if err != nil {
+		return fmt.Errorf("status: pipeline.catalog: %w", err)
+	}
+	defer rows.Close()
+	snap.Catalog = []CatalogEntry{}
+	for rows.Next() {
+		var c CatalogEntry
+		var at *time.Time
+		if err := rows.Scan(&c.Kind, &c.Name, &c.Status, &at, &c.Error); err != nil {
+			return fmt.Errorf("status: pipeline.catalog: %w", err)
+		}
+		if at != nil {
+			c.AppliedAt = at.UTC()
+		}
+		snap.Catalog = append(snap.Catalog, c)
+	}
+	return rows.Err()
+}
+
+// verdict sets OK and Verdict. STALE: records wait in Kafka and the newest
+// event in gold is older than staleAfter (or gold is empty); UNKNOWN: lag
+// could not be measured; OK otherwise (an idle pipeline with nothing waiting
+// is OK however old its newest event).
+func (snap *Snapshot) verdict(staleAfter time.Duration) {
+	fresh := "gold is empty"
+	if !snap.Freshness.NewestReceived.IsZero() {
+		fresh = "gold is " + Age(snap.Freshness.Age) + " fresh"
+	}
+	switch {
+	case snap.KafkaError != "":
+		snap.OK = false
+		snap.Verdict = fmt.Sprintf("UNKNOWN: %s, lag unknown (Kafka: %s)", fresh, snap.KafkaError)
+	case snap.LagTotal > 0 && (snap.Freshness.NewestReceived.IsZero() || snap.Freshness.Age > staleAfter):
+		snap.OK = false
+		behind := []string{}
+		for _, p := range snap.Lag {
+			if p.Lag > 0 {
+				behind = append(behind, fmt.Sprintf("p%d", p.Partition))
+			}
+		}
+		snap.Verdict = fmt.Sprintf("STALE: %s, lag %d (stuck in Kafka: partition %s)", fresh, snap.LagTotal, joinComma(behind))
+	default:
+		snap.OK = true
+		snap.Verdict = fmt.Sprintf("OK: %s, lag %d", fresh, snap.LagTotal)
+	}
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}
+
+// Age formats a duration for people: 4s, 3m12s, 2h5m, 3d4h.
+func Age(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int64(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int64(d/time.Minute), int64(d%time.Minute/time.Second))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int64(d/time.Hour), int64(d%time.Hour/time.Minute))
+	default:
+		return fmt.Sprintf("%dd%02dh", int64(d/(24*time.Hour)), int64(d%(24*time.Hour)/time.Hour))
+	}
+}
