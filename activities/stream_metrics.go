@@ -76,6 +76,7 @@ func (m *streamMetrics) recordFlush(ctx context.Context, topic string, parts []p
 		return
 	}
 	t := attribute.String("topic", topic)
+	topicOnly := metric.WithAttributes(t)
 	committed := time.Now()
 	var cleaned, quarantined int64
 	for i := range parts {
@@ -86,14 +87,14 @@ func (m *streamMetrics) recordFlush(ctx context.Context, topic string, parts []p
 			m.lag.Record(ctx, max(0, pf.hwm-pf.next), metric.WithAttributes(t, attribute.String("partition", strconv.Itoa(int(pf.partition)))))
 		}
 		for j := range pf.rows {
-			m.freshness.Record(ctx, committed.Sub(receivedAt(&pf.rows[j])).Seconds(), metric.WithAttributes(t))
+			m.freshness.Record(ctx, committed.Sub(receivedAt(&pf.rows[j])).Seconds(), topicOnly)
 		}
 	}
 	m.records.Add(ctx, cleaned, metric.WithAttributes(t, attribute.String("outcome", "cleaned")))
 	m.records.Add(ctx, quarantined, metric.WithAttributes(t, attribute.String("outcome", "quarantined")))
 	m.gold.Add(ctx, inserted, metric.WithAttributes(t, attribute.String("outcome", "inserted")))
 	m.gold.Add(ctx, duplicates, metric.WithAttributes(t, attribute.String("outcome", "duplicate")))
-	m.flush.Record(ctx, took.Seconds(), metric.WithAttributes(t))
+	m.flush.Record(ctx, took.Seconds(), topicOnly)
 }
 
 func receivedAt(r *event.Row) time.Time { return time.UnixMicro(r.ReceivedAt) }
