@@ -138,8 +138,3 @@ func runAggregate(ctx context.Context, args []string) error {
 		res.Day, res.ProductMetrics, res.Revenue, res.AuditSummary)
 	return nil
 }
-
-// notYet is what a subcommand whose feature belongs to a later issue says.
-func notYet(what string) error {
-	return fmt.Errorf("%s is not available yet in this build (see the README's feature status)", what)
-}
