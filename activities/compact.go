@@ -224,7 +224,13 @@ func (a *Activities) compactPartitionHour(ctx context.Context, ph warehouse.Silv
 		ch.RowsOut += c.rows
 	}
 
+	if err := a.crash("compact-write", ph.Partition); err != nil {
+		return ch, err
+	}
 	err = a.wh.ReplaceSilver(ctx, outputs, replaced, confirmed)
+	if err == nil {
+		err = a.crash("compact-swap", ph.Partition)
+	}
 	if errors.Is(err, warehouse.ErrSilverChanged) {
 		// Another run compacted these files meanwhile: drop our outputs
 		// unless that run recorded the very same ones.
