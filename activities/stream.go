@@ -33,7 +33,7 @@ const (
 
 // Defaults of CompactCycleInput.
 const (
-	DefaultMaxRecords = 20_000
+	DefaultMaxRecords = 10_000
 	DefaultFlushWait  = time.Second
 )
 
@@ -112,8 +112,9 @@ type CompactCycleInput struct {
 	Topic string `json:"topic"`
 	// Offsets maps each partition of the shard to its next offset. Required.
 	Offsets map[int32]int64 `json:"offsets"`
-	// MaxRecords bounds the records one flush reads from one partition.
-	// Default 20,000.
+	// MaxRecords bounds the records one flush reads from one partition (and
+	// so the flush's memory: about 1 KiB per record in flight). Default
+	// 10,000.
 	MaxRecords int `json:"max_records,omitempty"`
 	// FlushWait is how long one flush waits for records before it writes
 	// what it has (an idle partition still flushes). Default 1s.
