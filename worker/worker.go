@@ -31,6 +31,9 @@ type Config struct {
 	// Backfiller, when set, runs the Backfill workflow and its activities on
 	// batch-jobs (activities.NewBackfiller builds it).
 	Backfiller *activities.Backfiller
+	// Stream, when set, runs the StreamCompaction workflow and its
+	// activities on task queue pipeline (activities.NewActivities builds it).
+	Stream *activities.Activities
 }
 
 // Dial connects to Temporal with the process's structured logger.
@@ -76,6 +79,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("start worker on %s: %w", workflows.BatchQueue, err)
 	}
 	defer batch.Stop()
+	if cfg.Stream != nil {
+		stream := worker.New(cfg.Client, workflows.StreamQueue, worker.Options{})
+		stream.RegisterWorkflow(workflows.StreamCompaction)
+		stream.RegisterActivity(cfg.Stream)
+		if err := stream.Start(); err != nil {
+			return fmt.Errorf("start worker on %s: %w", workflows.StreamQueue, err)
+		}
+		defer stream.Stop()
+		cfg.Log.Info("worker polling", "task_queue", workflows.StreamQueue)
+	}
 	cfg.Log.Info("worker polling", "task_queue", workflows.BatchQueue, "max_concurrent_activities", cfg.BatchConcurrency)
 	<-ctx.Done()
 	return nil

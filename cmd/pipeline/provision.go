@@ -139,5 +139,15 @@ func provisionAndWait(ctx context.Context, tc client.Client, bp *blueprint.Bluep
 		}
 		return workflows.ProvisionResult{}, provisionFailure(run.GetID(), err)
 	}
+	if !dry {
+		// The live stream follows the provisioned topic; starting it again
+		// finds the running shards and keeps them.
+		topic, _, _ := bp.Topic()
+		if _, err := workflows.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: topic}); err != nil {
+			return res, fmt.Errorf("start the stream workflows: %w", err)
+		}
+		fmt.Fprintf(out, "Stream compaction running: workflow %s on task queue %s.\n",
+			workflows.StreamWorkflowID(topic, 0, 1), workflows.StreamQueue)
+	}
 	return res, nil
 }

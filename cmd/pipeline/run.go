@@ -13,6 +13,7 @@ import (
 	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/internal/telemetry"
+	"github.com/acme/pipeline/lake"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
 	"github.com/acme/pipeline/workflows"
@@ -98,7 +99,15 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int) error {
 	if err != nil {
 		slog.Warn("the Backfill workflow is not served by this worker", "err", err)
 	}
-	return worker.Run(ctx, worker.Config{Client: tc, Store: store, Provisioner: prov, Backfiller: bf, BatchConcurrency: prefetch,
+	stream, err := activities.NewActivities(ctx, activities.StreamConfig{
+		Lake: lake.Config{Endpoint: cfg.S3Endpoint, Region: cfg.AWSRegion, AccessKeyID: cfg.AWSAccessKeyID,
+			SecretAccessKey: cfg.AWSSecretKey, Bucket: cfg.Bucket, PathStyle: true},
+		Brokers: cfg.Brokers(), Warehouse: store, Log: slog.Default().With("component", "stream"),
+	})
+	if err != nil {
+		return err
+	}
+	return worker.Run(ctx, worker.Config{Client: tc, Store: store, Provisioner: prov, Backfiller: bf, Stream: stream, BatchConcurrency: prefetch,
 		Log: slog.Default().With("component", "worker")})
 }
 
