@@ -56,6 +56,7 @@ func TestStreamBench(t *testing.T) {
 		seconds    = envInt("STREAM_BENCH_SECONDS", 30)
 		partitions = envInt("STREAM_BENCH_PARTITIONS", 12)
 		shards     = envInt("STREAM_BENCH_SHARDS", 1)
+		maxRecords = envInt("STREAM_BENCH_MAX_RECORDS", activities.DefaultMaxRecords)
 	)
 	ctx := context.Background()
 	_, brokers := streamtest.Kafka(t, "events", int32(partitions))
@@ -82,7 +83,7 @@ func TestStreamBench(t *testing.T) {
 	defer w.Stop()
 
 	p := newProducer(t, brokers, 11)
-	cfg := StreamCompactionInput{Shards: shards, CycleDuration: 15 * time.Second, CompactEvery: -1}
+	cfg := StreamCompactionInput{Shards: shards, MaxRecords: maxRecords, CycleDuration: 15 * time.Second, CompactEvery: -1}
 
 	// Phase 1: capacity, draining a backlog.
 	p.send(backlog, nil)
@@ -114,8 +115,8 @@ func TestStreamBench(t *testing.T) {
 
 	// Report.
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nstream bench: %d partitions, %d shard(s), flush wait %v, cycles of %v\n", partitions, shards,
-		activities.DefaultFlushWait, cfg.CycleDuration)
+	fmt.Fprintf(&b, "\nstream bench: %d partitions, %d shard(s), flush wait %v, up to %d records per partition and flush, cycles of %v\n",
+		partitions, shards, activities.DefaultFlushWait, maxRecords, cfg.CycleDuration)
 	fmt.Fprintf(&b, "capacity: %d records drained in %v: %.0f events/s end to end\n", capTotals.Records, drain.Round(time.Millisecond),
 		float64(capTotals.Records)/drain.Seconds())
 	tm := capTotals.Times
