@@ -3,7 +3,7 @@ TEMPORAL_VERSION  := v1.5.1
 VERSITYGW_VERSION := v1.8.0
 export GOBIN := $(CURDIR)/bin
 
-.PHONY: build run test bench bench-api bench-gold bench-backfill tools postgres clean
+.PHONY: build run test bench bench-api bench-gold bench-stream bench-backfill tools postgres clients clean
 
 build: ## bin/pipeline
 	go build -o bin/pipeline ./cmd/pipeline
@@ -11,16 +11,19 @@ build: ## bin/pipeline
 run: build tools ## the embedded default with demo traffic
 	bin/pipeline dev --demo
 
-test: tools ## unit and integration tests against the real components
-	go test -count=1 -timeout 9m ./...
+test: tools clients ## unit and integration tests against the real components, incl. kill -9 of a worker
+	STREAM_FAULT=1 go test -count=1 -timeout 9m ./...
 
-bench: bench-api bench-gold bench-backfill ## every benchmark
+bench: bench-api bench-gold bench-stream bench-backfill ## every benchmark
 
 bench-api: ## event API vs a raw kafka-go writer
 	go run ./tests/benchapi
 
 bench-gold: postgres ## gold load vs psql \copy
 	go run ./tests/benchgold
+
+bench-stream: tools ## stream stages and freshness vs a plain kafka-go reader and psql \copy
+	STREAM_BENCH=1 go test -count=1 -run TestStreamBench -v -timeout 15m ./workflows
 
 bench-backfill: tools ## Backfill of one day of 1M events per layer, 1 and 2 workers, vs psql \copy
 	go run ./tests/benchbackfill
@@ -35,6 +38,9 @@ bin/.versitygw-$(VERSITYGW_VERSION):
 
 postgres: ## a PostgreSQL server on 127.0.0.1:5432 unless DATABASE_URL is set
 	@scripts/ensure-postgres.sh
+
+clients: ## kcat and chromium, which the tests drive from outside
+	@scripts/ensure-clients.sh
 
 clean:
 	rm -rf bin .dev
