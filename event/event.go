@@ -203,9 +203,10 @@ var (
 type Options struct {
 	// Index is copied into every FieldError (the event's position in its request).
 	Index int
-	// Now is the receive time: it fills an empty received_at (when AssignID is
-	// set) and bounds occurred_at from above (Now + MaxFutureSkew). Zero disables
-	// the bound.
+	// Now is the receive time: it sets received_at when AssignID is set, fills
+	// a missing received_at of a record on the topic (the stream passes the
+	// Kafka timestamp), and bounds occurred_at from above (Now +
+	// MaxFutureSkew). Zero disables the bound.
 	Now time.Time
 	// AssignID gives an event without event_id a new UUIDv7 and sets
 	// received_at to Now. The API sets it; the stream does not (a record on the
@@ -378,8 +379,13 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 		if ev.EventID == "" {
 			errs = append(errs, FieldError{Index: opt.Index, Field: "event_id", Message: "is required on the topic"})
 		}
+		// Other producers than the API may leave received_at out: the
+		// record's Kafka timestamp (Now) stands in for it.
+		if ev.ReceivedAt.IsZero() && !opt.Now.IsZero() {
+			ev.ReceivedAt = opt.Now.UTC()
+		}
 		if ev.ReceivedAt.IsZero() {
-			errs = append(errs, FieldError{Index: opt.Index, Field: "received_at", Message: "is required on the topic"})
+			errs = append(errs, FieldError{Index: opt.Index, Field: "received_at", Message: "is required on the topic (the record has no timestamp to stand in for it)"})
 		}
 		if len(errs) > 0 {
 			return Event{}, errs
