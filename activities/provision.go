@@ -51,6 +51,14 @@ type ProvisionerConfig struct {
 	Temporal client.Client
 	// HTTPClient makes the anonymous-read check. Default: 10 s timeout.
 	HTTPClient *http.Client
+	// TLSCertFile and TLSKeyFile are the event API's PEM certificate and
+	// key. A gateway with tls=true checks that the certificate covers its
+	// domain and is not expired; without them a self-signed dev certificate
+	// is generated under StateDir.
+	TLSCertFile, TLSKeyFile string
+	// StateDir keeps dev certificates (gateway-<name>.crt/.key), e.g.
+	// ".dev/tls". Default: a directory under os.TempDir().
+	StateDir string
 }
 
 // Validate reports a missing client, naming the field.
@@ -374,10 +382,14 @@ func (p *Provisioner) ApplyInsight(ctx context.Context, in ResourceInput) (Resou
 	})
 }
 
-// ApplyGateway records the domain and TLS in front of the event API.
+// ApplyGateway checks the domain and TLS in front of the event API: with
+// tls=true, the configured certificate (TLSCertFile, TLSKeyFile) must cover
+// the domain and be valid, or, with none configured, a self-signed dev
+// certificate is generated (once) under StateDir. The result names the
+// certificate's subject, SANs, expiry and SHA-256 fingerprint.
 func (p *Provisioner) ApplyGateway(ctx context.Context, in ResourceInput) (ResourceResult, error) {
 	return apply(ctx, p, in, blueprint.KindGateway, func(ctx context.Context, cfg blueprint.GatewayConfig) (string, error) {
-		return fmt.Sprintf("gateway %s: domain %s, tls=%t", in.Name, cfg.Domain, cfg.TLS), nil
+		return gatewayTLS(in.Name, cfg, p.cfg.TLSCertFile, p.cfg.TLSKeyFile, p.cfg.StateDir, time.Now())
 	})
 }
 

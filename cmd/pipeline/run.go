@@ -89,7 +89,7 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int) error {
 	}
 	defer tc.Close()
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
-		Store: store, KafkaBrokers: cfg.Brokers(), Temporal: tc, S3Endpoint: cfg.S3Endpoint,
+		Store: store, KafkaBrokers: cfg.Brokers(), Temporal: tc, S3Endpoint: cfg.S3Endpoint, StateDir: ".dev/tls",
 		S3: devstack.S3Client(cfg.S3Endpoint, cfg.AWSRegion, cfg.AWSAccessKeyID, cfg.AWSSecretKey),
 	})
 	if err != nil {
