@@ -24,8 +24,6 @@ func runAPI(ctx context.Context, args []string) error {
 	fs := newFlagSet("api", "[flags]")
 	cfg.Register(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address (the blueprint's porta; use :8080 for every interface)")
-	cert := fs.String("tls-cert", "", "PEM certificate; with --tls-key the API speaks HTTPS only")
-	key := fs.String("tls-key", "", "PEM private key")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -37,7 +35,7 @@ func runAPI(ctx context.Context, args []string) error {
 		return err
 	}
 	defer shutdown(context.Background())
-	return serveAPI(ctx, cfg, *addr, *cert, *key)
+	return serveAPI(ctx, cfg, *addr, cfg.TLSCertFile, cfg.TLSKeyFile)
 }
 
 func serveAPI(ctx context.Context, cfg config.Config, addr, cert, key string) error {
@@ -90,6 +88,7 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int) error {
 	defer tc.Close()
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
 		Store: store, KafkaBrokers: cfg.Brokers(), Temporal: tc, S3Endpoint: cfg.S3Endpoint, StateDir: ".dev/tls",
+		TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile,
 		S3: devstack.S3Client(cfg.S3Endpoint, cfg.AWSRegion, cfg.AWSAccessKeyID, cfg.AWSSecretKey),
 	})
 	if err != nil {

@@ -27,6 +27,10 @@ type Config struct {
 	APIKeys           string // PIPELINE_API_KEYS, name:secret pairs, comma-separated
 	Topic             string // the event topic, "events"
 	Bucket            string // the lake bucket, "datalake"
+	// TLSCertFile and TLSKeyFile are the gateway's PEM certificate and key
+	// (PIPELINE_TLS_CERT, PIPELINE_TLS_KEY): the API serves HTTPS with them,
+	// and provisioning checks them against the blueprint's domain.
+	TLSCertFile, TLSKeyFile string
 }
 
 // Default database URL when DATABASE_URL is unset.
@@ -50,6 +54,8 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", DefaultDatabaseURL), "PostgreSQL URL (DATABASE_URL)")
 	fs.StringVar(&c.Topic, "topic", "events", "Kafka topic of the events")
 	fs.StringVar(&c.Bucket, "bucket", "datalake", "S3 bucket of the lake")
+	fs.StringVar(&c.TLSCertFile, "tls-cert", env("PIPELINE_TLS_CERT", ""), "gateway PEM certificate; with --tls-key the API speaks HTTPS only (PIPELINE_TLS_CERT)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key", env("PIPELINE_TLS_KEY", ""), "gateway PEM private key (PIPELINE_TLS_KEY)")
 	// Secrets come from the environment only: a flag would show in `ps`.
 	c.AWSAccessKeyID = os.Getenv("AWS_ACCESS_KEY_ID")
 	c.AWSSecretKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
