@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/errgroup"
@@ -306,13 +308,23 @@ type partFlush struct {
 	hwm                         int64
 	lost                        int64
 	read, bronze, clean, silver time.Duration
+	span                        trace.Span // stream.flush, when there were records; flush ends it
 }
 
 // flush takes every partition one step and loads gold.
 func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions []int32, offsets map[int32]int64,
-	prog map[int32]*PartitionProgress, res *CompactCycleResult, log *slog.Logger) error {
+	prog map[int32]*PartitionProgress, res *CompactCycleResult, log *slog.Logger) (err error) {
 	t0 := time.Now()
 	parts := make([]partFlush, len(partitions))
+	// The stream.flush spans last until gold has the rows (and the offsets
+	// are committed): a failure anywhere fails the flush of every partition.
+	defer func() {
+		for i := range parts {
+			if parts[i].span != nil {
+				endSpan(parts[i].span, err)
+			}
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	for i, p := range partitions {
 		g.Go(func() error {
@@ -338,8 +350,23 @@ func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions
 	}
 	if len(advanced) > 0 {
 		tg := time.Now()
-		lr, err := a.wh.LoadLive(ctx, warehouse.LoadInput{Rows: rows, Sources: sources, Topic: in.Topic, Offsets: advanced})
+		var flushes []trace.Link
+		for i := range parts {
+			if parts[i].span != nil {
+				flushes = append(flushes, trace.Link{SpanContext: parts[i].span.SpanContext()})
+			}
+		}
+		gctx, gspan := tracer.Start(ctx, "stream.gold", trace.WithLinks(flushes...), trace.WithAttributes(
+			attribute.String("messaging.destination.name", in.Topic),
+			attribute.Int("pipeline.partitions", len(advanced)),
+			attribute.Int("pipeline.rows", len(rows)),
+			attribute.Int("pipeline.silver.keys", len(sources))))
+		lr, err := a.wh.LoadLive(gctx, warehouse.LoadInput{Rows: rows, Sources: sources, Topic: in.Topic, Offsets: advanced})
 		res.Times.Gold += time.Since(tg)
+		if err == nil {
+			gspan.SetAttributes(attribute.Int64("pipeline.inserted", lr.Inserted), attribute.Int64("pipeline.duplicates", lr.Duplicates))
+		}
+		endSpan(gspan, err)
 		if err != nil {
 			what := describeRanges(parts)
 			if warehouse.IsPermanent(err) {
@@ -437,6 +464,7 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 		return pf, nil
 	}
 	first, last := recs[0].Offset, recs[len(recs)-1].Offset
+	ctx, pf.span = startFlushSpan(ctx, in.Topic, p, recs, trace.WithTimestamp(t))
 
 	// 2. Clean.
 	t = time.Now()
@@ -496,15 +524,29 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 			"key", lake.QuarantineKey(in.Topic, p, first, last, recs[0].Time), "reason", bad[0].Reason)
 	}
 
+	pf.span.SetAttributes(
+		attribute.String("pipeline.bronze.key", obj.Key),
+		attribute.Bool("pipeline.bronze.reused", pf.reused),
+		attribute.Int64("pipeline.offset.first", first), // a concurrent attempt's range may differ
+		attribute.Int64("pipeline.offset.last", last),
+		attribute.Int("pipeline.records", pf.records),
+		attribute.Int("pipeline.quarantined", pf.quarantined))
+
 	// 3. Silver, per event hour.
 	t = time.Now()
 	pf.rows = dedupe(rows)
-	keys, err := a.writeSilver(ctx, in.Topic, p, first, last, pf.rows)
+	sctx, sspan := tracer.Start(ctx, "stream.silver", trace.WithAttributes(attribute.Int("pipeline.rows", len(pf.rows))))
+	keys, err := a.writeSilver(sctx, in.Topic, p, first, last, pf.rows)
+	if err == nil {
+		sspan.SetAttributes(attribute.Int("pipeline.silver.keys", len(keys)))
+	}
+	endSpan(sspan, err)
 	if err != nil {
 		return pf, err
 	}
 	pf.silverKeys = keys
 	pf.silver = time.Since(t)
+	pf.span.SetAttributes(attribute.Int("pipeline.rows", len(pf.rows)), attribute.Int("pipeline.silver.keys", len(keys)))
 	if err := a.crash("silver", p); err != nil {
 		return pf, err
 	}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 
 	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
@@ -36,12 +38,25 @@ type Config struct {
 	Stream *activities.Activities
 }
 
-// Dial connects to Temporal with the process's structured logger.
+// Dial connects to Temporal with the process's structured logger and the
+// OpenTelemetry tracing interceptor: workflow and activity spans join the
+// traces of their callers (through the Temporal headers), and an activity's
+// context carries its span, so spans the activity starts are its children.
+// The interceptor uses the global TracerProvider, so spans are exported
+// once telemetry.Setup has run (before or after Dial).
 func Dial(address, namespace string, log *slog.Logger) (client.Client, error) {
+	// The default Tracer is taken from the global provider, which delegates
+	// to the one Setup installs; the default propagator (W3C trace context
+	// and baggage) is the one every Temporal SDK speaks.
+	tracing, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("temporal tracing interceptor: %w", err)
+	}
 	c, err := client.Dial(client.Options{
-		HostPort:  address,
-		Namespace: namespace,
-		Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal")),
+		HostPort:     address,
+		Namespace:    namespace,
+		Logger:       sdklog.NewStructuredLogger(log.With("component", "temporal")),
+		Interceptors: []interceptor.ClientInterceptor{tracing},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", address, namespace, err)
