@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/acme/pipeline/event"
+	"github.com/acme/pipeline/lake"
 )
 
 // TestCompactCycleTrace produces records carrying the traceparent of two API
@@ -156,4 +157,24 @@ func names(spans []sdktrace.ReadOnlySpan) []string {
 		out = append(out, sp.Name())
 	}
 	return out
+}
+
+// TestProducerLinks checks the dedupe, the cap and the records without a
+// (valid) traceparent.
+func TestProducerLinks(t *testing.T) {
+	var recs []lake.Record
+	for i := range 200 {
+		tp := fmt.Sprintf("00-%032x-%016x-01", i+1, i+1)
+		for range 3 { // three records per request
+			recs = append(recs, lake.Record{Headers: []lake.Header{{Key: "received_at", Value: []byte("x")}, {Key: "traceparent", Value: []byte(tp)}}})
+		}
+	}
+	recs = append(recs, lake.Record{}, lake.Record{Headers: []lake.Header{{Key: "traceparent", Value: []byte("00-bad-01")}}})
+	links, dropped := producerLinks(recs, MaxFlushLinks)
+	if len(links) != MaxFlushLinks || dropped != 200-MaxFlushLinks {
+		t.Fatalf("%d links, %d dropped; want %d, %d", len(links), dropped, MaxFlushLinks, 200-MaxFlushLinks)
+	}
+	if got := links[1].SpanContext.TraceID().String(); got != fmt.Sprintf("%032x", 2) {
+		t.Errorf("second link trace id %s", got)
+	}
 }
