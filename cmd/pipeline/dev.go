@@ -121,7 +121,7 @@ func runDev(ctx context.Context, args []string) error {
 		}()
 	}
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", apiPort)
-	goRun("worker", func() error { return serveWorker(ctx, cfg, prefetch) })
+	goRun("worker", func() error { return serveWorker(ctx, cfg, prefetch, *dir) })
 	if err := provisionDev(ctx, cfg, bp, *bpPath); err != nil {
 		cancel()
 		wg.Wait()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -58,6 +59,7 @@ func runWorker(ctx context.Context, args []string) error {
 	fs := newFlagSet("worker", "[flags]")
 	cfg.Register(fs)
 	prefetch := fs.Int("batch-concurrency", 5, "max concurrent activities on task queue batch-jobs (the lane's prefetch)")
+	stateDir := fs.String("state-dir", ".dev", "local state: the gateway's self-signed dev certificate goes in its tls/ folder")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -69,10 +71,10 @@ func runWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer shutdown(context.Background())
-	return serveWorker(ctx, cfg, *prefetch)
+	return serveWorker(ctx, cfg, *prefetch, *stateDir)
 }
 
-func serveWorker(ctx context.Context, cfg config.Config, prefetch int) error {
+func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir string) error {
 	store, err := warehouse.Open(ctx, warehouse.Config{URL: cfg.DatabaseURL})
 	if err != nil {
 		return err
@@ -87,7 +89,7 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int) error {
 	}
 	defer tc.Close()
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
-		Store: store, KafkaBrokers: cfg.Brokers(), Temporal: tc, S3Endpoint: cfg.S3Endpoint, StateDir: ".dev/tls",
+		Store: store, KafkaBrokers: cfg.Brokers(), Temporal: tc, S3Endpoint: cfg.S3Endpoint, StateDir: filepath.Join(stateDir, "tls"),
 		TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile,
 		S3: devstack.S3Client(cfg.S3Endpoint, cfg.AWSRegion, cfg.AWSAccessKeyID, cfg.AWSSecretKey),
 	})

@@ -36,8 +36,6 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"encoding/csv"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -60,6 +58,7 @@ import (
 	"github.com/acme/pipeline/event"
 	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/tests/benchutil"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
 	"github.com/acme/pipeline/workflows"
@@ -457,7 +456,7 @@ func writeBronze(ctx context.Context, lk *lake.Store, store *warehouse.Store, st
 		return tl, "", ctx.Err()
 	}
 	csvPath := filepath.Join(dir, "wide.csv")
-	return tl, csvPath, writeCSV(csvPath, rows)
+	return tl, csvPath, benchutil.WriteCSV(csvPath, rows)
 }
 
 // writeObject writes one bronze object of n records of partition p, covering
@@ -562,43 +561,7 @@ func genEvent(r *mrand.Rand, occ, recv time.Time, t *tally) []byte {
 		props = fmt.Sprintf(`{"actor":%q,"action":%q,"outcome":%q}`, user, actions[r.IntN(len(actions))], outcome)
 	}
 	return fmt.Appendf(nil, `{"event_id":"%s","type":%q,"occurred_at":%q,"received_at":%q,"source":%q,"user_id":%q,"properties":%s}`,
-		uuidText(id), typ, occ.UTC().Format(time.RFC3339Nano), recv.UTC().Format(time.RFC3339Nano), sources[r.IntN(3)], user, props)
-}
-
-func uuidText(id [16]byte) string {
-	h := hex.EncodeToString(id[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-func ts(us int64) string { return time.UnixMicro(us).UTC().Format("2006-01-02 15:04:05.999999Z07:00") }
-
-// writeCSV writes rows in the column order of bench.wide; empty fields are NULL.
-func writeCSV(path string, rows []event.Row) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	rec := make([]string, 14)
-	for i := range rows {
-		r := &rows[i]
-		amount := ""
-		if r.Currency != "" {
-			amount = event.FormatMicros(r.AmountMicros)
-		}
-		rec[0] = uuidText(r.EventID)
-		rec[1], rec[2], rec[3], rec[4], rec[5] = r.Type, ts(r.OccurredAt), ts(r.ReceivedAt), r.Source, r.UserID
-		rec[6], rec[7], rec[8], rec[9], rec[10], rec[11] = r.Properties, amount, r.Currency, r.Actor, r.Action, r.Outcome
-		rec[12], rec[13] = strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)
-		if err := w.Write(rec); err != nil {
-			return err
-		}
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return err
-	}
-	return f.Close()
+		benchutil.UUIDText(id), typ, occ.UTC().Format(time.RFC3339Nano), recv.UTC().Format(time.RFC3339Nano), sources[r.IntN(3)], user, props)
 }
 
 func findModuleRoot() (string, error) {

@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/acme/pipeline/event"
+	"github.com/acme/pipeline/tests/benchutil"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/jackc/pgx/v5"
 )
@@ -111,7 +112,7 @@ CREATE INDEX ON bench.wide_indexed (occurred_at);`)
 	}
 	defer os.RemoveAll(dir)
 	csvPath := filepath.Join(dir, "wide.csv")
-	if err := writeCSV(csvPath, rows); err != nil {
+	if err := benchutil.WriteCSV(csvPath, rows); err != nil {
 		return err
 	}
 	goldCSV := map[string]string{}
@@ -343,7 +344,7 @@ func writeGoldCSV(path, table string, rows []event.Row) error {
 	for i := range rows {
 		r := &rows[i]
 		var rec []string
-		id, occ, recv := uuidText(r.EventID), ts(r.OccurredAt), ts(r.ReceivedAt)
+		id, occ, recv := benchutil.UUIDText(r.EventID), benchutil.Timestamp(r.OccurredAt), benchutil.Timestamp(r.ReceivedAt)
 		part, off := strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)
 		switch {
 		case table == "events":
@@ -356,41 +357,6 @@ func writeGoldCSV(path, table string, rows []event.Row) error {
 		default:
 			continue
 		}
-		if err := w.Write(rec); err != nil {
-			return err
-		}
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return err
-	}
-	return f.Close()
-}
-
-func ts(us int64) string { return time.UnixMicro(us).UTC().Format("2006-01-02 15:04:05.999999Z07:00") }
-
-func uuidText(id [16]byte) string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:])
-}
-
-// writeCSV writes rows in the column order of bench.wide; empty fields are NULL.
-func writeCSV(path string, rows []event.Row) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	rec := make([]string, 14)
-	for i := range rows {
-		r := &rows[i]
-		amount := ""
-		if r.Currency != "" {
-			amount = event.FormatMicros(r.AmountMicros)
-		}
-		rec[0] = uuidText(r.EventID)
-		rec[1], rec[2], rec[3], rec[4], rec[5] = r.Type, ts(r.OccurredAt), ts(r.ReceivedAt), r.Source, r.UserID
-		rec[6], rec[7], rec[8], rec[9], rec[10], rec[11] = r.Properties, amount, r.Currency, r.Actor, r.Action, r.Outcome
-		rec[12], rec[13] = strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)
 		if err := w.Write(rec); err != nil {
 			return err
 		}
