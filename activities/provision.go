@@ -100,6 +100,9 @@ func NewProvisioner(cfg ProvisionerConfig) (*Provisioner, error) {
 // resources applied at least once, each with the config in place.
 type LoadCatalogResult struct {
 	Entries []blueprint.CatalogEntry `json:"entries"`
+	// Missing lists the recorded resources found gone ("conduit events"):
+	// they are left out of Entries, so the plan creates them again.
+	Missing []string `json:"missing,omitempty"`
 }
 
 // LoadCatalog reads pipeline.catalog. A database without the catalog yet (a
@@ -111,11 +114,51 @@ func (p *Provisioner) LoadCatalog(ctx context.Context) (LoadCatalogResult, error
 	}
 	var res LoadCatalogResult
 	for _, r := range rows {
-		if r.Applied() {
-			res.Entries = append(res.Entries, blueprint.CatalogEntry{Kind: blueprint.Kind(r.Kind), Name: r.Name, Config: r.Config})
+		if !r.Applied() {
+			continue
 		}
+		// Refresh, as terraform does: a topic or bucket the catalog records
+		// but that is gone (a new broker or store behind the same warehouse)
+		// is planned as a create again instead of being trusted.
+		there, err := p.exists(ctx, blueprint.Kind(r.Kind), r.Name)
+		if err != nil {
+			return LoadCatalogResult{}, err
+		}
+		if !there {
+			activity.GetLogger(ctx).Warn("catalog records a resource that is missing: it will be created again",
+				"kind", r.Kind, "name", r.Name)
+			res.Missing = append(res.Missing, r.Kind+" "+r.Name)
+			continue
+		}
+		res.Entries = append(res.Entries, blueprint.CatalogEntry{Kind: blueprint.Kind(r.Kind), Name: r.Name, Config: r.Config})
 	}
 	return res, nil
+}
+
+// exists reports whether a resource that lives outside the warehouse (the
+// conduit's topic, the archive's bucket) is still there. Other kinds are
+// settings recorded in the warehouse itself, so they exist with the catalog.
+func (p *Provisioner) exists(ctx context.Context, kind blueprint.Kind, name string) (bool, error) {
+	switch kind {
+	case blueprint.KindConduit:
+		_, err := p.partitions(ctx, name)
+		if errors.Is(err, kafka.UnknownTopicOrPartition) {
+			return false, nil
+		}
+		return err == nil, err
+	case blueprint.KindArchive:
+		_, err := p.cfg.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name)})
+		var nf *s3types.NotFound
+		var nb *s3types.NoSuchBucket
+		if errors.As(err, &nf) || errors.As(err, &nb) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("check bucket %s: %w", name, err)
+		}
+		return true, nil
+	}
+	return true, nil
 }
 
 // ResourceInput is one resource to apply. All fields are required.

@@ -158,6 +158,27 @@ func TestProvisionSeedBlueprint(t *testing.T) {
 		t.Fatalf("after the refusal: %d partitions, want 24", got)
 	}
 
+	// A topic the catalog records but the broker no longer has (a new
+	// broker behind the same warehouse) is planned as a create again.
+	conn, err := kafka.DialContext(ctx, "tcp", stack.KafkaBrokers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.DeleteTopics(topic); err != nil {
+		t.Fatalf("delete topic %s: %v", topic, err)
+	}
+	conn.Close()
+	res, err = provision(t, 24, false)
+	if err != nil {
+		t.Fatalf("after the topic was deleted: %v", err)
+	}
+	if !strings.Contains(res.PlanText, "+ create conduit "+topic) || len(res.Applied) != 1 {
+		t.Fatalf("after the topic was deleted, plan:\n%s\napplied %+v", res.PlanText, res.Applied)
+	}
+	if got := partitionsOf(t); got != 24 {
+		t.Fatalf("recreated topic has %d partitions, want 24", got)
+	}
+
 	// The nightly schedule exists: daily at 02:00, NightlyAggregation on batch-jobs.
 	desc, err := tc.ScheduleClient().GetHandle(ctx, workflows.NightlyScheduleID).Describe(ctx)
 	if err != nil {
