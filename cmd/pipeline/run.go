@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -60,6 +62,7 @@ func runWorker(ctx context.Context, args []string) error {
 	cfg.Register(fs)
 	prefetch := fs.Int("batch-concurrency", 5, "max concurrent activities on task queue batch-jobs (the lane's prefetch)")
 	stateDir := fs.String("state-dir", ".dev", "local state: the gateway's self-signed dev certificate goes in its tls/ folder")
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", "where the worker serves GET /metrics (Prometheus); empty disables it")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -71,6 +74,18 @@ func runWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer shutdown(context.Background())
+	if *metricsAddr != "" {
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr %s: %w", *metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", telemetry.MetricsHandler())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		slog.Info("worker metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	}
 	return serveWorker(ctx, cfg, *prefetch, *stateDir)
 }
 
