@@ -105,9 +105,9 @@ func (e Event) Marshal() ([]byte, error) {
 	// 256: the names, quotes, id and two timestamps, at their longest.
 	b := make([]byte, 0, 256+len(e.Type)+len(e.Source)+len(e.UserID)+len(props))
 	b = append(b, `{"event_id":`...)
-	b = appendJSONString(b, e.EventID)
+	b = AppendJSONString(b, e.EventID)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, e.Type)
+	b = AppendJSONString(b, e.Type)
 	b = append(b, `,"occurred_at":"`...)
 	b = e.OccurredAt.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
@@ -118,11 +118,11 @@ func (e Event) Marshal() ([]byte, error) {
 	}
 	if e.Source != "" {
 		b = append(b, `,"source":`...)
-		b = appendJSONString(b, e.Source)
+		b = AppendJSONString(b, e.Source)
 	}
 	if e.UserID != "" {
 		b = append(b, `,"user_id":`...)
-		b = appendJSONString(b, e.UserID)
+		b = AppendJSONString(b, e.UserID)
 	}
 	if len(props) > 0 {
 		b = append(b, `,"properties":`...)
@@ -131,10 +131,10 @@ func (e Event) Marshal() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// appendJSONString appends s as a JSON string, escaped as encoding/json
+// AppendJSONString appends s as a JSON string, escaped as encoding/json
 // escapes it with HTML escaping off: quote, backslash and control
 // characters; invalid UTF-8 becomes U+FFFD; U+2028 and U+2029 are escaped.
-func appendJSONString(b []byte, s string) []byte {
+func AppendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/acme/pipeline/event"
 )
 
 // Record is one Kafka record as consumed: what bronze keeps.
@@ -82,7 +84,7 @@ func appendBronzeFields(b []byte, r *Record) []byte {
 	if r.Key != nil {
 		if utf8.Valid(r.Key) {
 			b = append(b, `,"key":`...)
-			b = appendJSONString(b, r.Key)
+			b = event.AppendJSONString(b, string(r.Key))
 		} else {
 			b = append(b, `,"key_b64":"`...)
 			b = base64.StdEncoding.AppendEncode(b, r.Key)
@@ -96,10 +98,10 @@ func appendBronzeFields(b []byte, r *Record) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"k":`...)
-			b = appendJSONString(b, []byte(h.Key))
+			b = event.AppendJSONString(b, h.Key)
 			if utf8.Valid(h.Value) {
 				b = append(b, `,"v":`...)
-				b = appendJSONString(b, h.Value)
+				b = event.AppendJSONString(b, string(h.Value))
 			} else {
 				b = append(b, `,"v_b64":"`...)
 				b = base64.StdEncoding.AppendEncode(b, h.Value)
@@ -210,9 +212,9 @@ func EncodeQuarantine(qs []Quarantined) []byte {
 		q := &qs[i]
 		b = appendBronzeFields(b, &q.Record)
 		b = append(b, `,"topic":`...)
-		b = appendJSONString(b, []byte(q.Topic))
+		b = event.AppendJSONString(b, q.Topic)
 		b = append(b, `,"reason":`...)
-		b = appendJSONString(b, []byte(q.Reason))
+		b = event.AppendJSONString(b, q.Reason)
 		if len(q.Errors) > 0 {
 			errs, _ := json.Marshal(q.Errors)
 			b = append(b, `,"errors":`...)
@@ -249,35 +251,4 @@ func DecodeQuarantine(data []byte) ([]Quarantined, error) {
 		i++
 	}
 	return out, nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s (valid UTF-8) as a JSON string. <, > and & are
-// left as they are.
-func appendJSONString(b, s []byte) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,7 +127,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	goRun("api", func() error { return serveAPI(ctx, cfg, apiAddr, "", "") })
-	if err := waitListening(ctx, apiAddr, 15*time.Second); err != nil {
+	if err := devstack.WaitPort(ctx, apiAddr, 15*time.Second); err != nil {
 		cancel()
 		wg.Wait()
 		close(errc)
@@ -180,22 +179,6 @@ func devAPIKey(dir string) string {
 	key := hex.EncodeToString(buf)
 	_ = os.WriteFile(path, []byte(key+"\n"), 0o600)
 	return key
-}
-
-func waitListening(ctx context.Context, addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("the event API did not listen on %s within %s", addr, timeout)
 }
 
 // provisionDev runs the Provision workflow for the dev blueprint on the

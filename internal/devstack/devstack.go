@@ -181,7 +181,14 @@ func (s *Stack) Env() []string {
 
 func (s *Stack) onClose(fn func() error) { s.closers = append(s.closers, fn) }
 
-// waitPort polls a TCP address until it accepts connections.
+// WaitPort polls a TCP address until it accepts connections, for at most
+// timeout.
+func WaitPort(ctx context.Context, addr string, timeout time.Duration) error {
+	return waitPort(ctx, addr, timeout, nil)
+}
+
+// waitPort polls a TCP address until it accepts connections, giving up early
+// when the process that should listen there has exited.
 func waitPort(ctx context.Context, addr string, timeout time.Duration, exited <-chan struct{}) error {
 	deadline := time.Now().Add(timeout)
 	for {

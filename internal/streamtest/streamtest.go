@@ -9,8 +9,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/lake"
 	"github.com/acme/pipeline/warehouse"
 )
@@ -65,7 +64,7 @@ func (s *S3) Start(t testing.TB) {
 		t.Fatalf("start versitygw (%s): %v", bin, err)
 	}
 	s.cmd = cmd
-	if err := waitPort(u.Host, 30*time.Second); err != nil {
+	if err := devstack.WaitPort(context.Background(), u.Host, 30*time.Second); err != nil {
 		s.Stop()
 		b, _ := os.ReadFile(log.Name())
 		t.Fatalf("versitygw did not start: %v\n%s", err, b)
@@ -171,12 +170,11 @@ func Database(t testing.TB) (*warehouse.Store, string) {
 // FreePort asks the kernel for a free loopback port.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := devstack.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // ModuleRoot is the directory of go.mod, found upwards from the working
@@ -196,21 +194,6 @@ func ModuleRoot(t testing.TB) string {
 			t.Fatal("go.mod not found above the working directory")
 		}
 		dir = parent
-	}
-}
-
-func waitPort(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: %w", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -251,7 +234,7 @@ func Temporal(t testing.TB) (address, ui string) {
 		}
 	})
 	address = "127.0.0.1:" + strconv.Itoa(port)
-	if err := waitPort(address, 60*time.Second); err != nil {
+	if err := devstack.WaitPort(context.Background(), address, 60*time.Second); err != nil {
 		b, _ := os.ReadFile(log.Name())
 		t.Fatalf("Temporal dev server did not start: %v\n%s", err, b)
 	}
