@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -25,7 +24,7 @@ func TestNightlyAggregationOnTemporal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(store.Close) // after the worker stops (clean-ups run last in, first out)
 
 	day := time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)
 	at := func(h int) int64 { return day.Add(time.Duration(h) * time.Hour).UnixMicro() }
@@ -45,15 +44,8 @@ func TestNightlyAggregationOnTemporal(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tc, err := worker.Dial(stack.TemporalAddress, "default", slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	wctx, stopWorker := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(wctx, worker.Config{Client: tc, Store: store}) }()
-	defer func() { stopWorker(); <-done }()
+	tc := dialTemporal(t)
+	runWorker(t, worker.Config{Client: tc, Store: store})
 
 	for attempt := 1; attempt <= 2; attempt++ { // the second run must change nothing
 		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: workflows.BatchQueue},

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -37,7 +36,7 @@ func TestBackfillOnTemporal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(store.Close) // after the worker stops (clean-ups run last in, first out)
 	lk, err := lake.New(lake.Config{Endpoint: stack.S3Endpoint, Region: stack.Region, AccessKeyID: stack.AccessKeyID,
 		SecretAccessKey: stack.SecretAccessKey, Bucket: stack.Bucket, PathStyle: true})
 	if err != nil {
@@ -115,15 +114,8 @@ func TestBackfillOnTemporal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, err := worker.Dial(stack.TemporalAddress, "default", slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	wctx, stopWorker := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(wctx, worker.Config{Client: tc, Store: store, Backfiller: bf}) }()
-	defer func() { stopWorker(); <-done }()
+	tc := dialTemporal(t)
+	runWorker(t, worker.Config{Client: tc, Store: store, Backfiller: bf})
 
 	in := workflows.BackfillInput{From: dayText, To: dayText, Topic: topic}
 	backfill := func(in workflows.BackfillInput) workflows.BackfillResult {

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/client"
 
 	"github.com/acme/pipeline/internal/devstack"
+	"github.com/acme/pipeline/worker"
 )
 
 // stack is the embedded stack every integration test in this package shares:
@@ -73,4 +75,34 @@ func dropDatabase(name string) {
 	}
 	defer conn.Close(ctx)
 	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+}
+
+// dialTemporal connects to the stack's Temporal server; the client is closed
+// when the test ends.
+func dialTemporal(t *testing.T) client.Client {
+	t.Helper()
+	tc, err := worker.Dial(stack.TemporalAddress, "default", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	return tc
+}
+
+// runWorker runs the pipeline's worker in-process with cfg until the test
+// ends, and waits for it to stop before the test's other clean-ups run.
+func runWorker(t *testing.T, cfg worker.Config) {
+	t.Helper()
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, cfg) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	})
 }

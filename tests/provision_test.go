@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,12 +211,8 @@ func TestProvisionCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	tc, err := worker.Dial(stack.TemporalAddress, "default", slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
+	t.Cleanup(store.Close) // after the worker stops (clean-ups run last in, first out)
+	tc := dialTemporal(t)
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
 		Store: store, KafkaBrokers: stack.KafkaBrokers, S3: devstack.S3Client(stack.S3Endpoint, stack.Region, stack.AccessKeyID, stack.SecretAccessKey),
 		S3Endpoint: stack.S3Endpoint, Temporal: tc,
@@ -225,12 +220,7 @@ func TestProvisionCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wctx, stopWorker := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- worker.Run(wctx, worker.Config{Client: tc, Store: store, Provisioner: prov, Log: slog.New(slog.DiscardHandler)})
-	}()
-	defer func() { stopWorker(); <-done }()
+	runWorker(t, worker.Config{Client: tc, Store: store, Provisioner: prov})
 
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
 	topic, bucket := "events-cli-"+suffix, "datalake-cli-"+suffix
@@ -290,11 +280,7 @@ func startProvisionWorker(ctx context.Context, t *testing.T) *provisionHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	tc, err := worker.Dial(stack.TemporalAddress, "default", slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tc.Close)
+	tc := dialTemporal(t)
 	s3c := devstack.S3Client(stack.S3Endpoint, stack.Region, stack.AccessKeyID, stack.SecretAccessKey)
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
 		Store: store, KafkaBrokers: stack.KafkaBrokers, S3: s3c, S3Endpoint: stack.S3Endpoint, Temporal: tc,
