@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/acme/pipeline/event"
 	"github.com/jackc/pgx/v5"
@@ -90,7 +91,7 @@ func loseDuplicates(rows []event.Row) (lost []bool, n int) {
 
 // loadDirect tries the direct path in tx. ok is false when an event_id was
 // already in gold: tx is then back where it was, for the staged path.
-func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loadID int64, res *LoadResult) (ok bool, err error) {
+func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loadID int64, res *LoadResult, insertedHours map[time.Time]int64) (ok bool, err error) {
 	for i := range rows {
 		if rows[i].OccurredAt < minTimestampMicros {
 			return false, nil // the staged path reports it
@@ -154,6 +155,13 @@ func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loa
 	}
 	res.Inserted, res.Payments, res.Audit = counts[0], counts[1], counts[2]
 	res.Duplicates = int64(dups)
+	if insertedHours != nil {
+		for j := range rows {
+			if !lost[j] && rows[j].ReceivedAt != 0 {
+				insertedHours[hourOfMicros(rows[j].ReceivedAt)]++
+			}
+		}
+	}
 	return true, nil
 }
 

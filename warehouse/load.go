@@ -37,6 +37,20 @@ type LoadInput struct {
 	// They are stored in pipeline.stream_offsets in the same transaction as
 	// the rows; a stored offset never moves backwards.
 	Offsets map[int32]int64
+	// Tally is the stream's accounting of the records behind Rows, one
+	// entry per partition, added to pipeline.stream_arrivals in the same
+	// transaction. A partition whose stored offset is already past its From
+	// is not counted again (a retried batch). Optional.
+	Tally []PartitionTally
+}
+
+// PartitionTally counts one partition's records of a batch per arrival hour
+// (UTC): cleaned by received_at, quarantined by Kafka timestamp.
+type PartitionTally struct {
+	Partition   int32
+	From        int64 // offset of the batch's first record of the partition
+	Cleaned     map[time.Time]int64
+	Quarantined map[time.Time]int64
 }
 
 // LoadResult reports a committed load.
@@ -72,6 +86,16 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 		return res, nil
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		counted, err := countedTallies(ctx, tx, in)
+		if err != nil {
+			return err
+		}
+		// insertedHours counts the inserted gold.events rows per
+		// received_at hour, for the tally.
+		var insertedHours map[time.Time]int64
+		if len(counted) > 0 {
+			insertedHours = map[time.Time]int64{}
+		}
 		if len(in.Rows) > 0 || len(in.Sources) > 0 {
 			err := tx.QueryRow(ctx, `INSERT INTO pipeline.loads (kind, source_keys, topic) VALUES ('live', $1, NULLIF($2, ''))
 				RETURNING load_id`, nonNil(in.Sources), in.Topic).Scan(&res.LoadID)
@@ -83,7 +107,7 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 			direct := false
 			if s.tryDirect() {
 				var err error
-				if direct, err = s.loadDirect(ctx, tx, in.Rows, res.LoadID, &res); err != nil {
+				if direct, err = s.loadDirect(ctx, tx, in.Rows, res.LoadID, &res, insertedHours); err != nil {
 					return err
 				}
 				res.Direct = direct
@@ -96,11 +120,14 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 				if err != nil {
 					return err
 				}
-				if err := moveStaged(ctx, tx, res.LoadID, &res.Inserted, &res.Payments, &res.Audit); err != nil {
+				if err := moveStaged(ctx, tx, res.LoadID, &res.Inserted, &res.Payments, &res.Audit, insertedHours); err != nil {
 					return err
 				}
 				res.Duplicates = st.Sent - res.Inserted
 			}
+		}
+		if err := addTallies(ctx, tx, in.Topic, counted, insertedHours); err != nil {
+			return err
 		}
 		if len(in.Offsets) > 0 {
 			parts := make([]int32, 0, len(in.Offsets))
@@ -118,8 +145,12 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 			}
 		}
 		if res.LoadID != 0 {
+			// The batch's 202-to-gold latency, measured just before commit.
+			p95, maxLat, newest := latencies(in.Rows, time.Now())
 			_, err := tx.Exec(ctx, `UPDATE pipeline.loads SET rows_seen = $2, rows_inserted = $3, rows_duplicate = $4,
-				finished_at = clock_timestamp() WHERE load_id = $1`, res.LoadID, res.Rows, res.Inserted, res.Duplicates)
+				finished_at = clock_timestamp(), latency_p95_ms = $5, latency_max_ms = $6, newest_received_at = $7
+				WHERE load_id = $1`, res.LoadID, res.Rows, res.Inserted, res.Duplicates,
+				nullMillis(p95, newest), nullMillis(maxLat, newest), newest)
 			if err != nil {
 				return fmt.Errorf("record load: %w", err)
 			}
@@ -227,7 +258,7 @@ func (s *Store) ReplaceDays(ctx context.Context, in ReplaceInput) (ReplaceResult
 		}
 		res.Rows, res.OutOfRange = st.Seen, st.OutOfRange
 		if st.Sent > 0 {
-			if err := moveStaged(ctx, tx, res.LoadID, &res.Inserted, &res.Payments, &res.Audit); err != nil {
+			if err := moveStaged(ctx, tx, res.LoadID, &res.Inserted, &res.Payments, &res.Audit, nil); err != nil {
 				return err
 			}
 		}
@@ -290,7 +321,16 @@ FROM gold_stage_audit
 ON CONFLICT (event_id) DO NOTHING`
 )
 
-func moveStaged(ctx context.Context, tx pgx.Tx, loadID int64, events, payments, audit *int64) error {
+// moveStaged moves the staged rows into gold. With hours non-nil it also
+// counts the inserted gold.events rows per received_at hour (UTC).
+func moveStaged(ctx context.Context, tx pgx.Tx, loadID int64, events, payments, audit *int64, hours map[time.Time]int64) error {
+	if hours != nil {
+		n, err := moveCountingHours(ctx, tx, loadID, hours)
+		if err != nil {
+			return err
+		}
+		*events, events = n, nil
+	}
 	for _, m := range []struct {
 		table, sql string
 		n          *int64
@@ -299,6 +339,9 @@ func moveStaged(ctx context.Context, tx pgx.Tx, loadID int64, events, payments, 
 		{"gold.payments", movePaymentsSQL, payments},
 		{"gold.audit_log", moveAuditSQL, audit},
 	} {
+		if m.n == nil {
+			continue
+		}
 		tag, err := tx.Exec(ctx, m.sql, loadID)
 		if err != nil {
 			return fmt.Errorf("insert into %s: %w", m.table, err)
