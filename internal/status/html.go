@@ -107,8 +107,9 @@ var funcs = template.FuncMap{
 		}
 		return Sparkline(c)
 	},
-	"half": func(f float64) float64 { return f / 2 },
-	"add":  func(a, b float64) float64 { return a + b },
+	"half":     func(f float64) float64 { return f / 2 },
+	"sloValue": SLOValue,
+	"add":      func(a, b float64) float64 { return a + b },
 }
 
 const css = `body{font-family:system-ui,sans-serif;margin:1.5rem 2rem;color:#222;background:#fafafa}
@@ -117,7 +118,7 @@ table{border-collapse:collapse}td,th{padding:.2rem .9rem .2rem 0;text-align:righ
 th:first-child,td:first-child{text-align:left}th{font-weight:600;color:#555}
 .verdict{font-size:1.3rem;font-weight:700;padding:.6rem 1rem;border-radius:.4rem;display:inline-block}
 .ok{background:#e3f6e5;color:#0a6b1d}.bad{background:#fde8e8;color:#a40e0e}.lagging{color:#a40e0e;font-weight:700}
-.muted{color:#777}svg text{font-size:10px;fill:#666}svg rect.bar{fill:#3b82f6}`
+.muted{color:#777}td.detail{text-align:left;max-width:48rem;font-size:.9rem}svg text{font-size:10px;fill:#666}svg rect.bar{fill:#3b82f6}`
 
 var page = template.Must(template.New("status").Funcs(funcs).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -128,6 +129,18 @@ var page = template.Must(template.New("status").Funcs(funcs).Parse(`<!doctype ht
 <h1>Pipeline status</h1>
 <p id="verdict" class="verdict {{if .OK}}ok{{else}}bad{{end}}">{{.Verdict}}</p>
 <p class="muted">as of {{clock .Taken}} · topic {{.Topic}} · refreshes every 10 s · <a href="?format=json">JSON</a></p>
+
+<h2>Alerts</h2>
+{{if .Alerts}}<table id="alerts">
+<tr><th>Alert</th><th>SLO</th><th>Severity</th><th>Opened</th><th>State</th><th>What broke, and where</th></tr>
+{{range .Alerts}}<tr{{if .Open}} class="lagging"{{end}}><td>{{.ID}}</td><td>{{.SLO}}</td><td>{{.Severity}}</td><td>{{clock .OpenedAt}}</td><td>{{if .Open}}OPEN{{else}}resolved {{clock .ResolvedAt}}{{end}}</td><td class="detail">{{.Summary}}</td></tr>
+{{end}}</table>{{else}}<p id="alerts">none</p>{{end}}
+
+<h2>Service level objectives</h2>
+{{if .SLOs}}<table id="slos">
+<tr><th>SLO</th><th>Value</th><th>Objective</th><th>Met</th><th>Measured</th><th>Detail</th></tr>
+{{range .SLOs}}<tr{{if not .Good}} class="lagging"{{end}}><td>{{.Name}}</td><td>{{sloValue .Name .Value}}</td><td>{{sloValue .Name .Objective}}</td><td>{{if .Good}}yes{{else}}NO{{end}}</td><td>{{clock .MeasuredAt}}</td><td class="detail">{{.Detail}}</td></tr>
+{{end}}</table>{{else}}<p id="slos">not measured yet (the SLOMonitor workflow starts with <code>pipeline provision</code>)</p>{{end}}
 
 <h2>Freshness</h2>
 <table id="freshness">
@@ -158,6 +171,13 @@ var page = template.Must(template.New("status").Funcs(funcs).Parse(`<!doctype ht
 <table id="layers">
 <tr><th>Hour</th><th>Bronze</th><th>Quarantined</th><th>Silver</th><th>Gold</th></tr>
 {{range .Layers}}<tr><td>{{hour .Hour}}</td><td>{{.Bronze}}</td><td>{{.Quarantined}}</td><td>{{.Silver}}</td><td>{{.Gold}}</td></tr>
+{{end}}</table>
+
+<h2>Completeness per arrival hour</h2>
+<p class="muted">accepted by the API → consumed into bronze → quarantined + cleaned → new in gold (cleaned − new = repeated event_ids)</p>
+<table id="arrivals">
+<tr><th>Hour</th><th>Accepted</th><th>In bronze</th><th>Not consumed yet</th><th>Quarantined</th><th>Cleaned</th><th>New in gold</th><th>Duplicates</th></tr>
+{{range .Arrivals}}<tr{{if .Waiting}} class="lagging"{{end}}><td>{{hour .Hour}}</td><td>{{if lt .Accepted 0}}-{{else}}{{.Accepted}}{{end}}</td><td>{{.Records}}</td><td>{{.Waiting}}</td><td>{{.Quarantined}}</td><td>{{.Cleaned}}</td><td>{{.Inserted}}</td><td>{{.Duplicates}}</td></tr>
 {{end}}</table>
 
 <h2>Last loads</h2>

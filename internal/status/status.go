@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acme/pipeline/internal/kafkaconn"
 	"github.com/acme/pipeline/internal/kafkaread"
 )
 
@@ -35,9 +36,10 @@ const (
 
 // Source is where a Snapshot is read from.
 type Source struct {
-	DB      *pgxpool.Pool // the warehouse (schemas gold and pipeline). Required.
-	Brokers []string      // Kafka bootstrap brokers; empty: lag is not measured
-	Topic   string        // the event topic; default "events"
+	DB      *pgxpool.Pool    // the warehouse (schemas gold and pipeline). Required.
+	Brokers []string         // Kafka bootstrap brokers; empty: lag is not measured
+	Kafka   kafkaconn.Config // TLS and SASL of the Kafka connection; zero: plaintext
+	Topic   string           // the event topic; default "events"
 
 	// StaleAfter is how old the newest event in gold may be while records
 	// wait in Kafka before the verdict is STALE. Default 2 minutes.
@@ -73,6 +75,16 @@ type Snapshot struct {
 	// first: bronze and quarantine by arrival hour (Kafka timestamp), silver
 	// and gold by event hour (occurred_at).
 	Layers []HourCounts `json:"layers"`
+
+	// SLOs are the latest measurement of each SLO; Alerts the open alerts
+	// and the last resolved ones, newest first; OpenAlerts counts the open.
+	SLOs       []SLO   `json:"slos"`
+	Alerts     []Alert `json:"alerts"`
+	OpenAlerts int     `json:"open_alerts"`
+	// Arrivals follows each recent arrival hour through the layers, newest
+	// first: accepted by the API, consumed into bronze, quarantined,
+	// cleaned, new in gold.
+	Arrivals []Arrival `json:"arrivals"`
 
 	Loads     []Load         `json:"loads"`     // newest first
 	Backfills []Load         `json:"backfills"` // newest first
@@ -206,6 +218,9 @@ func (s Source) Snapshot(ctx context.Context) (Snapshot, error) {
 	if err := s.catalog(ctx, &snap); err != nil {
 		return Snapshot{}, err
 	}
+	if err := s.monitoring(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
 	snap.verdict(s.StaleAfter)
 	return snap, nil
 }
@@ -268,7 +283,7 @@ func (s Source) lag(ctx context.Context, snap *Snapshot) error {
 		snap.KafkaError = "no Kafka brokers configured (KAFKA_BROKERS)"
 		return nil
 	}
-	kc, err := kafkaread.New(kafkaread.Config{Brokers: s.Brokers, ClientID: "pipeline-status", Timeout: 5 * time.Second})
+	kc, err := kafkaread.New(kafkaread.Config{Brokers: s.Brokers, ClientID: "pipeline-status", Timeout: 5 * time.Second, Conn: s.Kafka})
 	if err != nil {
 		snap.KafkaError = err.Error()
 		return nil
@@ -454,13 +469,27 @@ func (snap *Snapshot) verdict(staleAfter time.Duration) {
 		behind := []string{}
 		for _, p := range snap.Lag {
 			if p.Lag > 0 {
-				behind = append(behind, fmt.Sprintf("p%d", p.Partition))
+				at := fmt.Sprintf("p%d at offset %d", p.Partition, p.Next)
+				if !p.Updated.IsZero() {
+					at += " since " + p.Updated.Format("15:04:05Z")
+				}
+				behind = append(behind, at)
 			}
 		}
-		snap.Verdict = fmt.Sprintf("STALE: %s, lag %d (stuck in Kafka: partition %s)", fresh, snap.LagTotal, joinComma(behind))
+		snap.Verdict = fmt.Sprintf("STALE: %s, lag %d (data stopped in Kafka: %s)", fresh, snap.LagTotal, joinComma(behind))
 	default:
 		snap.OK = true
 		snap.Verdict = fmt.Sprintf("OK: %s, lag %d", fresh, snap.LagTotal)
+	}
+	if snap.OpenAlerts > 0 {
+		snap.OK = false
+		names := []string{}
+		for _, a := range snap.Alerts {
+			if a.Open() {
+				names = append(names, a.SLO+" ("+a.Severity+")")
+			}
+		}
+		snap.Verdict = fmt.Sprintf("ALERT: %s open · %s", joinComma(names), snap.Verdict)
 	}
 }
 

@@ -240,7 +240,11 @@ func TestSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "STALE: gold is 5m10s fresh, lag 4 (stuck in Kafka: partition p0, p1)"; stale.Verdict != want || stale.OK {
+	var since [2]string
+	for i, p := range stale.Lag[:2] {
+		since[i] = p.Updated.Format("15:04:05Z")
+	}
+	if want := fmt.Sprintf("STALE: gold is 5m10s fresh, lag 4 (data stopped in Kafka: p0 at offset 3 since %s, p1 at offset 1 since %s)", since[0], since[1]); stale.Verdict != want || stale.OK {
 		t.Errorf("verdict %q, want %q", stale.Verdict, want)
 	}
 
@@ -380,5 +384,90 @@ func TestPageInChromium(t *testing.T) {
 	// The browser built the SVG: 12 bars (rect elements) in the DOM.
 	if n := strings.Count(dom, `<rect class="bar"`); n != 12 {
 		t.Errorf("rendered DOM has %d bars, want 12", n)
+	}
+}
+
+// alerting adds what the SLOMonitor writes while a partition's worker is
+// down: bad freshness measurements, an open page, a resolved alert, and the
+// API's accepted counts ahead of bronze.
+func alerting(t *testing.T, f fixture) {
+	t.Helper()
+	ctx := context.Background()
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO pipeline.slo_measurements (slo, measured_at, value, objective, good, detail) VALUES
+			('freshness', $1, 312, 60, false, 'no live load in the last 1m0s; data stopped at partition 1 offset 1: oldest waiting record arrived 5m12s ago; lag 2 on p1'),
+			('completeness', $1, 0, 0, true, '6 hours complete through every layer'),
+			('error_rate', $1, 0.004, 0.01, true, '4 of 1000 records quarantined')`, []any{f.now}},
+		{`INSERT INTO pipeline.alerts (slo, severity, opened_at, summary, burn_short, burn_long, notified_at) VALUES
+			('freshness', 'page', $1, 'SLO freshness breached (value 312, objective 60): data stopped at partition 1 offset 1', 100, 20, $1)`, []any{f.now.Add(-4 * time.Minute)}},
+		{`INSERT INTO pipeline.alerts (slo, severity, opened_at, resolved_at, summary, burn_short, burn_long) VALUES
+			('error_rate', 'ticket', $1, $2, 'SLO error_rate breached', 10, 7)`, []any{f.now.Add(-3 * time.Hour), f.now.Add(-2 * time.Hour)}},
+		{`INSERT INTO pipeline.api_accepted (hour, instance, accepted) VALUES ($1, 'a', 6), ($1, 'b', 4)`, []any{f.hour}},
+		{`INSERT INTO pipeline.stream_arrivals (topic, hour, records, quarantined, cleaned, inserted) VALUES ($2, $1, 8, 1, 7, 6)`, []any{f.hour, topic}},
+	} {
+		if _, err := f.pool.Exec(ctx, q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestAlerts(t *testing.T) {
+	f := setup(t)
+	alerting(t, f)
+	snap, err := f.source().Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.OK || !strings.HasPrefix(snap.Verdict, "ALERT: freshness (page) open · ") {
+		t.Errorf("verdict %q", snap.Verdict)
+	}
+	if snap.OpenAlerts != 1 || len(snap.Alerts) != 2 || !snap.Alerts[0].Open() || snap.Alerts[1].Open() {
+		t.Errorf("alerts %+v", snap.Alerts)
+	}
+	if len(snap.SLOs) != 3 {
+		t.Errorf("SLOs %+v", snap.SLOs)
+	}
+	a := snap.Arrivals[0]
+	if a.Accepted != 10 || a.Records != 8 || a.Waiting() != 2 || a.Duplicates() != 1 {
+		t.Errorf("arrival %+v", a)
+	}
+	text := snap.Text()
+	for _, s := range []string{"OPEN", "data stopped at partition 1 offset 1", "312.0s", "lag 2 on p1", "NO"} {
+		if !strings.Contains(text, s) {
+			t.Errorf("text lacks %q:\n%s", s, text)
+		}
+	}
+}
+
+// TestAlertPageInChromium renders the page of a pipeline with an open alert.
+func TestAlertPageInChromium(t *testing.T) {
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("SKIPPED LOUDLY: Debian's chromium is not installed (apt-get install -y chromium); the page was not rendered in a browser")
+	}
+	f := setup(t)
+	alerting(t, f)
+	srv := httptest.NewServer(status.Handler(f.source()))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--user-data-dir="+t.TempDir(), "--dump-dom", srv.URL+"/status").Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	dom := string(out)
+	for _, s := range []string{
+		`class="verdict bad">ALERT: freshness (page) open`,
+		`<td>OPEN</td><td class="detail">SLO freshness breached (value 312, objective 60): data stopped at partition 1 offset 1</td>`,
+		`<td>freshness</td><td>312.0s</td><td>60.0s</td><td>NO</td>`,
+		`<title>ALERT · pipeline status</title>`,
+	} {
+		if !strings.Contains(dom, s) {
+			t.Errorf("rendered DOM lacks %q:\n%s", s, dom)
+		}
 	}
 }

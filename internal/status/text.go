@@ -48,6 +48,34 @@ func (s Snapshot) Text() string {
 		w.Flush()
 	}
 
+	section("Alerts")
+	if len(s.Alerts) == 0 {
+		fmt.Fprintln(&b, "none")
+	}
+	for _, a := range s.Alerts {
+		state := "OPEN"
+		if !a.Open() {
+			state = "resolved " + clock(a.ResolvedAt)
+		}
+		fmt.Fprintf(&b, "#%d %s %s, opened %s, %s\n    %s\n", a.ID, a.SLO, a.Severity, clock(a.OpenedAt), state, a.Summary)
+	}
+
+	section("Service level objectives")
+	if len(s.SLOs) == 0 {
+		fmt.Fprintln(&b, "not measured yet (the SLOMonitor workflow starts with `pipeline provision`)")
+	} else {
+		w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(w, "slo	value	objective	met	measured	detail\n")
+		for _, m := range s.SLOs {
+			met := "yes"
+			if !m.Good {
+				met = "NO"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, SLOValue(m.Name, m.Value), SLOValue(m.Name, m.Objective), met, clock(m.MeasuredAt), m.Detail)
+		}
+		w.Flush()
+	}
+
 	section("Freshness")
 	table(func(w *tabwriter.Writer) {
 		if s.Freshness.NewestReceived.IsZero() {
@@ -101,6 +129,21 @@ func (s Snapshot) Text() string {
 			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t\n", h.Hour.UTC().Format("2006-01-02 15:00"), h.Bronze, h.Quarantined, h.Silver, h.Gold)
 		}
 	})
+
+	if len(s.Arrivals) > 0 {
+		section("Completeness per arrival hour (accepted → bronze → quarantined + cleaned → new in gold)")
+		table(func(w *tabwriter.Writer) {
+			fmt.Fprintf(w, "hour (UTC)\taccepted\tin bronze\tnot consumed\tquarantined\tcleaned\tnew in gold\tduplicates\t\n")
+			for _, a := range s.Arrivals {
+				acc := "-"
+				if a.Accepted >= 0 {
+					acc = fmt.Sprint(a.Accepted)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", a.Hour.UTC().Format("2006-01-02 15:00"), acc, a.Records, a.Waiting(),
+					a.Quarantined, a.Cleaned, a.Inserted, a.Duplicates())
+			}
+		})
+	}
 
 	loads := func(title string, ls []Load, backfill bool) {
 		section(title)
