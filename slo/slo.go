@@ -165,8 +165,8 @@ type Decision struct {
 	Policy    Policy
 	BurnShort float64
 	BurnLong  float64
-	// Recovered: the short window of the first policy holds measurements
-	// and none is bad, so an open alert resolves.
+	// Recovered: no policy fires and the short window of the first policy
+	// holds measurements, none bad, so an open alert resolves.
 	Recovered bool
 }
 
@@ -189,6 +189,6 @@ func Decide(ms []warehouse.Measurement, at time.Time, c Config) Decision {
 			seen = true
 		}
 	}
-	d.Recovered = seen && Burn(ms, at, first.Short, c.Budget) == 0
+	d.Recovered = !d.Fire && seen && Burn(ms, at, first.Short, c.Budget) == 0
 	return d
 }
