@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/acme/pipeline/internal/kafkaconn"
 	"github.com/acme/pipeline/internal/kafkaread"
 	"github.com/acme/pipeline/lake"
 	"github.com/acme/pipeline/warehouse"
@@ -42,6 +43,9 @@ type StreamConfig struct {
 	Lake lake.Config
 	// Brokers are the Kafka bootstrap brokers. Required.
 	Brokers []string
+	// Kafka is the TLS and SASL of the Kafka connections (KAFKA_TLS,
+	// KAFKA_SASL_*). The zero value is plaintext without authentication.
+	Kafka kafkaconn.Config
 	// Warehouse is the open warehouse store (migrated). Required.
 	Warehouse *warehouse.Store
 	// Group is the consumer group offsets are committed to. Default
@@ -70,7 +74,7 @@ func NewActivities(ctx context.Context, cfg StreamConfig) (*Activities, error) {
 	if err := lk.EnsureBucket(ctx); err != nil {
 		return nil, fmt.Errorf("stream activities: %w", err)
 	}
-	kc, err := kafkaread.New(kafkaread.Config{Brokers: cfg.Brokers})
+	kc, err := kafkaread.New(kafkaread.Config{Brokers: cfg.Brokers, Conn: cfg.Kafka})
 	if err != nil {
 		return nil, fmt.Errorf("stream activities: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/pipeline/blueprint"
+	"github.com/acme/pipeline/internal/kafkaconn"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -42,6 +43,9 @@ type ProvisionerConfig struct {
 	Store *warehouse.Store
 	// KafkaBrokers are the bootstrap brokers (host:port) of the conduit's topic.
 	KafkaBrokers []string
+	// KafkaConn is the TLS and SASL of the Kafka connections (KAFKA_TLS,
+	// KAFKA_SASL_*). The zero value is plaintext without authentication.
+	KafkaConn kafkaconn.Config
 	// S3 is the client of the archive's bucket.
 	S3 *s3.Client
 	// S3Endpoint is the S3 endpoint URL the anonymous-read check goes to
@@ -72,6 +76,9 @@ func (c ProvisionerConfig) Validate() error {
 		return errors.New("provisioner: S3 is required (S3_ENDPOINT and AWS credentials)")
 	case c.Temporal == nil:
 		return errors.New("provisioner: Temporal is required (TEMPORAL_ADDRESS)")
+	}
+	if err := c.KafkaConn.Validate(); err != nil {
+		return fmt.Errorf("provisioner: %w", err)
 	}
 	return nil
 }
@@ -326,13 +333,18 @@ func (p *Provisioner) ApplyConduit(ctx context.Context, in ResourceInput) (Resou
 		}
 		topic := in.Name
 		retentionMS := strconv.FormatInt(cfg.Retention().Milliseconds(), 10)
-		kc := &kafka.Client{Addr: kafka.TCP(p.cfg.KafkaBrokers...), Timeout: 15 * time.Second}
+		transport, err := p.cfg.KafkaConn.Transport(&kafka.Transport{ClientID: "pipeline-provision"})
+		if err != nil {
+			return "", err
+		}
+		defer transport.CloseIdleConnections()
+		kc := &kafka.Client{Addr: kafka.TCP(p.cfg.KafkaBrokers...), Timeout: 15 * time.Second, Transport: transport}
 		created, err := kc.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 			Topic: topic, NumPartitions: cfg.Partitions, ReplicationFactor: 1,
 			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: retentionMS}},
 		}}})
 		if err != nil {
-			return "", fmt.Errorf("create topic: %w", err)
+			return "", fmt.Errorf("create topic: %w", p.cfg.KafkaConn.Explain(err))
 		}
 		isNew := true
 		if terr := created.Errors[topic]; terr != nil {
@@ -390,11 +402,15 @@ func (p *Provisioner) ApplyConduit(ctx context.Context, in ResourceInput) (Resou
 // partitions returns the topic's partition count, asked of a broker directly
 // (kafka.Client caches metadata).
 func (p *Provisioner) partitions(ctx context.Context, topic string) (int, error) {
+	dialer, err := p.cfg.KafkaConn.Dialer(&kafka.Dialer{Timeout: 10 * time.Second, ClientID: "pipeline-provision"})
+	if err != nil {
+		return 0, err
+	}
 	var lastErr error
 	for _, b := range p.cfg.KafkaBrokers {
-		conn, err := (&kafka.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", b)
+		conn, err := dialer.DialContext(ctx, "tcp", b)
 		if err != nil {
-			lastErr = err
+			lastErr = p.cfg.KafkaConn.Explain(err)
 			continue
 		}
 		ps, err := conn.ReadPartitions(topic)

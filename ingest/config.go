@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/acme/pipeline/internal/kafkaconn"
 )
 
 // Defaults for the zero values of Config.
@@ -31,6 +33,9 @@ type Config struct {
 	// Brokers are the Kafka bootstrap addresses as host:port (KAFKA_BROKERS).
 	// Required.
 	Brokers []string
+	// Kafka is the TLS and SASL of the Kafka connections (KAFKA_TLS,
+	// KAFKA_SASL_*). The zero value is plaintext without authentication.
+	Kafka kafkaconn.Config
 	// Topic receives the events. Default "events".
 	Topic string
 	// APIKeys maps each key's name to its secret (PIPELINE_API_KEYS; see
@@ -118,6 +123,9 @@ func (c Config) Validate() error {
 		} else if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
 			bad("Brokers: %q: port must be a number from 1 to 65535", b)
 		}
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		bad("Kafka: %w", err)
 	}
 	if c.Topic != "" && !topicRe.MatchString(c.Topic) {
 		bad("Topic %q: a Kafka topic name is 1 to 249 of a-z, A-Z, 0-9, '.', '_' and '-'", c.Topic)

@@ -126,7 +126,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.MaxEventBytes > DefaultMaxEventBytes {
 		s.maxRecordBytes = cfg.MaxEventBytes + 64<<10
 	}
-	s.writer = newWriter(cfg, s.maxRecordBytes, log)
+	if s.writer, err = newWriter(cfg, s.maxRecordBytes, log); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/events", m.instrument("/v1/events", http.HandlerFunc(s.handleEvents)))
@@ -148,7 +150,14 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 // (from every concurrent request) up to maxRecordBytes per batch; a batch
 // that is not full goes out after BatchTimeout (1 ms), the latency floor of
 // a small request.
-func newWriter(cfg Config, maxRecordBytes int64, log *slog.Logger) *kafka.Writer {
+func newWriter(cfg Config, maxRecordBytes int64, log *slog.Logger) (*kafka.Writer, error) {
+	transport, err := cfg.Kafka.Transport(&kafka.Transport{
+		DialTimeout: min(cfg.ProduceTimeout, 5*time.Second),
+		ClientID:    "pipeline-api",
+	})
+	if err != nil {
+		return nil, err
+	}
 	return &kafka.Writer{
 		Addr:  kafka.TCP(cfg.Brokers...),
 		Topic: cfg.Topic,
@@ -163,14 +172,11 @@ func newWriter(cfg Config, maxRecordBytes int64, log *slog.Logger) *kafka.Writer
 		BatchTimeout:    time.Millisecond,
 		ReadTimeout:     cfg.ProduceTimeout,
 		WriteTimeout:    cfg.ProduceTimeout,
-		Transport: &kafka.Transport{
-			DialTimeout: min(cfg.ProduceTimeout, 5*time.Second),
-			ClientID:    "pipeline-api",
-		},
+		Transport:       transport,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			log.Debug("kafka writer: " + fmt.Sprintf(msg, args...))
 		}),
-	}
+	}, nil
 }
 
 // Handler returns the API's routes, for use without Run (tests, or a
@@ -305,15 +311,18 @@ func (s *Server) kafkaReady(ctx context.Context) error {
 func (s *Server) checkKafka(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	t := &kafka.Transport{DialTimeout: readyTimeout, ClientID: "pipeline-api-readyz", MetadataTopics: []string{s.cfg.Topic}}
+	t, err := s.cfg.Kafka.Transport(&kafka.Transport{DialTimeout: readyTimeout, ClientID: "pipeline-api-readyz", MetadataTopics: []string{s.cfg.Topic}})
+	if err != nil {
+		return err
+	}
 	defer t.CloseIdleConnections()
 	c := &kafka.Client{Addr: kafka.TCP(s.cfg.Brokers...), Transport: t, Timeout: readyTimeout}
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{s.cfg.Topic}})
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("no metadata from %v within %s", s.cfg.Brokers, readyTimeout)
+			return s.cfg.Kafka.Explain(fmt.Errorf("no metadata from %v within %s: %w", s.cfg.Brokers, readyTimeout, context.DeadlineExceeded))
 		}
-		return err
+		return s.cfg.Kafka.Explain(err)
 	}
 	for _, t := range md.Topics {
 		if t.Name != s.cfg.Topic {

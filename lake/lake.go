@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -37,13 +38,18 @@ type Config struct {
 	Endpoint string
 	// Region is the signing region. Default us-east-1.
 	Region string
-	// AccessKeyID and SecretAccessKey are static credentials. Required.
+	// AccessKeyID and SecretAccessKey are static credentials
+	// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). Set both, or neither to
+	// use the AWS SDK's default credential chain: the AWS_* variables,
+	// shared config and credentials files (AWS_PROFILE), web identity
+	// (IRSA on EKS), ECS task and EC2 instance roles.
 	AccessKeyID     string
 	SecretAccessKey string
 	// Bucket is the bucket of the lake. Default "datalake".
 	Bucket string
 	// PathStyle addresses the bucket in the path (http://host/bucket/key)
-	// instead of the host name; S3-compatible local stores need it.
+	// instead of the host name; S3-compatible local stores need it
+	// (S3_PATH_STYLE; by default true with an Endpoint, false on AWS).
 	PathStyle bool
 }
 
@@ -55,8 +61,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("lake: Endpoint (S3_ENDPOINT) %q: must be an http:// or https:// URL", c.Endpoint)
 		}
 	}
-	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
-		return errors.New("lake: AccessKeyID and SecretAccessKey (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) are required")
+	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
+		return errors.New("lake: set both AccessKeyID and SecretAccessKey (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), or neither for the AWS credential chain")
 	}
 	return nil
 }
@@ -74,18 +80,41 @@ var ErrNotFound = errors.New("object not found")
 // New validates cfg and builds the S3 client. It does not contact the store:
 // EnsureBucket does.
 func New(cfg Config) (*Store, error) {
-	if err := cfg.Validate(); err != nil {
+	client, err := NewS3Client(cfg)
+	if err != nil {
 		return nil, err
-	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
 	}
 	if cfg.Bucket == "" {
 		cfg.Bucket = DefaultBucket
 	}
+	where := "s3://" + cfg.Bucket
+	if cfg.Endpoint != "" {
+		where = cfg.Endpoint + " bucket " + cfg.Bucket
+	}
+	return &Store{client: client, bucket: cfg.Bucket, where: where}, nil
+}
+
+// NewS3Client validates cfg and builds the S3 client New uses (provisioning
+// uses it too): static credentials when cfg has them, else the AWS SDK's
+// default chain, resolved lazily on the first request.
+func NewS3Client(cfg Config) (*s3.Client, error) {
+	opts, err := s3Options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s3.New(opts), nil
+}
+
+// s3Options builds the client's options without contacting anything.
+func s3Options(cfg Config) (s3.Options, error) {
+	if err := cfg.Validate(); err != nil {
+		return s3.Options{}, err
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
 	opts := s3.Options{
 		Region:       cfg.Region,
-		Credentials:  credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, ""),
 		UsePathStyle: cfg.PathStyle,
 		// Checksums only where the API requires them: S3-compatible stores
 		// differ in what they accept otherwise (see STACK-FACTS).
@@ -98,12 +127,24 @@ func New(cfg Config) (*Store, error) {
 		}},
 		RetryMaxAttempts: 3,
 	}
-	where := "s3://" + cfg.Bucket
+	if cfg.AccessKeyID != "" {
+		opts.Credentials = credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")
+	} else {
+		// The default chain: environment, shared files and AWS_PROFILE, web
+		// identity (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, as IRSA
+		// sets them), SSO, ECS and EC2 instance roles. Loading reads the
+		// shared files only; credentials are fetched on first use and
+		// refreshed before they expire.
+		ac, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(cfg.Region))
+		if err != nil {
+			return s3.Options{}, fmt.Errorf("lake: AWS credential chain (AWS_ACCESS_KEY_ID unset): %w", err)
+		}
+		opts.Credentials = ac.Credentials
+	}
 	if cfg.Endpoint != "" {
 		opts.BaseEndpoint = aws.String(cfg.Endpoint)
-		where = cfg.Endpoint + " bucket " + cfg.Bucket
 	}
-	return &Store{client: s3.New(opts), bucket: cfg.Bucket, where: where}, nil
+	return opts, nil
 }
 
 // Bucket returns the bucket name.

@@ -81,7 +81,7 @@ func dropDatabase(name string) {
 // when the test ends.
 func dialTemporal(t *testing.T) client.Client {
 	t.Helper()
-	tc, err := worker.Dial(stack.TemporalAddress, "default", slog.New(slog.DiscardHandler))
+	tc, err := worker.Dial(worker.DialConfig{Address: stack.TemporalAddress, Namespace: "default"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/lake"
 	"github.com/acme/pipeline/warehouse"
-	"github.com/acme/pipeline/worker"
 	"github.com/acme/pipeline/workflows"
 )
 
@@ -53,7 +52,7 @@ func runBackfill(ctx context.Context, args []string) error {
 	if err := cfg.Validate(config.NeedTemporal); err != nil {
 		return err
 	}
-	tc, err := worker.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, slog.New(slog.DiscardHandler))
+	tc, err := dialTemporal(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -171,11 +170,10 @@ func printBackfillResult(out io.Writer, res workflows.BackfillResult) {
 }
 
 // newBackfiller builds the Backfill activities from the configuration: the
-// lake bucket (path-style, as the dev store and versitygw want) and the
-// warehouse.
+// lake bucket (lakeConfig: path-style with an S3_ENDPOINT, as the dev store
+// and versitygw want) and the warehouse.
 func newBackfiller(cfg config.Config, store *warehouse.Store) (*activities.Backfiller, error) {
-	lk, err := lake.New(lake.Config{Endpoint: cfg.S3Endpoint, Region: cfg.AWSRegion, AccessKeyID: cfg.AWSAccessKeyID,
-		SecretAccessKey: cfg.AWSSecretKey, Bucket: cfg.Bucket, PathStyle: true})
+	lk, err := lake.New(lakeConfig(cfg))
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/acme/pipeline/internal/demo"
 	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/internal/telemetry"
-	"github.com/acme/pipeline/worker"
 )
 
 func runDev(ctx context.Context, args []string) error {
@@ -188,7 +187,7 @@ func provisionDev(ctx context.Context, cfg config.Config, bp *blueprint.Blueprin
 	if err != nil {
 		return err
 	}
-	tc, err := worker.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, slog.New(slog.DiscardHandler))
+	tc, err := dialTemporal(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

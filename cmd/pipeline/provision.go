@@ -16,7 +16,6 @@ import (
 
 	"github.com/acme/pipeline/blueprint"
 	"github.com/acme/pipeline/internal/config"
-	"github.com/acme/pipeline/worker"
 	"github.com/acme/pipeline/workflows"
 )
 
@@ -46,7 +45,7 @@ func runProvision(ctx context.Context, args []string) error {
 	if err := cfg.Validate(config.NeedTemporal); err != nil {
 		return err
 	}
-	tc, err := worker.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, slog.New(slog.DiscardHandler))
+	tc, err := dialTemporal(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/ingest"
 	"github.com/acme/pipeline/internal/config"
-	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/internal/telemetry"
 	"github.com/acme/pipeline/lake"
 	"github.com/acme/pipeline/warehouse"
@@ -47,7 +46,7 @@ func serveAPI(ctx context.Context, cfg config.Config, addr, cert, key string) er
 		return fmt.Errorf("PIPELINE_API_KEYS: %w", err)
 	}
 	srv, err := ingest.New(ingest.Config{
-		Addr: addr, Brokers: cfg.Brokers(), Topic: cfg.Topic, APIKeys: keys,
+		Addr: addr, Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Topic: cfg.Topic, APIKeys: keys,
 		TLSCertFile: cert, TLSKeyFile: key, Status: statusHandler(ctx, cfg),
 	}, slog.Default().With("component", "api"))
 	if err != nil {
@@ -98,15 +97,18 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 	if err := store.Migrate(ctx); err != nil {
 		return err
 	}
-	tc, err := worker.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, slog.Default())
+	tc, err := dialTemporal(cfg, slog.Default())
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
+	s3c, err := lake.NewS3Client(lakeConfig(cfg))
+	if err != nil {
+		return err
+	}
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
-		Store: store, KafkaBrokers: cfg.Brokers(), Temporal: tc, S3Endpoint: cfg.S3Endpoint, StateDir: filepath.Join(stateDir, "tls"),
-		TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile,
-		S3: devstack.S3Client(cfg.S3Endpoint, cfg.AWSRegion, cfg.AWSAccessKeyID, cfg.AWSSecretKey),
+		Store: store, KafkaBrokers: cfg.Brokers(), KafkaConn: cfg.Kafka, Temporal: tc, S3Endpoint: cfg.S3Endpoint, StateDir: filepath.Join(stateDir, "tls"),
+		TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile, S3: s3c,
 	})
 	if err != nil {
 		return err
@@ -116,9 +118,8 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 		slog.Warn("the Backfill workflow is not served by this worker", "err", err)
 	}
 	stream, err := activities.NewActivities(ctx, activities.StreamConfig{
-		Lake: lake.Config{Endpoint: cfg.S3Endpoint, Region: cfg.AWSRegion, AccessKeyID: cfg.AWSAccessKeyID,
-			SecretAccessKey: cfg.AWSSecretKey, Bucket: cfg.Bucket, PathStyle: true},
-		Brokers: cfg.Brokers(), Warehouse: store, Log: slog.Default().With("component", "stream"),
+		Lake:    lakeConfig(cfg),
+		Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Warehouse: store, Log: slog.Default().With("component", "stream"),
 	})
 	if err != nil {
 		return err
@@ -142,7 +143,7 @@ func runAggregate(ctx context.Context, args []string) error {
 	if err := cfg.Validate(config.NeedTemporal); err != nil {
 		return err
 	}
-	tc, err := worker.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, slog.New(slog.DiscardHandler))
+	tc, err := dialTemporal(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

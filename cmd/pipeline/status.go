@@ -37,7 +37,7 @@ func runStatus(ctx context.Context, args []string) error {
 	defer pool.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	snap, err := status.Source{DB: pool, Brokers: cfg.Brokers(), Topic: cfg.Topic}.Snapshot(ctx)
+	snap, err := status.Source{DB: pool, Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Topic: cfg.Topic}.Snapshot(ctx)
 	if err != nil {
 		return err
 	}
@@ -82,5 +82,5 @@ func statusHandler(ctx context.Context, cfg config.Config) http.Handler {
 		return nil
 	}
 	context.AfterFunc(ctx, pool.Close)
-	return status.Handler(status.Source{DB: pool, Brokers: cfg.Brokers(), Topic: cfg.Topic})
+	return status.Handler(status.Source{DB: pool, Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Topic: cfg.Topic})
 }

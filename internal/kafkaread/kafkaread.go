@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 
+	"github.com/acme/pipeline/internal/kafkaconn"
 	"github.com/acme/pipeline/lake"
 )
 
@@ -28,12 +29,16 @@ type Config struct {
 	// Timeout bounds each request other than fetches (metadata, offsets,
 	// commits). Default 10s.
 	Timeout time.Duration
+	// Conn is the connections' TLS and SASL (KAFKA_TLS, KAFKA_SASL_*). The
+	// zero value is plaintext without authentication.
+	Conn kafkaconn.Config
 }
 
 // Client reads partitions and commits offsets. It is safe for concurrent use
 // and keeps its connections between calls.
 type Client struct {
-	c *kafka.Client
+	c    *kafka.Client
+	conn kafkaconn.Config
 }
 
 // New builds a Client; it connects on first use.
@@ -47,15 +52,19 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
+	t, err := cfg.Conn.Transport(&kafka.Transport{
+		ClientID:    cfg.ClientID,
+		IdleTimeout: 5 * time.Minute,
+		MetadataTTL: 30 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kafkaread: %w", err)
+	}
 	return &Client{c: &kafka.Client{
-		Addr:    kafka.TCP(cfg.Brokers...),
-		Timeout: cfg.Timeout,
-		Transport: &kafka.Transport{
-			ClientID:    cfg.ClientID,
-			IdleTimeout: 5 * time.Minute,
-			MetadataTTL: 30 * time.Second,
-		},
-	}}, nil
+		Addr:      kafka.TCP(cfg.Brokers...),
+		Timeout:   cfg.Timeout,
+		Transport: t,
+	}, conn: cfg.Conn}, nil
 }
 
 // Close releases idle connections.
@@ -69,7 +78,7 @@ func (c *Client) Close() {
 func (c *Client) Partitions(ctx context.Context, topic string) ([]int32, error) {
 	md, err := c.c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
-		return nil, fmt.Errorf("metadata of topic %s: %w", topic, err)
+		return nil, fmt.Errorf("metadata of topic %s: %w", topic, c.conn.Explain(err))
 	}
 	for _, t := range md.Topics {
 		if t.Name != topic {
@@ -103,7 +112,7 @@ func (c *Client) Bounds(ctx context.Context, topic string, partitions []int32) (
 	}
 	resp, err := c.c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: req}})
 	if err != nil {
-		return nil, fmt.Errorf("list offsets of topic %s: %w", topic, err)
+		return nil, fmt.Errorf("list offsets of topic %s: %w", topic, c.conn.Explain(err))
 	}
 	out := make(map[int32]Bounds, len(partitions))
 	for _, po := range resp.Topics[topic] {

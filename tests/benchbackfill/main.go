@@ -110,7 +110,7 @@ func runWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tc, err := worker.Dial(os.Getenv("TEMPORAL_ADDRESS"), "default", log)
+	tc, err := worker.Dial(worker.DialConfig{Address: os.Getenv("TEMPORAL_ADDRESS"), Namespace: "default"}, log)
 	if err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ CREATE TABLE bench.wide (
 	os.Remove(csvPath)
 
 	// 3. Backfill through Temporal.
-	tc, err := worker.Dial(stack.TemporalAddress, "default", log)
+	tc, err := worker.Dial(worker.DialConfig{Address: stack.TemporalAddress, Namespace: "default"}, log)
 	if err != nil {
 		return err
 	}
