@@ -3,7 +3,7 @@ TEMPORAL_VERSION  := v1.5.1
 VERSITYGW_VERSION := v1.8.0
 export GOBIN := $(CURDIR)/bin
 
-.PHONY: build run test bench bench-api bench-gold bench-stream bench-backfill tools postgres clients clean
+.PHONY: build run test bench bench-api bench-gold bench-stream bench-backfill bench-workers tools postgres clients clean
 
 build: ## bin/pipeline
 	go build -o bin/pipeline ./cmd/pipeline
@@ -14,7 +14,7 @@ run: build tools ## the embedded default with demo traffic
 test: tools clients ## unit and integration tests against the real components, incl. kill -9 of a worker
 	STREAM_FAULT=1 go test -count=1 -timeout 9m ./...
 
-bench: bench-api bench-gold bench-stream bench-backfill ## every benchmark
+bench: bench-api bench-gold bench-stream bench-backfill bench-workers ## every benchmark
 
 bench-api: ## event API vs a raw kafka-go writer
 	go run ./tests/benchapi
@@ -27,6 +27,9 @@ bench-stream: tools ## stream stages and freshness vs a plain kafka-go reader an
 
 bench-backfill: tools ## Backfill of one day of 1M events per layer, 1 and 2 workers, vs psql \copy
 	go run ./tests/benchbackfill
+
+bench-workers: tools ## live stream end to end through the API with 1, 2 and 3 worker processes (1 and 3 shards)
+	go run ./tests/benchworkers
 
 tools: bin/.temporal-$(TEMPORAL_VERSION) bin/.versitygw-$(VERSITYGW_VERSION) postgres
 
