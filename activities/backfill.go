@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -65,6 +68,64 @@ type Backfiller struct {
 	lake *lake.Store
 	wh   *warehouse.Store
 	rg   int64
+	m    *backfillMetrics
+}
+
+// backfillMetrics are the backfill's progress instruments (Prometheus names
+// in parentheses). Dry runs record nothing.
+//
+//   - pipeline.backfill.rows{layer,outcome} (pipeline_backfill_rows_total):
+//     layer silver, outcome written: the day's distinct events written as
+//     silver rows; layer gold, outcome inserted: rows inserted into
+//     gold.events.
+//   - pipeline.backfill.days{layer} (pipeline_backfill_days_total): days
+//     whose layer (silver, gold, marts) was rebuilt.
+//   - pipeline.backfill.day.duration{layer} (pipeline_backfill_day_duration_seconds):
+//     time to rebuild one day's layer (silver: bronze read included; gold:
+//     the silver read, when silver was not rebuilt, included).
+//
+// A retried attempt counts again what it rewrites.
+type backfillMetrics struct {
+	rows, days metric.Int64Counter
+	duration   metric.Float64Histogram
+}
+
+func newBackfillMetrics() (*backfillMetrics, error) {
+	m := otel.Meter(instrumentationName)
+	bm := &backfillMetrics{}
+	var err error
+	if bm.rows, err = m.Int64Counter("pipeline.backfill.rows",
+		metric.WithDescription("Rows a backfill wrote, by layer and outcome (silver written, gold inserted)."),
+		metric.WithUnit("{row}")); err != nil {
+		return nil, err
+	}
+	if bm.days, err = m.Int64Counter("pipeline.backfill.days",
+		metric.WithDescription("Days whose layer a backfill rebuilt, by layer."),
+		metric.WithUnit("{day}")); err != nil {
+		return nil, err
+	}
+	if bm.duration, err = m.Float64Histogram("pipeline.backfill.day.duration",
+		metric.WithDescription("Time to rebuild one day's layer, by layer."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)); err != nil {
+		return nil, err
+	}
+	return bm, nil
+}
+
+// layerDone records one day's layer completed in time since began, and,
+// unless outcome is empty, its rows. A nil receiver (a Backfiller not built by
+// NewBackfiller) records nothing.
+func (bm *backfillMetrics) layerDone(ctx context.Context, layer string, began time.Time, outcome string, rows int64) {
+	if bm == nil {
+		return
+	}
+	l := attribute.String("layer", layer)
+	if outcome != "" {
+		bm.rows.Add(ctx, rows, metric.WithAttributes(l, attribute.String("outcome", outcome)))
+	}
+	bm.days.Add(ctx, 1, metric.WithAttributes(l))
+	bm.duration.Record(ctx, time.Since(began).Seconds(), metric.WithAttributes(l))
 }
 
 // NewBackfiller builds the backfill activities.
@@ -72,7 +133,11 @@ func NewBackfiller(cfg BackfillerConfig) (*Backfiller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Backfiller{lake: cfg.Lake, wh: cfg.Store, rg: cfg.RowGroupRows}, nil
+	m, err := newBackfillMetrics()
+	if err != nil {
+		return nil, err
+	}
+	return &Backfiller{lake: cfg.Lake, wh: cfg.Store, rg: cfg.RowGroupRows, m: m}, nil
 }
 
 // BackfillDayInput names one UTC day to rebuild. Day, Topic and Layers are
@@ -177,6 +242,7 @@ func (b *Backfiller) BackfillDay(ctx context.Context, in BackfillDayInput) (Back
 
 	var rows []event.Row
 	var sources []string
+	began := time.Now()
 	if layers[LayerSilver] || in.DryRun {
 		objs, err := b.wh.BronzeTouching(ctx, in.Topic, start, end)
 		if err != nil {
@@ -227,11 +293,13 @@ func (b *Backfiller) BackfillDay(ctx context.Context, in BackfillDayInput) (Back
 			}
 			if !in.DryRun {
 				sources = res.SilverFiles
+				b.m.layerDone(ctx, LayerSilver, began, "written", int64(len(rows)))
 			}
 			beat("silver written")
 		}
 	}
 	if layers[LayerGold] {
+		began = time.Now()
 		if res.GoldBefore, err = b.wh.GoldEventsBetween(ctx, start, end); err != nil {
 			return res, err
 		}
@@ -254,10 +322,12 @@ func (b *Backfiller) BackfillDay(ctx context.Context, in BackfillDayInput) (Back
 				return res, fmt.Errorf("gold of %s: %w", res.Day, err)
 			}
 			res.GoldDeleted, res.GoldInserted, res.GoldPayments, res.GoldAudit = rr.Deleted, rr.Inserted, rr.Payments, rr.Audit
+			b.m.layerDone(ctx, LayerGold, began, "inserted", rr.Inserted)
 		}
 	}
 	if layers[LayerMarts] && !in.DryRun {
 		beat("marts")
+		began = time.Now()
 		mr, err := b.wh.BuildMarts(ctx, day, time.UTC)
 		if err != nil {
 			if warehouse.IsPermanent(err) {
@@ -266,6 +336,7 @@ func (b *Backfiller) BackfillDay(ctx context.Context, in BackfillDayInput) (Back
 			return res, fmt.Errorf("marts of %s: %w", res.Day, err)
 		}
 		res.MartRows = mr.ProductMetrics + mr.Revenue + mr.AuditSummary
+		b.m.layerDone(ctx, LayerMarts, began, "", 0)
 	}
 	beat("done")
 	log.Info("backfill day done", "day", res.Day, "dry_run", in.DryRun, "bronze_objects", res.BronzeObjects,

@@ -30,6 +30,9 @@ import (
 var instrumentSources = []string{
 	"ingest/metrics.go",            // pipeline.api.*    (served by the API)
 	"activities/stream_metrics.go", // pipeline.stream.* (served by the worker)
+	"activities/backfill.go",       // pipeline.backfill.* (served by the worker)
+	"slo/metrics.go",               // pipeline.slo.*, pipeline.gold.freshness (served by the worker)
+	"worker/failures.go",           // pipeline.activity.* (served by the worker)
 }
 
 // notExported are series Prometheus makes itself, not the pipeline.
@@ -137,6 +140,29 @@ func exportedMetricNames(t *testing.T) map[string]bool {
 			if i, err = m.Float64Gauge(in.name, u); err == nil {
 				i.Record(ctx, 1)
 			}
+		case "Int64UpDownCounter":
+			var i metric.Int64UpDownCounter
+			if i, err = m.Int64UpDownCounter(in.name, u); err == nil {
+				i.Add(ctx, 1)
+			}
+		case "Float64UpDownCounter":
+			var i metric.Float64UpDownCounter
+			if i, err = m.Float64UpDownCounter(in.name, u); err == nil {
+				i.Add(ctx, 1)
+			}
+		// Observable instruments report from a callback at each collection.
+		case "Int64ObservableCounter":
+			_, err = m.Int64ObservableCounter(in.name, u, metric.WithInt64Callback(observeInt64))
+		case "Int64ObservableGauge":
+			_, err = m.Int64ObservableGauge(in.name, u, metric.WithInt64Callback(observeInt64))
+		case "Int64ObservableUpDownCounter":
+			_, err = m.Int64ObservableUpDownCounter(in.name, u, metric.WithInt64Callback(observeInt64))
+		case "Float64ObservableCounter":
+			_, err = m.Float64ObservableCounter(in.name, u, metric.WithFloat64Callback(observeFloat64))
+		case "Float64ObservableGauge":
+			_, err = m.Float64ObservableGauge(in.name, u, metric.WithFloat64Callback(observeFloat64))
+		case "Float64ObservableUpDownCounter":
+			_, err = m.Float64ObservableUpDownCounter(in.name, u, metric.WithFloat64Callback(observeFloat64))
 		default:
 			t.Fatalf("instrument %s %q: kind not handled by this test; add it", in.kind, in.name)
 		}
@@ -161,6 +187,9 @@ func exportedMetricNames(t *testing.T) map[string]bool {
 	}
 	return names
 }
+
+func observeInt64(_ context.Context, o metric.Int64Observer) error     { o.Observe(1); return nil }
+func observeFloat64(_ context.Context, o metric.Float64Observer) error { o.Observe(1); return nil }
 
 var (
 	promqlString  = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
