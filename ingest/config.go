@@ -68,6 +68,9 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile are PEM files. With both set the server
 	// speaks HTTPS (TLS 1.2 or later) only; set both or neither.
 	TLSCertFile, TLSKeyFile string
+	// OnAccepted, when set, is told of every 202: n events received at
+	// receivedAt (their received_at). The completeness SLO counts them.
+	OnAccepted func(receivedAt time.Time, n int)
 	// Status, when set, serves GET /status (the pipeline's status page).
 	// Nil serves a minimal page about this API.
 	Status http.Handler

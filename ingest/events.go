@@ -81,6 +81,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		s.m.accepted.Add(ctx, int64(o.events))
 		s.m.batchSize.Record(ctx, int64(o.events))
 		s.accepted.Add(int64(o.events))
+		if s.cfg.OnAccepted != nil {
+			s.cfg.OnAccepted(now, o.events)
+		}
 	} else {
 		s.m.refuse(ctx, o.reason, o.events)
 		s.refused.Add(1)

@@ -33,7 +33,6 @@ type EvaluatorConfig struct {
 // Evaluator measures the SLOs and opens and resolves alerts.
 type Evaluator struct {
 	cfg EvaluatorConfig
-	m   *metrics
 }
 
 // NewEvaluator checks cfg and registers the SLO metrics.
@@ -47,11 +46,10 @@ func NewEvaluator(cfg EvaluatorConfig) (*Evaluator, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	m, err := newMetrics(cfg.Store)
-	if err != nil {
+	if err := registerMetrics(cfg.Store); err != nil {
 		return nil, err
 	}
-	return &Evaluator{cfg: cfg, m: m}, nil
+	return &Evaluator{cfg: cfg}, nil
 }
 
 // Result is one evaluation.
@@ -87,9 +85,6 @@ func (e *Evaluator) Evaluate(ctx context.Context, c Config, at time.Time) (Resul
 	if err := e.cfg.Store.RecordMeasurements(ctx, res.Measurements); err != nil {
 		return res, err
 	}
-	for _, m := range res.Measurements {
-		e.m.record(ctx, m)
-	}
 	if c.Alerts {
 		if err := e.alert(ctx, c, at, &res); err != nil {
 			return res, err
@@ -98,7 +93,6 @@ func (e *Evaluator) Evaluate(ctx context.Context, c Config, at time.Time) (Resul
 	if res.Open, err = e.cfg.Store.OpenAlerts(ctx); err != nil {
 		return res, err
 	}
-	e.m.open(ctx, res.Open)
 	if res.Pruned, err = e.cfg.Store.PruneMonitoring(ctx, at.Add(-time.Duration(c.RetentionDays)*24*time.Hour)); err != nil {
 		return res, err
 	}

@@ -11,66 +11,65 @@ import (
 	"github.com/acme/pipeline/warehouse"
 )
 
-type metrics struct {
-	value, good metric.Float64Gauge
-	openAlerts  metric.Int64Gauge
-
-}
-
-// newMetrics registers the SLO gauges, and pipeline.gold.freshness, which
-// reads pipeline.loads at every collection (one row through a partial
-// index) so that every worker reports the same, current value.
-func newMetrics(store *warehouse.Store) (*metrics, error) {
+// registerMetrics registers the SLO gauges. Every one reads the database at
+// collection (a few rows through indexes), not a value the process
+// remembers: with several workers, any of them may run an evaluation, and
+// every worker must report the same, current state.
+func registerMetrics(store *warehouse.Store) error {
 	meter := otel.Meter("github.com/acme/pipeline/slo")
-	m := &metrics{}
-	var err error
-	if m.value, err = meter.Float64Gauge("pipeline.slo.value",
-		metric.WithDescription("The SLO's last measured value: freshness in seconds, completeness in missing events, error_rate as a share.")); err != nil {
-		return nil, err
+	value, err := meter.Float64ObservableGauge("pipeline.slo.value",
+		metric.WithDescription("The SLO's latest measured value: freshness in seconds, completeness in missing events, error_rate as a share."))
+	if err != nil {
+		return err
 	}
-	if m.good, err = meter.Float64Gauge("pipeline.slo.good",
-		metric.WithDescription("1 when the SLO's last measurement met its objective, else 0.")); err != nil {
-		return nil, err
+	good, err := meter.Float64ObservableGauge("pipeline.slo.good",
+		metric.WithDescription("1 when the SLO's latest measurement met its objective, else 0."))
+	if err != nil {
+		return err
 	}
-	if m.openAlerts, err = meter.Int64Gauge("pipeline.slo.alerts.open",
-		metric.WithDescription("Open SLO alerts, by SLO and severity.")); err != nil {
-		return nil, err
+	open, err := meter.Int64ObservableGauge("pipeline.slo.alerts.open",
+		metric.WithDescription("Open SLO alerts, by SLO and severity."))
+	if err != nil {
+		return err
 	}
-	_, err = meter.Float64ObservableGauge("pipeline.gold.freshness",
+	fresh, err := meter.Float64ObservableGauge("pipeline.gold.freshness",
 		metric.WithDescription("Seconds since the newest event visible in gold was received by the event API (202)."),
-		metric.WithUnit("s"),
-		metric.WithFloat64Callback(func(ctx context.Context, o metric.Float64Observer) error {
-			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			n, err := store.NewestVisible(ctx)
-			if err == nil && !n.IsZero() {
-				o.Observe(time.Since(n).Seconds())
-			}
-			return nil // a failed read leaves the series out of this scrape
-		}))
-	return m, err
-}
-
-func (m *metrics) record(ctx context.Context, ms warehouse.Measurement) {
-	attrs := metric.WithAttributes(attribute.String("slo", ms.SLO))
-	m.value.Record(ctx, ms.Value, attrs)
-	g := 0.0
-	if ms.Good {
-		g = 1
+		metric.WithUnit("s"))
+	if err != nil {
+		return err
 	}
-	m.good.Record(ctx, g, attrs)
-}
-
-func (m *metrics) open(ctx context.Context, open []warehouse.Alert) {
-	for _, name := range Names {
-		for _, sev := range []string{"page", "ticket"} {
-			var n int64
-			for _, a := range open {
-				if a.SLO == name && a.Severity == sev {
-					n++
+	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		// A failed read leaves the series out of this scrape.
+		if n, err := store.NewestVisible(ctx); err == nil && !n.IsZero() {
+			o.ObserveFloat64(fresh, time.Since(n).Seconds())
+		}
+		if ms, err := store.LatestMeasurements(ctx); err == nil {
+			for _, m := range ms {
+				attrs := metric.WithAttributes(attribute.String("slo", m.SLO))
+				o.ObserveFloat64(value, m.Value, attrs)
+				g := 0.0
+				if m.Good {
+					g = 1
+				}
+				o.ObserveFloat64(good, g, attrs)
+			}
+		}
+		if alerts, err := store.OpenAlerts(ctx); err == nil {
+			for _, name := range Names {
+				for _, sev := range []string{"page", "ticket"} {
+					var n int64
+					for _, a := range alerts {
+						if a.SLO == name && a.Severity == sev {
+							n++
+						}
+					}
+					o.ObserveInt64(open, n, metric.WithAttributes(attribute.String("slo", name), attribute.String("severity", sev)))
 				}
 			}
-			m.openAlerts.Record(ctx, n, metric.WithAttributes(attribute.String("slo", name), attribute.String("severity", sev)))
 		}
-	}
+		return nil
+	}, value, good, open, fresh)
+	return err
 }

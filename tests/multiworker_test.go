@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -101,9 +102,21 @@ func TestMultiWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tc.Close()
-	wfID := workflows.StreamWorkflowID("events", 0, 1)
+	// The seed's 12 partitions run as 3 shards (one per 4 partitions), each
+	// its own StreamCompaction workflow whose cycles any worker may take.
+	const shards = 3
+	if !strings.Contains(string(out), fmt.Sprintf("%d shard(s)", shards)) {
+		t.Fatalf("pipeline provision did not start %d shards:\n%s", shards, out)
+	}
+	wfID := workflows.StreamWorkflowID("events", 0, shards)
 	watch := watchActivities(tc, wfID)
 	defer watch.stop()
+	var others []*activityWatch
+	for shard := 1; shard < shards; shard++ {
+		w := watchActivities(tc, workflows.StreamWorkflowID("events", shard, shards))
+		defer w.stop()
+		others = append(others, w)
+	}
 
 	pool := connect(t, u.String())
 	snd := &sender{url: "http://" + apiAddr + "/v1/events", key: key}
@@ -186,13 +199,20 @@ func TestMultiWorker(t *testing.T) {
 	watch.stop()
 	seen := watch.seen()
 	cycleWorkers := map[string]bool{}
-	for _, s := range seen {
-		if s.activity == "CompactCycle" {
-			cycleWorkers[s.identity] = true
+	var shardLines []string
+	for i, w := range append([]*activityWatch{watch}, others...) {
+		w.stop()
+		on := map[string]bool{}
+		for _, s := range w.seen() {
+			if s.activity == "CompactCycle" {
+				cycleWorkers[s.identity] = true
+				on[procs.name(s.identity)] = true
+			}
 		}
+		shardLines = append(shardLines, fmt.Sprintf("shard %d on %v", i, slices.Sorted(maps.Keys(on))))
 	}
 	if len(cycleWorkers) < 2 {
-		t.Errorf("CompactCycle ran on %d worker(s), want at least 2: %v", len(cycleWorkers), seen)
+		t.Errorf("CompactCycle of the %d shards ran on %d worker(s), want at least 2: %v", shards, len(cycleWorkers), shardLines)
 	}
 	// The take-over is the retry of the killed attempt, not a later cycle.
 	retried := false
@@ -208,13 +228,13 @@ func TestMultiWorker(t *testing.T) {
 		lines = append(lines, fmt.Sprintf("    %-13s attempt %d on %-9s (%s) from +%v", s.activity, s.attempt,
 			procs.name(s.identity), s.identity, s.at.Sub(provisioned).Round(100*time.Millisecond)))
 	}
-	t.Logf("\n3 worker processes, 1 API, stream as provisioned (1 shard, one CompactCycle for all 12 partitions)\n"+
+	t.Logf("\n3 worker processes, 1 API, stream as provisioned (%d shards of 4 partitions: %s)\n"+
 		"  %d events accepted by the API; gold.events %d rows, %d distinct, all %d accepted ids present; bronze %d records, no gap or overlap\n"+
 		"  killed %s (holding CompactCycle, %d events in gold) with SIGKILL; restarted it %v later\n"+
 		"  cycle taken over by %s %v after the kill; gold complete %v after the kill\n"+
 		"  activity attempts seen running (DescribeWorkflowExecution):\n%s\n"+
 		"  history (completed tasks) by worker: %s\n  total %v",
-		len(accepted), rows, distinct, present, records,
+		shards, strings.Join(shardLines, "; "), len(accepted), rows, distinct, present, records,
 		victim, goldAtKill, restartedAt.Sub(killedAt).Round(100*time.Millisecond),
 		procs.name(taker), tookOverAt.Sub(killedAt).Round(100*time.Millisecond), goldAt.Sub(killedAt).Round(100*time.Millisecond),
 		strings.Join(lines, "\n"), procs.describe(hist), time.Since(started).Round(100*time.Millisecond))

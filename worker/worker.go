@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
@@ -37,6 +38,13 @@ type Config struct {
 	// Stream, when set, runs the StreamCompaction workflow and its
 	// activities on task queue pipeline (activities.NewActivities builds it).
 	Stream *activities.Activities
+	// Monitor, when set, runs the SLOMonitor workflow and its activity on
+	// batch-jobs.
+	Monitor *activities.Monitor
+	// StreamOnly skips batch-jobs: the process polls task queue pipeline
+	// alone (`pipeline worker --task-queues pipeline`), e.g. to size stream
+	// and batch workers apart.
+	StreamOnly bool
 }
 
 // DialConfig says where Dial connects and how. Address and Namespace are
@@ -92,6 +100,12 @@ func Dial(dc DialConfig, log *slog.Logger) (client.Client, error) {
 	return c, nil
 }
 
+// StopTimeout is how long a stopping worker lets its running activities
+// finish (a stream cycle ends within its flush wait; a backfill day
+// checkpoints through its heartbeat) before cancelling them. Deployments
+// give the process a grace period above it (deploy/kubernetes: 60 s).
+const StopTimeout = 30 * time.Second
+
 // Run registers every workflow and activity and polls both task queues until
 // ctx is done.
 func Run(ctx context.Context, cfg Config) error {
@@ -104,8 +118,43 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	failures, err := newFailureInterceptor()
+	if err != nil {
+		return err
+	}
+	if cfg.StreamOnly && cfg.Stream == nil {
+		return fmt.Errorf("worker: StreamOnly without Stream polls no task queue")
+	}
+	if !cfg.StreamOnly {
+		stop, err := runBatch(cfg, failures)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if cfg.Stream != nil {
+		stream := worker.New(cfg.Client, workflows.StreamQueue, worker.Options{
+			Interceptors:      []interceptor.WorkerInterceptor{failures},
+			WorkerStopTimeout: StopTimeout,
+		})
+		stream.RegisterWorkflow(workflows.StreamCompaction)
+		stream.RegisterActivity(cfg.Stream)
+		if err := stream.Start(); err != nil {
+			return fmt.Errorf("start worker on %s: %w", workflows.StreamQueue, err)
+		}
+		defer stream.Stop()
+		cfg.Log.Info("worker polling", "task_queue", workflows.StreamQueue)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// runBatch starts the worker of task queue batch-jobs.
+func runBatch(cfg Config, failures interceptor.WorkerInterceptor) (stop func(), err error) {
 	batch := worker.New(cfg.Client, workflows.BatchQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: cfg.BatchConcurrency,
+		Interceptors:                       []interceptor.WorkerInterceptor{failures},
+		WorkerStopTimeout:                  StopTimeout,
 	})
 	batch.RegisterWorkflow(workflows.NightlyAggregation)
 	batch.RegisterActivity(&activities.Marts{Store: cfg.Store})
@@ -117,22 +166,14 @@ func Run(ctx context.Context, cfg Config) error {
 		batch.RegisterWorkflow(workflows.Backfill)
 		batch.RegisterActivity(cfg.Backfiller)
 	}
+	if cfg.Monitor != nil {
+		batch.RegisterWorkflow(workflows.SLOMonitor)
+		batch.RegisterActivity(cfg.Monitor)
+	}
 
 	if err := batch.Start(); err != nil {
-		return fmt.Errorf("start worker on %s: %w", workflows.BatchQueue, err)
-	}
-	defer batch.Stop()
-	if cfg.Stream != nil {
-		stream := worker.New(cfg.Client, workflows.StreamQueue, worker.Options{})
-		stream.RegisterWorkflow(workflows.StreamCompaction)
-		stream.RegisterActivity(cfg.Stream)
-		if err := stream.Start(); err != nil {
-			return fmt.Errorf("start worker on %s: %w", workflows.StreamQueue, err)
-		}
-		defer stream.Stop()
-		cfg.Log.Info("worker polling", "task_queue", workflows.StreamQueue)
+		return nil, fmt.Errorf("start worker on %s: %w", workflows.BatchQueue, err)
 	}
 	cfg.Log.Info("worker polling", "task_queue", workflows.BatchQueue, "max_concurrent_activities", cfg.BatchConcurrency)
-	<-ctx.Done()
-	return nil
+	return batch.Stop, nil
 }

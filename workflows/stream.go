@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -291,13 +294,17 @@ func withStreamDefaults(in StreamCompactionInput) StreamCompactionInput {
 
 // StartStream starts the StreamCompaction workflow of every shard on task
 // queue StreamQueue, or finds it running (an id already running is kept as
-// it is). in.Shard is ignored. After a change of in.Shards, terminate the
-// old shards' workflows first: the new ones resume from
-// pipeline.stream_offsets.
+// it is). in.Shard is ignored. Running shards of the topic cut for another
+// number of shards are terminated first (reported in resharded): the new
+// ones resume from pipeline.stream_offsets, and a flush that was cut short
+// is redone from its recorded bronze object, so nothing is lost or doubled.
 func StartStream(ctx context.Context, c client.Client, in StreamCompactionInput) ([]client.WorkflowRun, error) {
 	in = withStreamDefaults(in)
 	var runs []client.WorkflowRun
 	var errs []error
+	if err := terminateOtherShards(ctx, c, in.Topic, in.Shards); err != nil {
+		return nil, err
+	}
 	for shard := range in.Shards {
 		sin := in
 		sin.Shard = shard
@@ -315,4 +322,39 @@ func StartStream(ctx context.Context, c client.Client, in StreamCompactionInput)
 		runs = append(runs, run)
 	}
 	return runs, errors.Join(errs...)
+}
+
+// terminateOtherShards ends the running StreamCompaction workflows of topic
+// whose shard count is not shards: two cuts of the partitions must never
+// run at once.
+func terminateOtherShards(ctx context.Context, c client.Client, topic string, shards int) error {
+	prefix := "stream-compaction-" + topic + "-"
+	keep := fmt.Sprintf("-of-%d", shards)
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query:         "WorkflowType = 'StreamCompaction' AND ExecutionStatus = 'Running'",
+			NextPageToken: token,
+		})
+		if err != nil {
+			return fmt.Errorf("list the running stream shards: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			id := e.GetExecution().GetWorkflowId()
+			rest, ok := strings.CutPrefix(id, prefix)
+			if !ok || strings.HasSuffix(rest, keep) || strings.Count(rest, "-") != 2 {
+				continue
+			}
+			reason := fmt.Sprintf("resharding topic %s to %d shards", topic, shards)
+			if err := c.TerminateWorkflow(ctx, id, "", reason); err != nil {
+				var nf *serviceerror.NotFound
+				if !errors.As(err, &nf) {
+					return fmt.Errorf("terminate %s (%s): %w", id, reason, err)
+				}
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			return nil
+		}
+	}
 }

@@ -119,7 +119,7 @@ func runDev(ctx context.Context, args []string) error {
 		}()
 	}
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", apiPort)
-	goRun("worker", func() error { return serveWorker(ctx, cfg, prefetch, *dir) })
+	goRun("worker", func() error { return serveWorker(ctx, cfg, prefetch, *dir, allQueues) })
 	if err := provisionDev(ctx, cfg, bp, *bpPath); err != nil {
 		cancel()
 		wg.Wait()
@@ -193,7 +193,7 @@ func provisionDev(ctx context.Context, cfg config.Config, bp *blueprint.Blueprin
 	}
 	defer tc.Close()
 	var out strings.Builder
-	res, err := provisionAndWait(ctx, tc, bp, raw, false, "", 2*time.Minute, &out)
+	res, err := provisionAndWait(ctx, tc, bp, raw, false, "", 0, 2*time.Minute, &out)
 	if err != nil {
 		fmt.Print(out.String())
 		return fmt.Errorf("provision %s: %w", path, err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/acme/pipeline/blueprint"
 	"github.com/acme/pipeline/internal/config"
+	"github.com/acme/pipeline/slo"
 	"github.com/acme/pipeline/workflows"
 )
 
@@ -26,6 +27,7 @@ func runProvision(ctx context.Context, args []string) error {
 	dry := fs.Bool("dry-run", false, "print the plan against the catalog and change nothing")
 	zone := fs.String("schedule-zone", "", "IANA time zone of the nightly-aggregation schedule when it is created (default UTC)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the workflow (it keeps running after that)")
+	shards := fs.Int("stream-shards", 0, "StreamCompaction workflows splitting the topic's partitions (default: one per 4 partitions, at most the worker's replicas_max); a change reshards the running stream")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -51,7 +53,7 @@ func runProvision(ctx context.Context, args []string) error {
 	}
 	defer tc.Close()
 
-	res, err := provisionAndWait(ctx, tc, bp, raw, *dry, *zone, *timeout, os.Stdout)
+	res, err := provisionAndWait(ctx, tc, bp, raw, *dry, *zone, *shards, *timeout, os.Stdout)
 	if err != nil {
 		return err
 	}
@@ -109,7 +111,24 @@ func provisionWorkflowID(name string, dry bool) string {
 // provisionAndWait starts the Provision workflow for a validated blueprint and
 // waits for its result, telling out what it started. `pipeline provision` and
 // `pipeline dev` both go through it.
-func provisionAndWait(ctx context.Context, tc client.Client, bp *blueprint.Blueprint, raw []byte, dry bool, zone string, timeout time.Duration, out io.Writer) (workflows.ProvisionResult, error) {
+// streamShards is how many StreamCompaction workflows split the topic's
+// partitions: the flag when given, else one per 4 partitions, at most the
+// worker's replicas_max (more shards than workers would only queue), at
+// least 1. Each shard's cycle is one activity, so shards are the unit that
+// spreads over worker processes.
+func streamShards(bp *blueprint.Blueprint, flag int) int {
+	if flag > 0 {
+		return flag
+	}
+	_, parts, _ := bp.Topic()
+	n := (parts + 3) / 4
+	if _, w, ok := bp.Worker(); ok && w.ReplicasMax > 0 {
+		n = min(n, w.ReplicasMax)
+	}
+	return max(1, min(n, parts))
+}
+
+func provisionAndWait(ctx context.Context, tc client.Client, bp *blueprint.Blueprint, raw []byte, dry bool, zone string, shards int, timeout time.Duration, out io.Writer) (workflows.ProvisionResult, error) {
 	id := provisionWorkflowID(bp.Name, dry)
 	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.BatchQueue},
 		workflows.Provision, workflows.ProvisionInput{Blueprint: raw, DryRun: dry, ScheduleZone: zone})
@@ -142,11 +161,26 @@ func provisionAndWait(ctx context.Context, tc client.Client, bp *blueprint.Bluep
 		// The live stream follows the provisioned topic; starting it again
 		// finds the running shards and keeps them.
 		topic, _, _ := bp.Topic()
-		if _, err := workflows.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: topic}); err != nil {
+		shards := streamShards(bp, shards)
+		if _, err := workflows.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: topic, Shards: shards}); err != nil {
 			return res, fmt.Errorf("start the stream workflows: %w", err)
 		}
-		fmt.Fprintf(out, "Stream compaction running: workflow %s on task queue %s.\n",
-			workflows.StreamWorkflowID(topic, 0, 1), workflows.StreamQueue)
+		ids := make([]string, shards)
+		for i := range ids {
+			ids[i] = workflows.StreamWorkflowID(topic, i, shards)
+		}
+		fmt.Fprintf(out, "Stream compaction running: %d shard(s) of topic %s on task queue %s: %s.\n",
+			shards, topic, workflows.StreamQueue, strings.Join(ids, ", "))
+		// The insight resource configures the SLO monitor: retention of its
+		// measurements and whether alerts fire.
+		if _, ins, ok := bp.Insight(); ok {
+			cfg := slo.Config{Topic: topic, Alerts: ins.Alerts, RetentionDays: ins.RetentionDays}
+			if _, err := workflows.StartSLOMonitor(ctx, tc, cfg); err != nil {
+				return res, err
+			}
+			fmt.Fprintf(out, "SLO monitor running: workflow %s on task queue %s (every %s; alerts %v; measurements kept %d days).\n",
+				workflows.SLOMonitorWorkflowID, workflows.BatchQueue, cfg.Defaults().Interval, ins.Alerts, cfg.Defaults().RetentionDays)
+		}
 	}
 	return res, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -45,9 +46,13 @@ func serveAPI(ctx context.Context, cfg config.Config, addr, cert, key string) er
 	if err != nil {
 		return fmt.Errorf("PIPELINE_API_KEYS: %w", err)
 	}
+	onAccepted, err := acceptedRecorder(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	srv, err := ingest.New(ingest.Config{
 		Addr: addr, Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Topic: cfg.Topic, APIKeys: keys,
-		TLSCertFile: cert, TLSKeyFile: key, Status: statusHandler(ctx, cfg),
+		TLSCertFile: cert, TLSKeyFile: key, Status: statusHandler(ctx, cfg), OnAccepted: onAccepted,
 	}, slog.Default().With("component", "api"))
 	if err != nil {
 		return err
@@ -62,7 +67,12 @@ func runWorker(ctx context.Context, args []string) error {
 	prefetch := fs.Int("batch-concurrency", 5, "max concurrent activities on task queue batch-jobs (the lane's prefetch)")
 	stateDir := fs.String("state-dir", ".dev", "local state: the gateway's self-signed dev certificate goes in its tls/ folder")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", "where the worker serves GET /metrics (Prometheus); empty disables it")
+	queues := fs.String("task-queues", workflows.StreamQueue+","+workflows.BatchQueue, "task queues to poll, comma-separated: pipeline (the live stream), batch-jobs (backfills, aggregations, provisioning, SLOs)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	poll, err := parseQueues(*queues)
+	if err != nil {
 		return err
 	}
 	if err := cfg.Validate(config.NeedTemporal | config.NeedKafka | config.NeedS3 | config.NeedDatabase); err != nil {
@@ -85,10 +95,34 @@ func runWorker(ctx context.Context, args []string) error {
 		defer srv.Close()
 		slog.Info("worker metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	}
-	return serveWorker(ctx, cfg, *prefetch, *stateDir)
+	return serveWorker(ctx, cfg, *prefetch, *stateDir, poll)
 }
 
-func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir string) error {
+// queueSet is which task queues a worker process polls.
+type queueSet struct{ stream, batch bool }
+
+var allQueues = queueSet{stream: true, batch: true}
+
+func parseQueues(v string) (queueSet, error) {
+	var q queueSet
+	for _, name := range strings.Split(v, ",") {
+		switch strings.TrimSpace(name) {
+		case workflows.StreamQueue:
+			q.stream = true
+		case workflows.BatchQueue:
+			q.batch = true
+		case "":
+		default:
+			return q, fmt.Errorf("%w: --task-queues %q: unknown task queue %q (want %s and/or %s)", errUsage, v, name, workflows.StreamQueue, workflows.BatchQueue)
+		}
+	}
+	if !q.stream && !q.batch {
+		return q, fmt.Errorf("%w: --task-queues %q: names no task queue", errUsage, v)
+	}
+	return q, nil
+}
+
+func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir string, poll queueSet) error {
 	store, err := warehouse.Open(ctx, warehouse.Config{URL: cfg.DatabaseURL})
 	if err != nil {
 		return err
@@ -117,14 +151,21 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 	if err != nil {
 		slog.Warn("the Backfill workflow is not served by this worker", "err", err)
 	}
-	stream, err := activities.NewActivities(ctx, activities.StreamConfig{
-		Lake:    lakeConfig(cfg),
-		Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Warehouse: store, Log: slog.Default().With("component", "stream"),
-	})
+	var stream *activities.Activities
+	if poll.stream {
+		stream, err = activities.NewActivities(ctx, activities.StreamConfig{
+			Lake:    lakeConfig(cfg),
+			Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Warehouse: store, Log: slog.Default().With("component", "stream"),
+		})
+		if err != nil {
+			return err
+		}
+	}
+	mon, err := newMonitor(cfg, store)
 	if err != nil {
 		return err
 	}
-	return worker.Run(ctx, worker.Config{Client: tc, Store: store, Provisioner: prov, Backfiller: bf, Stream: stream, BatchConcurrency: prefetch,
+	return worker.Run(ctx, worker.Config{Client: tc, Store: store, Provisioner: prov, Backfiller: bf, Stream: stream, Monitor: mon, BatchConcurrency: prefetch, StreamOnly: !poll.batch,
 		Log: slog.Default().With("component", "worker")})
 }
 

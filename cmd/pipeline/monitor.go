@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/acme/pipeline/activities"
+	"github.com/acme/pipeline/internal/config"
+	"github.com/acme/pipeline/internal/kafkaread"
+	"github.com/acme/pipeline/slo"
+	"github.com/acme/pipeline/warehouse"
+)
+
+// newMonitor builds the SLOMonitor's activity. PIPELINE_ALERT_WEBHOOK, when
+// set, receives every alert as it opens and resolves; PIPELINE_STATUS_URL
+// is the /status link put in the notifications.
+func newMonitor(cfg config.Config, store *warehouse.Store) (*activities.Monitor, error) {
+	var kc *kafkaread.Client
+	if brokers := cfg.Brokers(); len(brokers) > 0 {
+		var err error
+		if kc, err = kafkaread.New(kafkaread.Config{Brokers: brokers, ClientID: "pipeline-slo", Timeout: 10 * time.Second, Conn: cfg.Kafka}); err != nil {
+			return nil, err
+		}
+	}
+	ev, err := slo.NewEvaluator(slo.EvaluatorConfig{Store: store, Kafka: kc,
+		Webhook: os.Getenv("PIPELINE_ALERT_WEBHOOK"), StatusURL: os.Getenv("PIPELINE_STATUS_URL"),
+		Log: slog.Default().With("component", "slo")})
+	if err != nil {
+		return nil, err
+	}
+	return &activities.Monitor{Eval: ev}, nil
+}
+
+// acceptedRecorder stores the API's accepted counts per hour for the
+// completeness SLO when a database is configured; without one the API runs
+// alone and completeness compares the stream's layers only.
+func acceptedRecorder(ctx context.Context, cfg config.Config) (func(time.Time, int), error) {
+	if cfg.DatabaseURL == "" {
+		return nil, nil
+	}
+	store, err := warehouse.Open(ctx, warehouse.Config{URL: cfg.DatabaseURL})
+	if err != nil {
+		slog.Warn("accepted events are not counted for the completeness SLO", "error", err)
+		return nil, nil
+	}
+	rec := slo.NewAcceptedRecorder(store, slog.Default().With("component", "api"))
+	go func() {
+		rec.Run(ctx, 5*time.Second)
+		store.Close()
+	}()
+	return rec.Add, nil
+}
