@@ -476,6 +476,9 @@ func (snap *Snapshot) verdict(staleAfter time.Duration) {
 				behind = append(behind, at)
 			}
 		}
+		if len(behind) > 3 {
+			behind = append(behind[:3], fmt.Sprintf("%d more partitions", len(behind)-3))
+		}
 		snap.Verdict = fmt.Sprintf("STALE: %s, lag %d (data stopped in Kafka: %s)", fresh, snap.LagTotal, joinComma(behind))
 	default:
 		snap.OK = true
