@@ -367,7 +367,8 @@ func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions
 			attribute.Int("pipeline.rows", len(rows)),
 			attribute.Int("pipeline.silver.keys", len(sources))))
 		lr, err := a.wh.LoadLive(gctx, warehouse.LoadInput{Rows: rows, Sources: sources, Topic: in.Topic, Offsets: advanced, Tally: tally})
-		res.Times.Gold += time.Since(tg)
+		goldTook := time.Since(tg)
+		res.Times.Gold += goldTook
 		if err == nil {
 			gspan.SetAttributes(attribute.Int64("pipeline.inserted", lr.Inserted), attribute.Int64("pipeline.duplicates", lr.Duplicates))
 		}
@@ -382,7 +383,7 @@ func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions
 		}
 		res.Inserted += lr.Inserted
 		res.Duplicates += lr.Duplicates
-		a.m.recordFlush(ctx, in.Topic, parts, lr.Inserted, lr.Duplicates, time.Since(t0))
+		a.m.recordFlush(ctx, in.Topic, parts, lr.Inserted, lr.Duplicates, goldTook, time.Since(t0))
 		if err := a.crash("gold", -1); err != nil {
 			return err
 		}

@@ -28,7 +28,14 @@ const instrumentationName = "github.com/acme/pipeline/activities"
 //     one flush of a shard, its wait for records included.
 //   - pipeline.stream.lag{topic,partition} (pipeline_stream_lag):
 //     records in the partition not yet loaded, after the last flush.
+//   - pipeline.stream.stage.duration{topic,stage} (pipeline_stream_stage_duration_seconds):
+//     one partition's read, bronze, clean and silver in a flush; the
+//     flush's gold load.
+//   - pipeline.stream.bytes{topic,stage} (pipeline_stream_bytes_total):
+//     bytes read from Kafka into bronze objects.
 type streamMetrics struct {
+	stage     metric.Float64Histogram
+	bytes     metric.Int64Counter
 	records   metric.Int64Counter
 	gold      metric.Int64Counter
 	freshness metric.Float64Histogram
@@ -67,11 +74,22 @@ func newStreamMetrics() (*streamMetrics, error) {
 		metric.WithUnit("{record}")); err != nil {
 		return nil, err
 	}
+	if ms.stage, err = m.Float64Histogram("pipeline.stream.stage.duration",
+		metric.WithDescription("Duration of one stage of a flush: read, bronze, clean, silver (per partition) and gold (per flush)."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)); err != nil {
+		return nil, err
+	}
+	if ms.bytes, err = m.Int64Counter("pipeline.stream.bytes",
+		metric.WithDescription("Bytes written by a stage of the stream (bronze: the records as consumed from Kafka)."),
+		metric.WithUnit("By")); err != nil {
+		return nil, err
+	}
 	return &ms, nil
 }
 
 // recordFlush records one committed flush.
-func (m *streamMetrics) recordFlush(ctx context.Context, topic string, parts []partFlush, inserted, duplicates int64, took time.Duration) {
+func (m *streamMetrics) recordFlush(ctx context.Context, topic string, parts []partFlush, inserted, duplicates int64, gold, took time.Duration) {
 	if m == nil {
 		return
 	}
@@ -89,7 +107,19 @@ func (m *streamMetrics) recordFlush(ctx context.Context, topic string, parts []p
 		for j := range pf.rows {
 			m.freshness.Record(ctx, committed.Sub(receivedAt(&pf.rows[j])).Seconds(), topicOnly)
 		}
+		if pf.records > 0 {
+			for _, st := range []struct {
+				name string
+				d    time.Duration
+			}{{"read", pf.read}, {"bronze", pf.bronze}, {"clean", pf.clean}, {"silver", pf.silver}} {
+				m.stage.Record(ctx, st.d.Seconds(), metric.WithAttributes(t, attribute.String("stage", st.name)))
+			}
+			if !pf.reused {
+				m.bytes.Add(ctx, pf.bytes, metric.WithAttributes(t, attribute.String("stage", "bronze")))
+			}
+		}
 	}
+	m.stage.Record(ctx, gold.Seconds(), metric.WithAttributes(t, attribute.String("stage", "gold")))
 	m.records.Add(ctx, cleaned, metric.WithAttributes(t, attribute.String("outcome", "cleaned")))
 	m.records.Add(ctx, quarantined, metric.WithAttributes(t, attribute.String("outcome", "quarantined")))
 	m.gold.Add(ctx, inserted, metric.WithAttributes(t, attribute.String("outcome", "inserted")))
