@@ -59,6 +59,7 @@ import (
 	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/lake"
 	"github.com/acme/pipeline/tests/benchutil"
+	"github.com/acme/pipeline/tests/cluster"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
 	"github.com/acme/pipeline/workflows"
@@ -135,7 +136,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	start, end := day.Bounds(time.UTC)
-	moduleRoot, err := findModuleRoot()
+	moduleRoot, err := cluster.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -562,23 +563,6 @@ func genEvent(r *mrand.Rand, occ, recv time.Time, t *tally) []byte {
 	}
 	return fmt.Appendf(nil, `{"event_id":"%s","type":%q,"occurred_at":%q,"received_at":%q,"source":%q,"user_id":%q,"properties":%s}`,
 		benchutil.UUIDText(id), typ, occ.UTC().Format(time.RFC3339Nano), recv.UTC().Format(time.RFC3339Nano), sources[r.IntN(3)], user, props)
-}
-
-func findModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func dropDatabase(name string) {

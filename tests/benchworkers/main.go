@@ -21,34 +21,26 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 
 	"github.com/acme/pipeline/internal/devstack"
+	"github.com/acme/pipeline/tests/cluster"
 	"github.com/acme/pipeline/workflows"
 )
 
@@ -99,7 +91,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("-shards %w", err)
 	}
-	root, err := findModuleRoot()
+	root, err := cluster.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -111,8 +103,8 @@ func run(ctx context.Context) error {
 	bin := *binF
 	if bin == "" {
 		bin = filepath.Join(tmp, "pipeline")
-		if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd", "pipeline")).CombinedOutput(); err != nil {
-			return fmt.Errorf("build: %v\n%s", err, out)
+		if err := cluster.Build(root, bin); err != nil {
+			return err
 		}
 	}
 	fmt.Printf("%d events per run through the API (batches of %d, %d in flight); %d CPUs\n", *nEvents, *batchSize, *inflight, numCPU())
@@ -164,39 +156,24 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	u.Path = "/" + db
 	defer dropDatabase(u)
 
-	var procs procSet
-	defer procs.stopAll()
-	var env []string
-	var key string
-	for attempt := 1; ; attempt++ {
-		env, key, err = startInfra(ctx, &procs, root, bin, filepath.Join(dir, fmt.Sprintf("try%d", attempt)), u.String())
-		// A free port can be taken by another process before the server
-		// binds it: try again on other ports.
-		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "is taken") {
-			break
-		}
-	}
-	if err != nil {
+	procs := cluster.New(cluster.Config{Bin: bin, Root: root, Dir: dir, DatabaseURL: u.String()})
+	defer procs.Close()
+	if err := procs.StartInfra(ctx); err != nil {
 		return res, err
 	}
-	apiPort, err := devstack.FreePort()
+	apiAddr, err := procs.StartAPI("api")
 	if err != nil {
-		return res, err
-	}
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", apiPort)
-	if err := procs.start(bin, env, dir, "api", "api", "--addr", apiAddr); err != nil {
 		return res, err
 	}
 	for i := range nWorkers {
-		if err := procs.start(bin, env, dir, fmt.Sprintf("worker-%d", i+1), "worker", "--metrics-addr", "",
-			"--state-dir", filepath.Join(dir, "state")); err != nil {
+		if err := procs.Start(fmt.Sprintf("worker-%d", i+1), procs.WorkerArgs()...); err != nil {
 			return res, err
 		}
 	}
 	if err := devstack.WaitPort(ctx, apiAddr, 20*time.Second); err != nil {
 		return res, err
 	}
-	tc, err := client.Dial(client.Options{HostPort: envValue(env, "TEMPORAL_ADDRESS"), Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	tc, err := client.Dial(client.Options{HostPort: procs.Getenv("TEMPORAL_ADDRESS"), Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
 		return res, err
 	}
@@ -245,7 +222,8 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	sent := make(chan error, 1)
 	var sendDur time.Duration
 	go func() {
-		err := send(ctx, "http://"+apiAddr+"/v1/events", key, *nEvents)
+		snd := &cluster.Sender{URL: "http://" + apiAddr + "/v1/events", Key: procs.APIKey, Batch: *batchSize, Inflight: *inflight}
+		err := snd.Send(ctx, *nEvents, 0)
 		sendDur = time.Since(t0)
 		sent <- err
 	}()
@@ -290,249 +268,6 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	delete(cycleIDs, "")
 	res.cycleWorkers = len(cycleIDs)
 	return res, nil
-}
-
-// send posts n events as NDJSON batches with client-set event ids; a batch
-// is retried (same ids) until the API accepts it.
-func send(ctx context.Context, endpoint, key string, n int) error {
-	work := make(chan int)
-	errc := make(chan error, *inflight)
-	var wg sync.WaitGroup
-	hc := &http.Client{Timeout: 30 * time.Second}
-	for range *inflight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var body bytes.Buffer
-			for first := range work {
-				body.Reset()
-				now := time.Now().UTC().Format(time.RFC3339Nano)
-				size := min(*batchSize, n-first)
-				for i := range size {
-					k := first + i
-					id := uuid.Must(uuid.NewV7()).String()
-					user := fmt.Sprintf("u-%d", k%997)
-					switch k % 10 {
-					case 0:
-						fmt.Fprintf(&body, `{"event_id":%q,"type":"payment.succeeded","occurred_at":%q,"source":"web","user_id":%q,"properties":{"amount":"%d.90","currency":"EUR"}}`+"\n", id, now, user, k%100)
-					case 1:
-						fmt.Fprintf(&body, `{"event_id":%q,"type":"audit.login","occurred_at":%q,"source":"admin","user_id":%q,"properties":{"actor":%q,"action":"login"}}`+"\n", id, now, user, user)
-					default:
-						fmt.Fprintf(&body, `{"event_id":%q,"type":"page_view","occurred_at":%q,"source":"web","user_id":%q,"properties":{"path":"/p/%d"}}`+"\n", id, now, user, k%50)
-					}
-				}
-				if err := post(ctx, hc, endpoint, key, body.Bytes(), size); err != nil {
-					errc <- err
-					return
-				}
-			}
-		}()
-	}
-	var err error
-loop:
-	for first := 0; first < n; first += *batchSize {
-		select {
-		case work <- first:
-		case err = <-errc:
-			break loop
-		case <-ctx.Done():
-			err = ctx.Err()
-			break loop
-		}
-	}
-	close(work)
-	wg.Wait()
-	if err == nil {
-		select {
-		case err = <-errc:
-		default:
-		}
-	}
-	return err
-}
-
-func post(ctx context.Context, hc *http.Client, endpoint, key string, body []byte, size int) error {
-	var last string
-	for range 100 {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/x-ndjson")
-		resp, err := hc.Do(req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			last = err.Error()
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		switch resp.StatusCode {
-		case http.StatusAccepted:
-			var r struct {
-				Accepted int `json:"accepted"`
-			}
-			if err := json.Unmarshal(b, &r); err != nil || r.Accepted != size {
-				return fmt.Errorf("202 with %q for %d events", b, size)
-			}
-			return nil
-		case http.StatusServiceUnavailable:
-			last = resp.Status
-			time.Sleep(100 * time.Millisecond)
-		default:
-			return fmt.Errorf("POST /v1/events: %s %s", resp.Status, b)
-		}
-	}
-	return fmt.Errorf("POST /v1/events not accepted after 100 attempts: %s", last)
-}
-
-// procSet holds the processes of one run, stopped in reverse order.
-type procSet struct {
-	stops []func()
-}
-
-func (p *procSet) stopAll() {
-	for i := len(p.stops) - 1; i >= 0; i-- {
-		p.stops[i]()
-	}
-	p.stops = nil
-}
-
-func (p *procSet) start(bin string, env []string, dir, name string, args ...string) error {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	f, err := os.Create(filepath.Join(dir, name+".log"))
-	if err != nil {
-		return err
-	}
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return err
-	}
-	p.stops = append(p.stops, func() { stopProcess(cmd, syscall.SIGTERM, 10*time.Second); f.Close() })
-	return nil
-}
-
-func stopProcess(cmd *exec.Cmd, sig os.Signal, grace time.Duration) {
-	_ = cmd.Process.Signal(sig)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(grace):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-// startInfra runs `pipeline dev --infra` on free ports and returns the
-// environment its export lines give and the API key.
-func startInfra(ctx context.Context, procs *procSet, root, bin, dir, databaseURL string) ([]string, string, error) {
-	args := []string{"dev", "--infra", "--dir", filepath.Join(dir, "dev"), "--bin", filepath.Join(root, "bin"),
-		"--blueprint", filepath.Join(root, "deploy", "blueprint.json")}
-	for _, name := range []string{"temporal-port", "ui-port", "kafka-port", "s3-port"} {
-		p, err := devstack.FreePort()
-		if err != nil {
-			return nil, "", err
-		}
-		args = append(args, fmt.Sprintf("--%s=%d", name, p))
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, "", err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL, "PIPELINE_API_KEYS=")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, "", err
-	}
-	errLog, err := os.Create(filepath.Join(dir, "infra.log"))
-	if err != nil {
-		return nil, "", err
-	}
-	cmd.Stderr = errLog
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	procs.stops = append(procs.stops, func() { stopProcess(cmd, syscall.SIGINT, 30*time.Second); errLog.Close() })
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	exports := map[string]string{}
-	var printed []string
-	deadline := time.After(90 * time.Second)
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				b, _ := os.ReadFile(errLog.Name())
-				return nil, "", fmt.Errorf("pipeline dev --infra exited before it was ready:\n%s\n%s", strings.Join(printed, "\n"), b)
-			}
-			printed = append(printed, l)
-			if rest, ok := strings.CutPrefix(l, "export "); ok {
-				k, q, _ := strings.Cut(rest, "=")
-				if v, err := strconv.Unquote(q); err == nil {
-					exports[k] = v
-				}
-			}
-			if strings.HasPrefix(l, "then `bin/pipeline api`") {
-				go func() {
-					for range lines {
-					}
-				}()
-				env := os.Environ()
-				for k, v := range exports {
-					env = append(env, k+"="+v)
-				}
-				_, key, _ := strings.Cut(strings.Split(exports["PIPELINE_API_KEYS"], ",")[0], ":")
-				if key == "" || exports["TEMPORAL_ADDRESS"] == "" {
-					return nil, "", fmt.Errorf("pipeline dev --infra printed no API key or Temporal address:\n%s", strings.Join(printed, "\n"))
-				}
-				return env, key, nil
-			}
-		case <-deadline:
-			return nil, "", fmt.Errorf("pipeline dev --infra not ready after 90s:\n%s", strings.Join(printed, "\n"))
-		case <-ctx.Done():
-			return nil, "", ctx.Err()
-		}
-	}
-}
-
-func envValue(env []string, key string) string {
-	v := ""
-	for _, kv := range env {
-		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
-			v = val
-		}
-	}
-	return v
-}
-
-func findModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // dropDatabase drops the run's database (u's path) through the server's
