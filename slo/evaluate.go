@@ -207,7 +207,7 @@ func (e *Evaluator) completeness(ctx context.Context, c Config, at time.Time) (c
 	cut := at.Add(-c.Lateness).Truncate(time.Hour) // hours before cut are judged
 	from := cut.Add(-time.Duration(c.CompletenessHours) * time.Hour)
 	to := at.Truncate(time.Hour).Add(time.Hour)
-	hours, err := e.cfg.Store.Accounting(ctx, c.Topic, from, to, cut.Add(-time.Hour))
+	hours, err := e.cfg.Store.Accounting(ctx, c.Topic, from, to, from, cut)
 	if err != nil {
 		return complete, rate, err
 	}

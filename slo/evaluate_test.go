@@ -229,7 +229,7 @@ func TestCompletenessNamesTheLayer(t *testing.T) {
 	r.stream(map[int32]int64{0: 0, 1: 0, 2: 0})
 
 	at := time.Now().UTC()
-	acc, err := r.store.Accounting(ctx, "events", at.Add(-6*time.Hour), at.Add(time.Hour), at.Add(-6*time.Hour))
+	acc, err := r.store.Accounting(ctx, "events", at.Add(-6*time.Hour), at.Add(time.Hour), at.Add(-6*time.Hour), at.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

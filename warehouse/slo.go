@@ -56,9 +56,11 @@ type HourAccounting struct {
 func (h HourAccounting) Duplicates() int64 { return h.Cleaned - h.Inserted }
 
 // Accounting reads the hours [from, to) of topic, newest first. Gold rows
-// are counted (one BRIN range read per hour) only for hours at or after
-// goldFrom.
-func (s *Store) Accounting(ctx context.Context, topic string, from, to, goldFrom time.Time) ([]HourAccounting, error) {
+// are counted only for the hours in [goldFrom, goldTo), and each hour once:
+// again only when the stream has loaded more of its rows since (see
+// pipeline.gold_hour_counts).
+func (s *Store) Accounting(ctx context.Context, topic string, from, to, goldFrom, goldTo time.Time) ([]HourAccounting, error) {
+	var err error
 	from, to = from.UTC().Truncate(time.Hour), to.UTC().Truncate(time.Hour)
 	idx := map[time.Time]*HourAccounting{}
 	var out []HourAccounting
@@ -109,17 +111,42 @@ func (s *Store) Accounting(ctx context.Context, topic string, from, to, goldFrom
 		return nil, err
 	}
 	for i := range out {
-		if out[i].Hour.Before(goldFrom.UTC().Truncate(time.Hour)) {
+		h := &out[i]
+		if h.Hour.Before(goldFrom.UTC().Truncate(time.Hour)) || !h.Hour.Before(goldTo.UTC().Truncate(time.Hour)) {
 			continue
 		}
-		var n int64
-		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM gold.events WHERE received_at >= $1 AND received_at < $2`,
-			out[i].Hour, out[i].Hour.Add(time.Hour)).Scan(&n); err != nil {
-			return nil, fmt.Errorf("accounting: gold.events of hour %s: %w", out[i].Hour.Format(time.RFC3339), err)
+		if h.Gold, err = s.goldOfHour(ctx, topic, h.Hour, h.Inserted); err != nil {
+			return nil, err
 		}
-		out[i].Gold = n
 	}
 	return out, nil
+}
+
+// goldOfHour returns the gold.events rows received in hour: the stored
+// count when the stream's inserted tally is what it was then and the count
+// is less than an hour old (rows deleted behind the stream's back show
+// within the hour), else a fresh count (one BRIN range read), stored.
+func (s *Store) goldOfHour(ctx context.Context, topic string, hour time.Time, inserted int64) (int64, error) {
+	var seen, gold int64
+	var fresh bool
+	err := s.pool.QueryRow(ctx, `SELECT inserted_seen, gold, counted_at > now() - interval '1 hour'
+		FROM pipeline.gold_hour_counts WHERE topic = $1 AND hour = $2`, topic, hour).Scan(&seen, &gold, &fresh)
+	if err == nil && seen == inserted && fresh {
+		return gold, nil
+	}
+	if err != nil && err != pgx.ErrNoRows {
+		return 0, fmt.Errorf("accounting: pipeline.gold_hour_counts: %w", err)
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM gold.events WHERE received_at >= $1 AND received_at < $2`,
+		hour, hour.Add(time.Hour)).Scan(&gold); err != nil {
+		return 0, fmt.Errorf("accounting: gold.events of hour %s: %w", hour.Format(time.RFC3339), err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO pipeline.gold_hour_counts AS g (topic, hour, inserted_seen, gold) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (topic, hour) DO UPDATE SET inserted_seen = EXCLUDED.inserted_seen, gold = EXCLUDED.gold, counted_at = now()`,
+		topic, hour, inserted, gold); err != nil {
+		return 0, fmt.Errorf("accounting: pipeline.gold_hour_counts: %w", err)
+	}
+	return gold, nil
 }
 
 // LoadLatency summarises the live loads that finished in [from, to): how
@@ -334,6 +361,7 @@ func (s *Store) PruneMonitoring(ctx context.Context, before time.Time) (int64, e
 		`DELETE FROM pipeline.alerts WHERE resolved_at < $1`,
 		`DELETE FROM pipeline.api_accepted WHERE hour < $1`,
 		`DELETE FROM pipeline.stream_arrivals WHERE hour < $1`,
+		`DELETE FROM pipeline.gold_hour_counts WHERE hour < $1`,
 	} {
 		tag, err := s.pool.Exec(ctx, q, before)
 		if err != nil {
