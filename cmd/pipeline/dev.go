@@ -199,5 +199,10 @@ func provisionDev(ctx context.Context, cfg config.Config, bp *blueprint.Blueprin
 		return fmt.Errorf("provision %s: %w", path, err)
 	}
 	fmt.Printf("\nProvisioned %s through the Provision workflow:\n%s\n%s", path, res.PlanText, res.Summary())
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "Stream compaction running") || strings.HasPrefix(line, "SLO monitor running") {
+			fmt.Println(line)
+		}
+	}
 	return nil
 }
