@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/acme/pipeline/activities"
@@ -89,4 +90,18 @@ func equalBools(a, b []bool) bool {
 		}
 	}
 	return true
+}
+
+// TestSLOMonitorReplay replays a real history of SLOMonitor, recorded on
+// the Temporal dev server under `pipeline dev --infra` (23 evaluations, 3
+// configuration signals from provisioning, an alert opened meanwhile) with
+// `temporal workflow show -w slo-monitor -o json`: a change that breaks
+// determinism fails here. Put it behind workflow.GetVersion, or record a
+// new history when the old one no longer matters.
+func TestSLOMonitorReplay(t *testing.T) {
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflow(SLOMonitor)
+	if err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/slo_monitor.json"); err != nil {
+		t.Fatal(err)
+	}
 }
