@@ -7,7 +7,10 @@ package tests
 // port and domain are the blueprint's, the probes hit routes the processes
 // serve, the worker's autoscaling bounds are the blueprint's, and every
 // environment variable is one the code reads, with the ones each process
-// needs provided and valid (checked by internal/config itself).
+// needs provided and valid (checked by internal/config itself). The
+// provisioning Job runs `pipeline provision` with real flags on the file its
+// ConfigMap (kustomize's configMapGenerator) mounts, and that blueprint is a
+// byte-identical copy of deploy/blueprint.json.
 //
 //	go test -count=1 -run TestKubernetes ./tests/
 
@@ -29,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -182,15 +186,33 @@ func k8sAll(docs []k8sDoc, kind string) []k8sDoc {
 // subcommand.
 func k8sDeployment(t *testing.T, docs []k8sDoc, subcommand string) k8sDoc {
 	t.Helper()
-	for _, d := range k8sAll(docs, "Deployment") {
+	return k8sWorkload(t, docs, "Deployment", subcommand)
+}
+
+// k8sWorkload returns the only object of a kind with a pod template
+// (Deployment, Job) whose first container runs the subcommand.
+func k8sWorkload(t *testing.T, docs []k8sDoc, kind, subcommand string) k8sDoc {
+	t.Helper()
+	var found []k8sDoc
+	for _, d := range k8sAll(docs, kind) {
 		if c := k8sContainers(d); len(c) > 0 {
 			if args := k8sStrings(c[0], "args"); len(args) > 0 && args[0] == subcommand {
-				return d
+				found = append(found, d)
 			}
 		}
 	}
-	t.Fatalf("%s: no Deployment runs `pipeline %s`", k8sDirRel, subcommand)
-	return k8sDoc{}
+	if len(found) != 1 {
+		t.Fatalf("%s: want one %s running `pipeline %s`, found %d: %v", k8sDirRel, kind, subcommand, len(found), found)
+	}
+	return found[0]
+}
+
+// k8sWorkloads maps the subcommands checked for their environment to the
+// kind of object running them.
+var k8sWorkloads = []struct{ kind, subcommand string }{
+	{"Deployment", "api"},
+	{"Deployment", "worker"},
+	{"Job", "provision"},
 }
 
 func k8sContainers(d k8sDoc) []map[string]any {
@@ -257,6 +279,33 @@ func k8sFlagNames(n ast.Node) []string {
 			return true
 		}
 		if id, ok := sel.X.(*ast.Ident); !ok || id.Name != "fs" || sel.Sel.Name == "Parse" {
+			return true
+		}
+		for _, a := range call.Args {
+			if s, ok := k8sStringLit(a); ok {
+				out = append(out, s)
+				break
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// k8sBoolFlagNames returns the names of the boolean flags defined in n
+// (fs.Bool, fs.BoolVar): they take no separate value argument.
+func k8sBoolFlagNames(n ast.Node) []string {
+	var out []string
+	ast.Inspect(n, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok || (sel.Sel.Name != "Bool" && sel.Sel.Name != "BoolVar") {
+			return true
+		}
+		if id, ok := sel.X.(*ast.Ident); !ok || id.Name != "fs" {
 			return true
 		}
 		for _, a := range call.Args {
@@ -471,7 +520,7 @@ func TestKubernetesDocuments(t *testing.T) {
 			seen[key] = d.file
 		})
 	}
-	for _, want := range []string{"Namespace", "ConfigMap", "Secret", "Deployment", "Service", "Ingress", "PodDisruptionBudget", "HorizontalPodAutoscaler"} {
+	for _, want := range []string{"Namespace", "ConfigMap", "Secret", "Deployment", "Service", "Ingress", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Job"} {
 		if len(k8sAll(docs, want)) == 0 {
 			t.Errorf("%s: no %s", k8sDirRel, want)
 		}
@@ -505,6 +554,26 @@ func TestKubernetesKustomization(t *testing.T) {
 	if len(k8sUnique(listed)) != len(listed) {
 		t.Errorf("kustomization.yaml lists a file twice: %v", listed)
 	}
+	// configMapGenerator: every file it reads is in the directory (kustomize
+	// refuses paths outside it), and the blueprint's ConfigMap is there.
+	gens := k8sConfigMapGenerators(t)
+	for name, keys := range gens {
+		for key, file := range keys {
+			if strings.Contains(file, "..") || filepath.IsAbs(file) {
+				t.Errorf("kustomization.yaml configMapGenerator %s: file %q is outside %s (kustomize's load restrictor refuses it)", name, file, k8sDirRel)
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(moduleRoot, k8sDirRel, file)); err != nil {
+				t.Errorf("kustomization.yaml configMapGenerator %s: key %s: %v", name, key, err)
+			}
+		}
+	}
+	if gens[k8sBlueprintConfigMap][k8sBlueprintKey] != k8sBlueprintKey {
+		t.Errorf("kustomization.yaml: no configMapGenerator %s with file %s (got %v)", k8sBlueprintConfigMap, k8sBlueprintKey, gens[k8sBlueprintConfigMap])
+	}
+	// With or without generatorOptions.disableNameSuffixHash, the Job names
+	// the generator's name: kustomize rewrites a configMap volume's reference
+	// to the hashed name (TestKubernetesProvisionJob).
 	// The Namespace it sets is one of its own resources.
 	ns := k8sFind(t, k8sDocs(t), "Namespace", "")
 	if ns.name() != k8sStr(k, "namespace") {
@@ -1104,9 +1173,10 @@ func TestKubernetesEnvironment(t *testing.T) {
 	}
 
 	subcommands := k8sSubcommands(t)
-	for _, sub := range []string{"api", "worker"} {
+	for _, w := range k8sWorkloads {
+		sub := w.subcommand
 		t.Run(sub, func(t *testing.T) {
-			d := k8sDeployment(t, docs, sub)
+			d := k8sWorkload(t, docs, w.kind, sub)
 			c := k8sContainers(d)[0]
 			// What the container's environment holds: envFrom, then env.
 			envVals := map[string]string{}
@@ -1172,7 +1242,7 @@ func TestKubernetesEnvironment(t *testing.T) {
 			fs.SetOutput(io.Discard)
 			cfg.Register(fs)
 			// Only the shared flags: the subcommand's own ones are checked
-			// in TestKubernetesDeployments.
+			// in TestKubernetesDeployments and TestKubernetesProvisionJob.
 			var shared []string
 			args := k8sStrings(c, "args")[1:]
 			for i := 0; i < len(args); i++ {
@@ -1213,4 +1283,246 @@ func TestKubernetesEnvironment(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The blueprint's ConfigMap, made by kustomization.yaml's configMapGenerator
+// from a copy of deploy/blueprint.json, and its one key.
+const (
+	k8sBlueprintConfigMap = "pipeline-blueprint"
+	k8sBlueprintKey       = "blueprint.json"
+)
+
+// k8sConfigMapGenerators returns kustomization.yaml's configMapGenerator:
+// generator name → key → file (an entry `key=file`, or `file` whose key is
+// its base name).
+func k8sConfigMapGenerators(t *testing.T) map[string]map[string]string {
+	t.Helper()
+	docs := k8sReadFile(t, "kustomization.yaml")
+	if len(docs) != 1 {
+		t.Fatalf("kustomization.yaml: want one document, got %d", len(docs))
+	}
+	out := map[string]map[string]string{}
+	for _, g := range k8sList(docs[0].obj, "configMapGenerator") {
+		name := k8sStr(g, "name")
+		if name == "" {
+			t.Errorf("kustomization.yaml: configMapGenerator entry without a name: %v", g)
+			continue
+		}
+		if _, dup := out[name]; dup {
+			t.Errorf("kustomization.yaml: configMapGenerator %s twice", name)
+		}
+		keys := map[string]string{}
+		for _, f := range k8sStrings(g, "files") {
+			key, file, ok := strings.Cut(f, "=")
+			if !ok {
+				key, file = filepath.Base(f), f
+			}
+			keys[key] = file
+		}
+		out[name] = keys
+	}
+	return out
+}
+
+func TestKubernetesProvisionJob(t *testing.T) {
+	docs := k8sDocs(t)
+	d := k8sWorkload(t, docs, "Job", "provision")
+	if d.name() != "pipeline-provision" {
+		t.Errorf("%s: want the name pipeline-provision (README.md's commands use it)", d)
+	}
+	if got := k8sStr(d.obj, "apiVersion"); got != "batch/v1" {
+		t.Errorf("%s: apiVersion %s, want batch/v1", d, got)
+	}
+	pod := k8sMap(d.obj, "spec", "template", "spec")
+	c := k8sContainers(d)[0]
+	name := k8sStr(c, "name")
+
+	// Retries: the worker may not poll yet, and each attempt gives up after
+	// --timeout. A finished Job expires.
+	if n, ok := k8sInt(d.obj, "spec", "backoffLimit"); !ok || n < 3 {
+		t.Errorf("%s: backoffLimit %v, want at least 3 (provision fails while no worker polls batch-jobs)", d, k8sGet(d.obj, "spec", "backoffLimit"))
+	}
+	if n, ok := k8sInt(d.obj, "spec", "ttlSecondsAfterFinished"); !ok || n <= 0 {
+		t.Errorf("%s: ttlSecondsAfterFinished %v, want a positive number", d, k8sGet(d.obj, "spec", "ttlSecondsAfterFinished"))
+	}
+	rp := k8sStr(pod, "restartPolicy")
+	if rp != "OnFailure" && rp != "Never" {
+		t.Errorf("%s: restartPolicy %q, want OnFailure or Never (a Job refuses Always)", d, rp)
+	}
+	if k8sGet(d.obj, "spec", "podFailurePolicy") != nil && rp != "Never" {
+		t.Errorf("%s: podFailurePolicy needs restartPolicy Never", d)
+	}
+	for _, r := range k8sList(d.obj, "spec", "podFailurePolicy", "rules") {
+		if cn := k8sStr(r, "onExitCodes", "containerName"); cn != "" && cn != name {
+			t.Errorf("%s: podFailurePolicy rule names container %q, the container is %q", d, cn, name)
+		}
+	}
+
+	// Pod and container as hardened as the Deployments'.
+	if bad := k8sUnknownKeys(pod, append(slices.Clone(k8sPodKeys), "restartPolicy")); len(bad) > 0 {
+		t.Errorf("%s: unknown pod spec keys %v", d, bad)
+	}
+	if bad := k8sUnknownKeys(c, k8sContainerKeys); len(bad) > 0 {
+		t.Errorf("%s container %s: unknown keys %v", d, name, bad)
+	}
+	worker := k8sDeployment(t, docs, "worker")
+	wpod := k8sMap(worker.obj, "spec", "template", "spec")
+	for _, f := range []string{"runAsNonRoot", "runAsUser", "runAsGroup"} {
+		if got, want := k8sGet(pod, "securityContext", f), k8sGet(wpod, "securityContext", f); got != want || got == nil {
+			t.Errorf("%s: pod securityContext.%s %v, the worker's is %v", d, f, got, want)
+		}
+	}
+	if k8sStr(pod, "securityContext", "seccompProfile", "type") != "RuntimeDefault" {
+		t.Errorf("%s: pod securityContext.seccompProfile is not RuntimeDefault", d)
+	}
+	if k8sGet(pod, "automountServiceAccountToken") != false {
+		t.Errorf("%s: automountServiceAccountToken is not false (provision needs no Kubernetes API)", d)
+	}
+	if k8sGet(c, "securityContext", "readOnlyRootFilesystem") != true {
+		t.Errorf("%s: securityContext.readOnlyRootFilesystem is not true", d)
+	}
+	if k8sGet(c, "securityContext", "allowPrivilegeEscalation") != false {
+		t.Errorf("%s: securityContext.allowPrivilegeEscalation is not false", d)
+	}
+	if !slices.Contains(k8sStrings(c, "securityContext", "capabilities", "drop"), "ALL") {
+		t.Errorf("%s: securityContext.capabilities.drop lacks ALL", d)
+	}
+	for _, r := range []string{"cpu", "memory"} {
+		if k8sGet(c, "resources", "requests", r) == nil {
+			t.Errorf("%s: no resources.requests.%s", d, r)
+		}
+	}
+	if k8sGet(c, "resources", "limits", "memory") == nil {
+		t.Errorf("%s: no resources.limits.memory", d)
+	}
+
+	// The Deployments' image, ConfigMap and Secret.
+	wc := k8sContainers(worker)[0]
+	if got, want := k8sStr(c, "image"), k8sStr(wc, "image"); got != want {
+		t.Errorf("%s: image %q, the worker's is %q", d, got, want)
+	}
+	envFrom := func(c map[string]any) []string {
+		var out []string
+		for _, ef := range k8sList(c, "envFrom") {
+			if n := k8sStr(ef, "configMapRef", "name"); n != "" {
+				out = append(out, "ConfigMap/"+n)
+			}
+			if n := k8sStr(ef, "secretRef", "name"); n != "" {
+				out = append(out, "Secret/"+n)
+			}
+		}
+		return k8sUnique(out)
+	}
+	if got, want := envFrom(c), envFrom(wc); !slices.Equal(got, want) {
+		t.Errorf("%s: envFrom %v, the worker's is %v", d, got, want)
+	}
+	// (That the environment covers provision's config.Need and passes
+	// config.Validate is TestKubernetesEnvironment's.)
+
+	// args: `provision`, its own or the shared flags, then exactly one file.
+	// Go's flag parsing stops at the first non-flag argument, so a flag
+	// after the file would be taken for a second file.
+	args := k8sStrings(c, "args")
+	if len(args) == 0 || args[0] != "provision" {
+		t.Fatalf("%s: args %v, want provision first", d, args)
+	}
+	fn, ok := k8sSubcommands(t)["provision"]
+	if !ok {
+		t.Fatal("cmd/pipeline/main.go: no subcommand provision")
+	}
+	info := k8sRunFunc(t, fn)
+	boolFlags := append(k8sBoolFlagNames(k8sParseGo(t, "cmd/pipeline/provision.go")),
+		k8sBoolFlagNames(k8sParseGo(t, "internal/config/config.go"))...)
+	var positional []string
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			positional = args[i:]
+			break
+		}
+		f, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !slices.Contains(info.flags, f) {
+			t.Errorf("%s: `pipeline provision` has no flag %s (flags: %v)", d, a, info.flags)
+		}
+		if !hasValue && !slices.Contains(boolFlags, f) {
+			i++ // its value
+		}
+	}
+	if len(positional) != 1 {
+		t.Fatalf("%s: args %v: want exactly one blueprint file after the flags, got %v", d, args, positional)
+	}
+	file := positional[0]
+	if _, dry := k8sFlagValue(args, "dry-run"); dry || slices.Contains(args, "--dry-run") || slices.Contains(args, "-dry-run") {
+		t.Errorf("%s: args %v: --dry-run would provision nothing", d, args)
+	}
+	if v, ok := k8sFlagValue(args, "timeout"); !ok {
+		t.Errorf("%s: no --timeout (the default is 10m per attempt)", d)
+	} else if dur, err := time.ParseDuration(v); err != nil || dur <= 0 {
+		t.Errorf("%s: --timeout %q is not a positive duration (%v)", d, v, err)
+	}
+
+	// The file is in the blueprint's ConfigMap, mounted read-only.
+	volumes := map[string]map[string]any{}
+	for _, v := range k8sList(pod, "volumes") {
+		volumes[k8sStr(v, "name")], _ = v.(map[string]any)
+	}
+	var mounted bool
+	for _, m := range k8sList(c, "volumeMounts") {
+		vname, mpath := k8sStr(m, "name"), k8sStr(m, "mountPath")
+		vol, ok := volumes[vname]
+		if !ok {
+			t.Errorf("%s: volumeMount %q has no volume", d, vname)
+			continue
+		}
+		rel, err := filepath.Rel(mpath, file)
+		if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		mounted = true
+		if k8sStr(vol, "configMap", "name") != k8sBlueprintConfigMap {
+			t.Errorf("%s: %s is on volume %s, not ConfigMap %s (configMapGenerator)", d, file, vname, k8sBlueprintConfigMap)
+		}
+		if k8sGet(m, "readOnly") != true {
+			t.Errorf("%s: volumeMount %s at %s is not readOnly", d, vname, mpath)
+		}
+		if sp := k8sStr(m, "subPath"); sp != "" {
+			t.Errorf("%s: volumeMount %s uses subPath %q, which never sees ConfigMap updates; mount the directory", d, vname, sp)
+		}
+		// The ConfigMap's key at that path: the key itself, or items' path.
+		key := rel
+		for _, it := range k8sList(vol, "configMap", "items") {
+			if k8sStr(it, "path") == rel {
+				key = k8sStr(it, "key")
+			}
+		}
+		if keys := k8sConfigMapGenerators(t)[k8sBlueprintConfigMap]; keys[key] == "" {
+			t.Errorf("%s: %s is key %q of ConfigMap %s, whose generator has keys %v", d, file, key, k8sBlueprintConfigMap, slices.Sorted(maps.Keys(keys)))
+		}
+	}
+	if !mounted {
+		t.Errorf("%s: the blueprint file %s is under no volumeMount", d, file)
+	}
+
+	// The copy kustomize reads is deploy/blueprint.json, byte for byte.
+	t.Run("blueprint copy", func(t *testing.T) {
+		src := k8sConfigMapGenerators(t)[k8sBlueprintConfigMap][k8sBlueprintKey]
+		if src == "" {
+			t.Fatalf("kustomization.yaml: configMapGenerator %s has no key %s", k8sBlueprintConfigMap, k8sBlueprintKey)
+		}
+		copyPath := filepath.Join(k8sDirRel, src)
+		got, err := os.ReadFile(filepath.Join(moduleRoot, copyPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join(moduleRoot, "deploy", "blueprint.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from deploy/blueprint.json: the Job would provision another blueprint (cp deploy/blueprint.json %s/)", copyPath, k8sDirRel)
+		}
+		if _, err := blueprint.Load(filepath.Join(moduleRoot, copyPath)); err != nil {
+			t.Errorf("%s: %v", copyPath, err)
+		}
+	})
 }
