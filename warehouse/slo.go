@@ -150,24 +150,22 @@ func (s *Store) goldOfHour(ctx context.Context, topic string, hour time.Time, in
 }
 
 // LoadLatency summarises the live loads that finished in [from, to): how
-// many, their rows, the largest per-load p95 and max of 202-to-gold latency.
+// many, their rows, the largest per-load p95 and max of 202-to-gold
+// latency.
 type LoadLatency struct {
 	Loads  int64
 	Rows   int64
 	P95    time.Duration // the largest per-load p95
 	Max    time.Duration
-	Newest time.Time // newest received_at made visible by any live load (ever, within a day)
 }
 
 // LiveLatency reads LoadLatency from pipeline.loads.
 func (s *Store) LiveLatency(ctx context.Context, from, to time.Time) (LoadLatency, error) {
 	var l LoadLatency
 	var p95, mx *int64
-	var newest *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(rows_seen), 0)::bigint, max(latency_p95_ms), max(latency_max_ms),
-			(SELECT max(newest_received_at) FROM pipeline.loads WHERE kind = 'live' AND finished_at >= $2::timestamptz - interval '1 day')
+	err := s.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(rows_seen), 0)::bigint, max(latency_p95_ms), max(latency_max_ms)
 		FROM pipeline.loads WHERE kind = 'live' AND finished_at >= $1 AND finished_at < $2 AND latency_p95_ms IS NOT NULL`,
-		from, to).Scan(&l.Loads, &l.Rows, &p95, &mx, &newest)
+		from, to).Scan(&l.Loads, &l.Rows, &p95, &mx)
 	if err != nil {
 		return l, fmt.Errorf("live load latency: %w", err)
 	}
@@ -176,9 +174,6 @@ func (s *Store) LiveLatency(ctx context.Context, from, to time.Time) (LoadLatenc
 	}
 	if mx != nil {
 		l.Max = time.Duration(*mx) * time.Millisecond
-	}
-	if newest != nil {
-		l.Newest = newest.UTC()
 	}
 	return l, nil
 }
