@@ -286,7 +286,7 @@ func (e *Evaluator) alert(ctx context.Context, c Config, at time.Time, res *Resu
 		case d.Fire:
 			latest := ms[len(ms)-1]
 			a, opened, err := e.cfg.Store.OpenAlert(ctx, warehouse.Alert{SLO: name, Severity: d.Policy.Severity, OpenedAt: at,
-				Summary: fmt.Sprintf("SLO %s breached (value %.4g, objective %.4g): %s", name, latest.Value, latest.Objective, latest.Detail),
+				Summary:   fmt.Sprintf("SLO %s breached (value %.4g, objective %.4g): %s", name, latest.Value, latest.Objective, latest.Detail),
 				BurnShort: d.BurnShort, BurnLong: d.BurnLong})
 			if err != nil {
 				return err

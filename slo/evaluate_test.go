@@ -149,7 +149,7 @@ func TestFreshnessBreachAlertsOnce(t *testing.T) {
 
 	cfg := slo.Config{Interval: time.Second, FreshnessObjective: 3 * time.Second, Alerts: true,
 		ErrorRateObjective: 0.5, // the mix quarantines ~1%; this test is about freshness
-		Policies: []slo.Policy{{Severity: "page", Short: 5 * time.Second, Long: 30 * time.Second, Factor: 14.4}}}
+		Policies:           []slo.Policy{{Severity: "page", Short: 5 * time.Second, Long: 30 * time.Second, Factor: 14.4}}}
 	t0 := time.Now().UTC()
 	if m := measurement(t, r.evaluate(cfg, t0), slo.Freshness); !m.Good {
 		t.Fatalf("fresh stream measured bad: %+v", m)

@@ -45,7 +45,7 @@ func registerMetrics(store *warehouse.Store) error {
 		if n, err := store.NewestVisible(ctx); err == nil && !n.IsZero() {
 			o.ObserveFloat64(fresh, time.Since(n).Seconds())
 		}
-		if ms, err := store.LatestMeasurements(ctx); err == nil {
+		if ms, err := store.LatestMeasurements(ctx, time.Now()); err == nil {
 			for _, m := range ms {
 				attrs := metric.WithAttributes(attribute.String("slo", m.SLO))
 				o.ObserveFloat64(value, m.Value, attrs)

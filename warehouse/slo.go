@@ -153,10 +153,10 @@ func (s *Store) goldOfHour(ctx context.Context, topic string, hour time.Time, in
 // many, their rows, the largest per-load p95 and max of 202-to-gold
 // latency.
 type LoadLatency struct {
-	Loads  int64
-	Rows   int64
-	P95    time.Duration // the largest per-load p95
-	Max    time.Duration
+	Loads int64
+	Rows  int64
+	P95   time.Duration // the largest per-load p95
+	Max   time.Duration
 }
 
 // LiveLatency reads LoadLatency from pipeline.loads.
@@ -231,10 +231,12 @@ func (s *Store) Measurements(ctx context.Context, slo string, from, to time.Time
 	})
 }
 
-// LatestMeasurements returns the newest measurement of each SLO.
-func (s *Store) LatestMeasurements(ctx context.Context) ([]Measurement, error) {
+// LatestMeasurements returns the newest measurement of each SLO taken in
+// the day before at.
+func (s *Store) LatestMeasurements(ctx context.Context, at time.Time) ([]Measurement, error) {
 	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (slo) slo, measured_at, value, objective, good, detail
-		FROM pipeline.slo_measurements WHERE measured_at >= now() - interval '1 day' ORDER BY slo, measured_at DESC`)
+		FROM pipeline.slo_measurements WHERE measured_at >= $1::timestamptz - interval '1 day' AND measured_at <= $1
+		ORDER BY slo, measured_at DESC`, at)
 	if err != nil {
 		return nil, fmt.Errorf("latest SLO measurements: %w", err)
 	}
@@ -259,6 +261,9 @@ type Alert struct {
 	NotifiedAt  time.Time `json:"notified_at,omitzero"`
 	NotifyError string    `json:"notify_error,omitempty"`
 }
+
+// Open reports whether the alert is still open.
+func (a Alert) Open() bool { return a.ResolvedAt.IsZero() }
 
 // OpenAlert opens an alert for a.SLO unless one is open already. opened
 // reports whether this call opened it; the returned alert is the open one.
@@ -319,6 +324,11 @@ func (s *Store) OpenAlerts(ctx context.Context) ([]Alert, error) {
 // RecentAlerts lists the newest alerts, open or resolved, newest first.
 func (s *Store) RecentAlerts(ctx context.Context, limit int) ([]Alert, error) {
 	return s.alerts(ctx, `TRUE ORDER BY alert_id DESC`, limit)
+}
+
+// ResolvedAlerts lists the newest resolved alerts, newest first.
+func (s *Store) ResolvedAlerts(ctx context.Context, limit int) ([]Alert, error) {
+	return s.alerts(ctx, `resolved_at IS NOT NULL ORDER BY alert_id DESC`, limit)
 }
 
 func (s *Store) alerts(ctx context.Context, where string, limit int, args ...any) ([]Alert, error) {

@@ -79,6 +79,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return &Store{pool: pool}, nil
 }
 
+// FromPool wraps a pool opened elsewhere (the status page's own, small
+// pool) to use the Store's read methods on it.
+func FromPool(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
 // Pool returns the connection pool, for queries this package does not offer.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 

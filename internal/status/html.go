@@ -139,7 +139,7 @@ var page = template.Must(template.New("status").Funcs(funcs).Parse(`<!doctype ht
 <h2>Service level objectives</h2>
 {{if .SLOs}}<table id="slos">
 <tr><th>SLO</th><th>Value</th><th>Objective</th><th>Met</th><th>Measured</th><th>Detail</th></tr>
-{{range .SLOs}}<tr{{if not .Good}} class="lagging"{{end}}><td>{{.Name}}</td><td>{{sloValue .Name .Value}}</td><td>{{sloValue .Name .Objective}}</td><td>{{if .Good}}yes{{else}}NO{{end}}</td><td>{{clock .MeasuredAt}}</td><td class="detail">{{.Detail}}</td></tr>
+{{range .SLOs}}<tr{{if not .Good}} class="lagging"{{end}}><td>{{.SLO}}</td><td>{{sloValue .SLO .Value}}</td><td>{{sloValue .SLO .Objective}}</td><td>{{if .Good}}yes{{else}}NO{{end}}</td><td>{{clock .MeasuredAt}}</td><td class="detail">{{.Detail}}</td></tr>
 {{end}}</table>{{else}}<p id="slos">not measured yet (the SLOMonitor workflow starts with <code>pipeline provision</code>)</p>{{end}}
 
 <h2>Freshness</h2>

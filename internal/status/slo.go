@@ -3,30 +3,11 @@ package status
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/acme/pipeline/warehouse"
 )
-
-// SLO is an SLO's latest measurement (pipeline.slo_measurements, written by
-// the SLOMonitor workflow).
-type SLO struct {
-	Name       string    `json:"slo"`
-	MeasuredAt time.Time `json:"measured_at"`
-	Value      float64   `json:"value"`
-	Objective  float64   `json:"objective"`
-	Good       bool      `json:"good"`
-	Detail     string    `json:"detail"`
-}
-
-// Alert is an SLO alert (pipeline.alerts).
-type Alert struct {
-	ID         int64     `json:"alert_id"`
-	SLO        string    `json:"slo"`
-	Severity   string    `json:"severity"`
-	OpenedAt   time.Time `json:"opened_at"`
-	ResolvedAt time.Time `json:"resolved_at,omitzero"`
-	Summary    string    `json:"summary"`
-	Notified   bool      `json:"notified"`
-}
 
 // SLOValue formats an SLO's value or objective in its unit.
 func SLOValue(slo string, v float64) string {
@@ -39,9 +20,6 @@ func SLOValue(slo string, v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	}
 }
-
-// Open reports whether the alert is still open.
-func (a Alert) Open() bool { return a.ResolvedAt.IsZero() }
 
 // Arrival is one arrival hour through the layers (pipeline.api_accepted and
 // the stream's tally in pipeline.stream_arrivals).
@@ -76,53 +54,22 @@ func (s Source) monitoring(ctx context.Context, snap *Snapshot) error {
 	if !ok {
 		return nil
 	}
-	rows, err := s.DB.Query(ctx, `SELECT DISTINCT ON (slo) slo, measured_at, value, objective, good, detail
-		FROM pipeline.slo_measurements WHERE measured_at >= $1::timestamptz - interval '1 day' ORDER BY slo, measured_at DESC`, snap.Taken)
+	store := warehouse.FromPool(s.DB)
+	var err error
+	if snap.SLOs, err = store.LatestMeasurements(ctx, snap.Taken); err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	open, err := store.OpenAlerts(ctx)
 	if err != nil {
-		return fmt.Errorf("status: pipeline.slo_measurements: %w", err)
+		return fmt.Errorf("status: %w", err)
 	}
-	for rows.Next() {
-		var m SLO
-		if err := rows.Scan(&m.Name, &m.MeasuredAt, &m.Value, &m.Objective, &m.Good, &m.Detail); err != nil {
-			rows.Close()
-			return fmt.Errorf("status: pipeline.slo_measurements: %w", err)
-		}
-		m.MeasuredAt = m.MeasuredAt.UTC()
-		snap.SLOs = append(snap.SLOs, m)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("status: pipeline.slo_measurements: %w", err)
-	}
-
-	rows, err = s.DB.Query(ctx, `SELECT * FROM ((SELECT alert_id, slo, severity, opened_at, resolved_at, summary, notified_at IS NOT NULL
-			FROM pipeline.alerts WHERE resolved_at IS NULL ORDER BY alert_id DESC LIMIT 20)
-		UNION ALL
-		(SELECT alert_id, slo, severity, opened_at, resolved_at, summary, notified_at IS NOT NULL
-			FROM pipeline.alerts WHERE resolved_at IS NOT NULL ORDER BY alert_id DESC LIMIT 5)) a
-		ORDER BY resolved_at IS NULL DESC, alert_id DESC`)
+	resolved, err := store.ResolvedAlerts(ctx, 5)
 	if err != nil {
-		return fmt.Errorf("status: pipeline.alerts: %w", err)
+		return fmt.Errorf("status: %w", err)
 	}
-	for rows.Next() {
-		var a Alert
-		var res *time.Time
-		if err := rows.Scan(&a.ID, &a.SLO, &a.Severity, &a.OpenedAt, &res, &a.Summary, &a.Notified); err != nil {
-			rows.Close()
-			return fmt.Errorf("status: pipeline.alerts: %w", err)
-		}
-		a.OpenedAt = a.OpenedAt.UTC()
-		if res != nil {
-			a.ResolvedAt = res.UTC()
-		} else {
-			snap.OpenAlerts++
-		}
-		snap.Alerts = append(snap.Alerts, a)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("status: pipeline.alerts: %w", err)
-	}
+	slices.Reverse(open) // newest first, like the resolved ones
+	snap.OpenAlerts = len(open)
+	snap.Alerts = append(open, resolved...)
 
 	newest := snap.Taken.Truncate(time.Hour)
 	oldest := newest.Add(-time.Duration(s.Hours-1) * time.Hour)
@@ -132,7 +79,7 @@ func (s Source) monitoring(ctx context.Context, snap *Snapshot) error {
 		snap.Arrivals[i] = Arrival{Hour: newest.Add(-time.Duration(i) * time.Hour), Accepted: -1}
 		idx[snap.Arrivals[i].Hour] = &snap.Arrivals[i]
 	}
-	rows, err = s.DB.Query(ctx, `SELECT coalesce(a.hour, s.hour), a.accepted, coalesce(s.records, 0), coalesce(s.quarantined, 0),
+	rows, err := s.DB.Query(ctx, `SELECT coalesce(a.hour, s.hour), a.accepted, coalesce(s.records, 0), coalesce(s.quarantined, 0),
 			coalesce(s.cleaned, 0), coalesce(s.inserted, 0)
 		FROM (SELECT hour, sum(accepted)::bigint AS accepted FROM pipeline.api_accepted WHERE hour >= $1 GROUP BY hour) a
 		FULL JOIN (SELECT * FROM pipeline.stream_arrivals WHERE topic = $2 AND hour >= $1) s ON s.hour = a.hour`, oldest, s.Topic)

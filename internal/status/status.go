@@ -19,6 +19,7 @@ import (
 
 	"github.com/acme/pipeline/internal/kafkaconn"
 	"github.com/acme/pipeline/internal/kafkaread"
+	"github.com/acme/pipeline/warehouse"
 )
 
 // Defaults for the zero values of Source.
@@ -78,9 +79,9 @@ type Snapshot struct {
 
 	// SLOs are the latest measurement of each SLO; Alerts the open alerts
 	// and the last resolved ones, newest first; OpenAlerts counts the open.
-	SLOs       []SLO   `json:"slos"`
-	Alerts     []Alert `json:"alerts"`
-	OpenAlerts int     `json:"open_alerts"`
+	SLOs       []warehouse.Measurement `json:"slos"`
+	Alerts     []warehouse.Alert       `json:"alerts"`
+	OpenAlerts int                     `json:"open_alerts"`
 	// Arrivals follows each recent arrival hour through the layers, newest
 	// first: accepted by the API, consumed into bronze, quarantined,
 	// cleaned, new in gold.

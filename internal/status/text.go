@@ -71,7 +71,7 @@ func (s Snapshot) Text() string {
 			if !m.Good {
 				met = "NO"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, SLOValue(m.Name, m.Value), SLOValue(m.Name, m.Objective), met, clock(m.MeasuredAt), m.Detail)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", m.SLO, SLOValue(m.SLO, m.Value), SLOValue(m.SLO, m.Objective), met, clock(m.MeasuredAt), m.Detail)
 		}
 		w.Flush()
 	}
