@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/acme/pipeline/warehouse"
@@ -26,14 +27,20 @@ type AcceptedRecorder struct {
 	dirty  bool
 }
 
-// NewAcceptedRecorder names this process host/pid/start.
+// recorders numbers the recorders of this process, so that two in one
+// process (tests, an embedded API) never share an instance name.
+var recorders atomic.Int64
+
+// NewAcceptedRecorder names its instance host/pid/start/n: unique per
+// recorder, since each stores a running count that must not be mixed with
+// another's.
 func NewAcceptedRecorder(store *warehouse.Store, log *slog.Logger) *AcceptedRecorder {
 	host, _ := os.Hostname()
 	if log == nil {
 		log = slog.Default()
 	}
 	return &AcceptedRecorder{store: store, log: log, counts: map[time.Time]int64{},
-		instance: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), time.Now().UTC().Format("20060102T150405.000"))}
+		instance: fmt.Sprintf("%s/%d/%s/%d", host, os.Getpid(), time.Now().UTC().Format("20060102T150405.000"), recorders.Add(1))}
 }
 
 // Add counts n events received at at; the event API calls it after its 202.

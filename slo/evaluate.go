@@ -156,7 +156,8 @@ func (e *Evaluator) freshness(ctx context.Context, c Config, at time.Time) (ware
 	var parts []string
 	m.Value = lat.P95.Seconds()
 	if lat.Loads > 0 {
-		parts = append(parts, fmt.Sprintf("p95 %s over %d live loads (%d rows)", lat.P95.Round(time.Millisecond), lat.Loads, lat.Rows))
+		parts = append(parts, fmt.Sprintf("p95 %s (max %s) over %d live loads (%d rows)",
+			lat.P95.Round(time.Millisecond), lat.Max.Round(time.Millisecond), lat.Loads, lat.Rows))
 	} else {
 		parts = append(parts, "no live load in the last "+c.Interval.String())
 	}
