@@ -99,15 +99,18 @@ func (e *Evaluator) Evaluate(ctx context.Context, c Config, at time.Time) (Resul
 	return res, nil
 }
 
-// Waiting is the oldest record of a partition that gold does not have yet.
-type Waiting struct {
+// waitingRecord is the oldest record of a partition that gold does not
+// have yet.
+type waitingRecord struct {
 	Partition int32
 	Offset    int64 // the next offset to load: where data stopped
 	Since     time.Time
 	Lag       int64
 }
 
-func (e *Evaluator) waiting(ctx context.Context, topic string) ([]Waiting, error) {
+// waiting reads, for every partition behind, the Kafka timestamp of the
+// record at its stored offset; oldest first.
+func (e *Evaluator) waiting(ctx context.Context, topic string) ([]waitingRecord, error) {
 	if e.cfg.Kafka == nil {
 		return nil, nil
 	}
@@ -115,35 +118,27 @@ func (e *Evaluator) waiting(ctx context.Context, topic string) ([]Waiting, error
 	if err != nil {
 		return nil, err
 	}
-	parts, err := e.cfg.Kafka.Partitions(ctx, topic)
+	positions, err := e.cfg.Kafka.Positions(ctx, topic, stored)
 	if err != nil {
-		return nil, fmt.Errorf("slo: partitions of %s: %w", topic, err)
+		return nil, fmt.Errorf("slo: positions in %s: %w", topic, err)
 	}
-	bounds, err := e.cfg.Kafka.Bounds(ctx, topic, parts)
-	if err != nil {
-		return nil, fmt.Errorf("slo: offsets of %s: %w", topic, err)
-	}
-	var out []Waiting
-	for _, p := range parts {
-		b := bounds[p]
-		next, ok := stored[p]
-		if !ok || next < b.First {
-			next = b.First
-		}
-		if b.Next <= next {
+	var out []waitingRecord
+	for _, pos := range positions {
+		next := max(pos.Next, pos.First) // retention may have deleted the stored offset
+		if pos.End <= next {
 			continue
 		}
-		batch, err := e.cfg.Kafka.Read(ctx, kafkaread.ReadRequest{Topic: topic, Partition: p, Offset: next, MaxRecords: 1, Wait: 2 * time.Second})
+		batch, err := e.cfg.Kafka.Read(ctx, kafkaread.ReadRequest{Topic: topic, Partition: pos.Partition, Offset: next, MaxRecords: 1, Wait: 2 * time.Second})
 		if err != nil {
-			return nil, fmt.Errorf("slo: record at %s partition %d offset %d: %w", topic, p, next, err)
+			return nil, fmt.Errorf("slo: record at %s partition %d offset %d: %w", topic, pos.Partition, next, err)
 		}
-		w := Waiting{Partition: p, Offset: next, Lag: b.Next - next}
+		w := waitingRecord{Partition: pos.Partition, Offset: next, Lag: pos.End - next}
 		if len(batch.Records) > 0 {
 			w.Since = batch.Records[0].Time.UTC()
 		}
 		out = append(out, w)
 	}
-	slices.SortFunc(out, func(a, b Waiting) int { return a.Since.Compare(b.Since) })
+	slices.SortFunc(out, func(a, b waitingRecord) int { return a.Since.Compare(b.Since) })
 	return out, nil
 }
 
@@ -187,7 +182,7 @@ func (e *Evaluator) freshness(ctx context.Context, c Config, at time.Time) (ware
 	return m, nil
 }
 
-func partitionList(ws []Waiting) string {
+func partitionList(ws []waitingRecord) string {
 	ps := make([]int, len(ws))
 	for i, w := range ws {
 		ps[i] = int(w.Partition)

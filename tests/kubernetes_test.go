@@ -266,35 +266,20 @@ func k8sStringLit(e ast.Expr) (string, bool) {
 }
 
 // k8sFlagNames returns the names of the flags defined in n: calls fs.X(...)
-// on a *flag.FlagSet named fs whose first string literal is the name.
+// whose first string literal argument is the flag's name (fs.Parse aside).
 func k8sFlagNames(n ast.Node) []string {
-	var out []string
-	ast.Inspect(n, func(n ast.Node) bool {
-		call, ok := n.(*ast.CallExpr)
-		if !ok {
-			return true
-		}
-		sel, ok := call.Fun.(*ast.SelectorExpr)
-		if !ok {
-			return true
-		}
-		if id, ok := sel.X.(*ast.Ident); !ok || id.Name != "fs" || sel.Sel.Name == "Parse" {
-			return true
-		}
-		for _, a := range call.Args {
-			if s, ok := k8sStringLit(a); ok {
-				out = append(out, s)
-				break
-			}
-		}
-		return true
-	})
-	return out
+	return k8sFlagsOf(n, func(string) bool { return true })
 }
 
 // k8sBoolFlagNames returns the names of the boolean flags defined in n
 // (fs.Bool, fs.BoolVar): they take no separate value argument.
 func k8sBoolFlagNames(n ast.Node) []string {
+	return k8sFlagsOf(n, func(method string) bool { return method == "Bool" || method == "BoolVar" })
+}
+
+// k8sFlagsOf returns the flag names of the fs.<method>(...) calls in n whose
+// method keep accepts.
+func k8sFlagsOf(n ast.Node, keep func(method string) bool) []string {
 	var out []string
 	ast.Inspect(n, func(n ast.Node) bool {
 		call, ok := n.(*ast.CallExpr)
@@ -302,7 +287,7 @@ func k8sBoolFlagNames(n ast.Node) []string {
 			return true
 		}
 		sel, ok := call.Fun.(*ast.SelectorExpr)
-		if !ok || (sel.Sel.Name != "Bool" && sel.Sel.Name != "BoolVar") {
+		if !ok || sel.Sel.Name == "Parse" || !keep(sel.Sel.Name) {
 			return true
 		}
 		if id, ok := sel.X.(*ast.Ident); !ok || id.Name != "fs" {

@@ -55,6 +55,15 @@ type HourAccounting struct {
 // Duplicates are cleaned records whose event_id was in gold already.
 func (h HourAccounting) Duplicates() int64 { return h.Cleaned - h.Inserted }
 
+// Waiting is what the API accepted that the stream has not consumed yet:
+// still in Kafka, or (past the lateness) missing (0 when unknown or none).
+func (h HourAccounting) Waiting() int64 {
+	if h.Accepted < 0 {
+		return 0
+	}
+	return max(0, h.Accepted-h.Records)
+}
+
 // Accounting reads the hours [from, to) of topic, newest first. Gold rows
 // are counted only for the hours in [goldFrom, goldTo), and each hour once:
 // again only when the stream has loaded more of its rows since (see

@@ -6,6 +6,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/internal/kafkaread"
@@ -34,21 +36,19 @@ func newMonitor(cfg config.Config, store *warehouse.Store) (*activities.Monitor,
 }
 
 // acceptedRecorder stores the API's accepted counts per hour for the
-// completeness SLO when a database is configured; without one the API runs
-// alone and completeness compares the stream's layers only.
-func acceptedRecorder(ctx context.Context, cfg config.Config) (func(time.Time, int), error) {
-	if cfg.DatabaseURL == "" {
-		return nil, nil
+// completeness SLO through pool, every 5 s and once more when ctx ends
+// (flushed is closed then); without a pool the API runs alone and
+// completeness compares the stream's layers only.
+func acceptedRecorder(ctx context.Context, pool *pgxpool.Pool) (add func(time.Time, int), flushed <-chan struct{}) {
+	done := make(chan struct{})
+	if pool == nil {
+		close(done)
+		return nil, done
 	}
-	store, err := warehouse.Open(ctx, warehouse.Config{URL: cfg.DatabaseURL})
-	if err != nil {
-		slog.Warn("accepted events are not counted for the completeness SLO", "error", err)
-		return nil, nil
-	}
-	rec := slo.NewAcceptedRecorder(store, slog.Default().With("component", "api"))
+	rec := slo.NewAcceptedRecorder(warehouse.FromPool(pool), slog.Default().With("component", "api"))
 	go func() {
+		defer close(done)
 		rec.Run(ctx, 5*time.Second)
-		store.Close()
 	}()
-	return rec.Add, nil
+	return rec.Add, done
 }

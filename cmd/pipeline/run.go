@@ -46,18 +46,26 @@ func serveAPI(ctx context.Context, cfg config.Config, addr, cert, key string) er
 	if err != nil {
 		return fmt.Errorf("PIPELINE_API_KEYS: %w", err)
 	}
-	onAccepted, err := acceptedRecorder(ctx, cfg)
-	if err != nil {
-		return err
+	db := apiDatabase(ctx, cfg)
+	if db != nil {
+		defer db.Close()
 	}
+	rctx, stopRecorder := context.WithCancel(ctx)
+	defer stopRecorder()
+	onAccepted, flushed := acceptedRecorder(rctx, db)
 	srv, err := ingest.New(ingest.Config{
 		Addr: addr, Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Topic: cfg.Topic, APIKeys: keys,
-		TLSCertFile: cert, TLSKeyFile: key, Status: statusHandler(ctx, cfg), OnAccepted: onAccepted,
+		TLSCertFile: cert, TLSKeyFile: key, Status: statusHandler(db, cfg), OnAccepted: onAccepted,
 	}, slog.Default().With("component", "api"))
 	if err != nil {
 		return err
 	}
-	return srv.Run(ctx)
+	err = srv.Run(ctx)
+	// The last counts are stored after the server has drained, before the
+	// pool closes.
+	stopRecorder()
+	<-flushed
+	return err
 }
 
 func runWorker(ctx context.Context, args []string) error {

@@ -69,18 +69,27 @@ func statusPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pgxpool.NewWithConfig(ctx, pc)
 }
 
-// statusHandler is the API's GET /status when a database is configured: the
-// pipeline's status page. Nil (the API's own minimal page) without one. The
-// pool connects lazily and closes when ctx ends.
-func statusHandler(ctx context.Context, cfg config.Config) http.Handler {
+// apiDatabase is the event API's small pool, when a database is configured:
+// it serves GET /status and stores the accepted counts of the completeness
+// SLO. Nil without DATABASE_URL or when it cannot be set up (the API then
+// runs alone). It connects lazily; the caller closes it.
+func apiDatabase(ctx context.Context, cfg config.Config) *pgxpool.Pool {
 	if cfg.DatabaseURL == "" {
 		return nil
 	}
 	pool, err := statusPool(ctx, cfg.DatabaseURL)
 	if err != nil {
-		slog.Warn("GET /status shows the API only", "err", err)
+		slog.Warn("GET /status shows the API only, and accepted events are not counted for the completeness SLO", "err", err)
 		return nil
 	}
-	context.AfterFunc(ctx, pool.Close)
+	return pool
+}
+
+// statusHandler is the API's GET /status on pool: the pipeline's status
+// page. Nil (the API's own minimal page) without a pool.
+func statusHandler(pool *pgxpool.Pool, cfg config.Config) http.Handler {
+	if pool == nil {
+		return nil
+	}
 	return status.Handler(status.Source{DB: pool, Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Topic: cfg.Topic})
 }

@@ -97,6 +97,45 @@ func (c *Client) Partitions(ctx context.Context, topic string) ([]int32, error) 
 	return nil, fmt.Errorf("metadata of topic %s: %w", topic, kafka.UnknownTopicOrPartition)
 }
 
+// Position is where a consumer stands in one partition.
+type Position struct {
+	Partition int32
+	First     int64 // the oldest offset the partition still retains
+	End       int64 // the partition's next offset (the high watermark)
+	Next      int64 // the consumer's next offset; First when it has none
+	Stored    bool  // the consumer has an offset for the partition
+	Lag       int64 // End − Next, never negative
+}
+
+// Positions compares a consumer's next offsets (by partition; pipeline's
+// stream keeps them in pipeline.stream_offsets) with every partition of
+// topic, in partition order.
+func (c *Client) Positions(ctx context.Context, topic string, next map[int32]int64) ([]Position, error) {
+	parts, err := c.Partitions(ctx, topic)
+	if err == nil && len(parts) == 0 {
+		err = fmt.Errorf("topic %s has no partitions", topic)
+	}
+	if err != nil {
+		return nil, err
+	}
+	bounds, err := c.Bounds(ctx, topic, parts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Position, 0, len(parts))
+	for _, p := range parts {
+		b := bounds[p]
+		pos := Position{Partition: p, First: b.First, End: b.Next, Next: b.First}
+		if n, ok := next[p]; ok {
+			pos.Next, pos.Stored = n, true
+		}
+		pos.Lag = max(0, pos.End-pos.Next)
+		out = append(out, pos)
+	}
+	slices.SortFunc(out, func(a, b Position) int { return int(a.Partition - b.Partition) })
+	return out, nil
+}
+
 // Bounds is the range of offsets a partition holds: First is the oldest
 // offset still retained, Next the offset the next record will get (the high
 // watermark).

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -85,7 +84,7 @@ type Snapshot struct {
 	// Arrivals follows each recent arrival hour through the layers, newest
 	// first: accepted by the API, consumed into bronze, quarantined,
 	// cleaned, new in gold.
-	Arrivals []Arrival `json:"arrivals"`
+	Arrivals []warehouse.HourAccounting `json:"arrivals"`
 
 	Loads     []Load         `json:"loads"`     // newest first
 	Backfills []Load         `json:"backfills"` // newest first
@@ -263,6 +262,7 @@ func (s Source) freshness(ctx context.Context, snap *Snapshot) error {
 
 func (s Source) lag(ctx context.Context, snap *Snapshot) error {
 	stored := map[int32]PartitionLag{}
+	next := map[int32]int64{}
 	rows, err := s.DB.Query(ctx, `SELECT partition, next_offset, updated_at FROM pipeline.stream_offsets WHERE topic = $1`, s.Topic)
 	if err != nil {
 		return fmt.Errorf("status: pipeline.stream_offsets: %w", err)
@@ -273,8 +273,8 @@ func (s Source) lag(ctx context.Context, snap *Snapshot) error {
 			rows.Close()
 			return fmt.Errorf("status: pipeline.stream_offsets: %w", err)
 		}
-		pl.Stored, pl.Updated = true, pl.Updated.UTC()
-		stored[pl.Partition] = pl
+		pl.Updated = pl.Updated.UTC()
+		stored[pl.Partition], next[pl.Partition] = pl, pl.Next
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("status: pipeline.stream_offsets: %w", err)
@@ -292,30 +292,17 @@ func (s Source) lag(ctx context.Context, snap *Snapshot) error {
 	defer kc.Close()
 	kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	parts, err := kc.Partitions(kctx, s.Topic)
-	if err == nil && len(parts) == 0 {
-		err = fmt.Errorf("topic %s has no partitions", s.Topic)
-	}
-	var bounds map[int32]kafkaread.Bounds
-	if err == nil {
-		bounds, err = kc.Bounds(kctx, s.Topic, parts)
-	}
+	positions, err := kc.Positions(kctx, s.Topic, next)
 	if err != nil {
 		snap.KafkaError = err.Error()
 		return nil
 	}
-	for _, p := range parts {
-		b := bounds[p]
-		pl, ok := stored[p]
-		if !ok {
-			pl = PartitionLag{Partition: p, Next: b.First}
-		}
-		pl.End = b.Next
-		pl.Lag = max(0, pl.End-pl.Next)
+	for _, pos := range positions {
+		pl := stored[pos.Partition]
+		pl.Partition, pl.End, pl.Next, pl.Stored, pl.Lag = pos.Partition, pos.End, pos.Next, pos.Stored, pos.Lag
 		snap.Lag = append(snap.Lag, pl)
 		snap.LagTotal += pl.Lag
 	}
-	slices.SortFunc(snap.Lag, func(a, b PartitionLag) int { return int(a.Partition - b.Partition) })
 	return nil
 }
 
