@@ -1,6 +1,8 @@
 package lake
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -56,12 +58,52 @@ func SilverKey(hour time.Time, partition int32, first, last int64) string {
 	return SilverPrefix + hourPath(hour) + rangeName(partition, first, last) + ".parquet"
 }
 
-// CompactedSilverKey is the key of a file written by hour compaction: the
-// offset range it covers and its generation, one more than the highest
-// generation among the files it merges (a stream cycle's file is generation
-// 0), so that no key is ever reused.
+// MergedSilverKey is the key of a file written by hour compaction: the
+// offset range it covers, the first 8 bytes of the SHA-256 of its bytes (sum)
+// in hex, and its generation, one more than the highest generation among the
+// files it merges (a stream cycle's or a rebuild's file is generation 0).
+//
+//	silver/events/dt=2026-11-24/hour=14/p03-000000000000-000000099999-5f1c0e9a2b7d4c13-g2.parquet
+//
+// The key names the content, not the inputs or the attempt: two writes of
+// one key are the same bytes, whatever raced. Neither the range nor the
+// generation can promise that: a backfill rerun, a late file or a retried
+// compaction may merge different files (or the same files encoded by a
+// newer Parquet library) into another file of the same range and
+// generation, and overwriting an object that the index has retired (or that
+// a reader is reading) must never change what that key holds. Naming the
+// inputs instead would hold only as long as every encoder since the first
+// produced the very same bytes.
+func MergedSilverKey(hour time.Time, partition int32, first, last int64, generation int, sum [sha256.Size]byte) string {
+	return SilverPrefix + hourPath(hour) + rangeName(partition, first, last) +
+		"-" + hex.EncodeToString(sum[:sumBytes]) + fmt.Sprintf("-g%d", generation) + ".parquet"
+}
+
+// sumBytes is how much of the SHA-256 a merged key carries: 64 bits, so that
+// two different files of one hour, partition, range and generation never
+// meet (and the key stays short).
+const sumBytes = 8
+
+// RebuildSilverKey is the key of a silver file written by a backfill (a
+// "rebuild" of a day): the offset range it covers and rebuild, a number
+// (≥ 1) that no other rebuild of any day uses, so that a rerun of the same
+// day never writes a key an earlier rebuild wrote, which compaction may have
+// merged and deleted meanwhile.
+//
+//	silver/events/dt=2026-11-24/hour=14/p03-000000000000-000000099999-r42.parquet
+func RebuildSilverKey(hour time.Time, partition int32, first, last int64, rebuild int64) string {
+	return SilverPrefix + hourPath(hour) + rangeName(partition, first, last) + fmt.Sprintf("-r%d", rebuild) + ".parquet"
+}
+
+// CompactedSilverKey is the key form that hour compaction and backfills
+// wrote before MergedSilverKey and RebuildSilverKey: the offset range and a
+// generation only. Such keys exist in old lakes and ParseKey reads them.
 //
 //	silver/events/dt=2026-11-24/hour=14/p03-000000000000-000000099999-g1.parquet
+//
+// Deprecated: the key can be written twice with different bytes (a backfill
+// rerun, two compactions of different files). Use MergedSilverKey for hour
+// compaction and RebuildSilverKey for backfills.
 func CompactedSilverKey(hour time.Time, partition int32, first, last int64, generation int) string {
 	return SilverPrefix + hourPath(hour) + rangeName(partition, first, last) + fmt.Sprintf("-g%d", generation) + ".parquet"
 }
@@ -82,12 +124,19 @@ type KeyInfo struct {
 	Partition int32
 	First     int64 // first offset, inclusive
 	Last      int64 // last offset, inclusive
-	// Generation is 0 for a stream cycle's silver file, N ≥ 1 for one
-	// written by hour compaction.
+	// Generation is 0 for a stream cycle's or a rebuild's silver file,
+	// N ≥ 1 for one written by hour compaction (or an old backfill: 1000).
 	Generation int
+	// Sum is the hex content sum of a file named by MergedSilverKey, ""
+	// for every other key.
+	Sum string
+	// Rebuild is the rebuild number of a file named by RebuildSilverKey, 0
+	// for every other key.
+	Rebuild int64
 }
 
-// ParseKey parses a key made by BronzeKey, QuarantineKey or SilverKey.
+// ParseKey parses a key made by BronzeKey, QuarantineKey, SilverKey,
+// MergedSilverKey, RebuildSilverKey or (old keys) CompactedSilverKey.
 func ParseKey(key string) (KeyInfo, error) {
 	var ki KeyInfo
 	var rest string
@@ -120,15 +169,14 @@ func ParseKey(key string) (KeyInfo, error) {
 		return bad("want a " + ext + " name")
 	}
 	name = strings.TrimSuffix(name, ext)
-	// [topic-]pNN-FIRST-LAST[-gN]; the topic itself may contain '-'.
+	// [topic-]pNN-FIRST-LAST, then for silver one of -gN, -SUM-gN or -rN;
+	// the topic itself may contain '-'.
 	f := strings.Split(name, "-")
-	if ki.Layer == "silver" && len(f) == 4 && strings.HasPrefix(f[3], "g") {
-		g, err := strconv.Atoi(f[3][1:])
-		if err != nil || g < 1 {
-			return bad("bad generation")
+	if ki.Layer == "silver" {
+		var ok bool
+		if f, ok = ki.silverSuffix(f); !ok {
+			return bad("bad generation, sum or rebuild")
 		}
-		ki.Generation = g
-		f = f[:3]
 	}
 	if len(f) < 3 {
 		return bad("want [topic-]pNN-FIRST-LAST")
@@ -153,4 +201,33 @@ func ParseKey(key string) (KeyInfo, error) {
 	}
 	ki.Partition, ki.First, ki.Last = int32(p), a, b
 	return ki, nil
+}
+
+// silverSuffix parses the suffix of a silver name split at '-' (-gN,
+// -SUM-gN or -rN after pNN-FIRST-LAST) into ki and returns the fields
+// before it; false when a suffix is there but malformed.
+func (ki *KeyInfo) silverSuffix(f []string) ([]string, bool) {
+	gen := func(s string) (int, bool) {
+		g, err := strconv.Atoi(strings.TrimPrefix(s, "g"))
+		return g, strings.HasPrefix(s, "g") && err == nil && g >= 1
+	}
+	switch {
+	case len(f) == 4 && strings.HasPrefix(f[3], "g"):
+		g, ok := gen(f[3])
+		ki.Generation = g
+		return f[:3], ok
+	case len(f) == 4 && strings.HasPrefix(f[3], "r"):
+		r, err := strconv.ParseInt(f[3][1:], 10, 64)
+		ki.Rebuild = r
+		return f[:3], err == nil && r >= 1
+	case len(f) == 5:
+		g, ok := gen(f[4])
+		_, err := hex.DecodeString(f[3])
+		if !ok || err != nil || len(f[3]) != 2*sumBytes || strings.ToLower(f[3]) != f[3] {
+			return f, false
+		}
+		ki.Generation, ki.Sum = g, f[3]
+		return f[:3], true
+	}
+	return f, true
 }

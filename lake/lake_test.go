@@ -3,6 +3,8 @@ package lake_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -30,6 +32,15 @@ func TestKeys(t *testing.T) {
 		{"silver", lake.SilverKey(at, 0, 5, 99),
 			"silver/events/dt=2026-11-24/hour=13/p00-000000000005-000000000099.parquet",
 			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Partition: 0, First: 5, Last: 99}},
+		{"merged by hour compaction", lake.MergedSilverKey(at, 3, 0, 99999, 2, sha256.Sum256([]byte("file"))),
+			"silver/events/dt=2026-11-24/hour=13/p03-000000000000-000000099999-" + sum8("file") + "-g2.parquet",
+			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Partition: 3, Last: 99999, Generation: 2, Sum: sum8("file")}},
+		{"rebuild", lake.RebuildSilverKey(at, 7, 10, 20, 42),
+			"silver/events/dt=2026-11-24/hour=13/p07-000000000010-000000000020-r42.parquet",
+			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Partition: 7, First: 10, Last: 20, Rebuild: 42}},
+		{"old compacted or backfill", lake.CompactedSilverKey(at, 1, 0, 9, 1000),
+			"silver/events/dt=2026-11-24/hour=13/p01-000000000000-000000000009-g1000.parquet",
+			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Partition: 1, Last: 9, Generation: 1000}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,7 +58,15 @@ func TestKeys(t *testing.T) {
 	}
 	for _, bad := range []string{"gold/x", "silver/events/dt=2026-11-24/hour=13/p00-5.parquet",
 		"silver/events/dt=2026-11-24/hour=25/p00-1-2.parquet", "bronze/events/dt=2026-11-24/hour=13/p00-1-2.ndjson",
-		"silver/events/dt=2026-11-24/hour=13/p00-9-2.parquet"} {
+		"silver/events/dt=2026-11-24/hour=13/p00-9-2.parquet",
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-r0.parquet",
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-rx.parquet",
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-x1.parquet",
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-0123456789abcdef-r1.parquet",
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-0123456789abcdeg-g1.parquet",
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-0123456789ABCDEF-g1.parquet",
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-01234567-g1.parquet",
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-0123456789abcdef-g0.parquet"} {
 		if _, err := lake.ParseKey(bad); err == nil {
 			t.Errorf("ParseKey(%q): no error", bad)
 		}
@@ -214,6 +233,46 @@ func TestStore(t *testing.T) {
 	s3.Start(t)
 	if err := st.Put(ctx, "bronze/events/x", []byte("x"), ""); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// sum8 is the hex of the first 8 bytes of the SHA-256 of s.
+func sum8(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
+}
+
+// TestSilverKeysNeverReused: the keys of different files of one hour,
+// partition and range never meet, across stream cycles, compactions of
+// different bytes, rebuilds and old keys.
+func TestSilverKeysNeverReused(t *testing.T) {
+	h := time.Date(2026, 11, 24, 14, 0, 0, 0, time.UTC)
+	seen := map[string]string{}
+	add := func(what, key string) {
+		t.Helper()
+		if other, dup := seen[key]; dup {
+			t.Errorf("%s and %s share the key %s", what, other, key)
+		}
+		seen[key] = what
+		if _, err := lake.ParseKey(key); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	add("stream file", lake.SilverKey(h, 3, 0, 99))
+	add("old compaction", lake.CompactedSilverKey(h, 3, 0, 99, 1))
+	add("old backfill", lake.CompactedSilverKey(h, 3, 0, 99, 1000))
+	for gen := 1; gen <= 3; gen++ {
+		for _, content := range []string{"a", "b", "c"} {
+			add(fmt.Sprintf("merge %d of %s", gen, content), lake.MergedSilverKey(h, 3, 0, 99, gen, sha256.Sum256([]byte(content))))
+		}
+	}
+	for r := int64(1); r <= 3; r++ {
+		add(fmt.Sprintf("rebuild %d", r), lake.RebuildSilverKey(h, 3, 0, 99, r))
+	}
+	// The same bytes are the same key: a retried compaction rewrites its
+	// own output, never another file.
+	if a, b := lake.MergedSilverKey(h, 3, 0, 99, 1, sha256.Sum256([]byte("a"))), lake.MergedSilverKey(h, 3, 0, 99, 1, sha256.Sum256([]byte("a"))); a != b {
+		t.Errorf("same content, two keys: %s %s", a, b)
 	}
 }
 
