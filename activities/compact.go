@@ -3,8 +3,10 @@ package activities
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"time"
@@ -16,6 +18,11 @@ import (
 	"github.com/acme/pipeline/lake"
 	"github.com/acme/pipeline/warehouse"
 )
+
+// ErrTypeSilverCorrupt is the ApplicationError type of a silver file that is
+// not readable Parquet. Like ErrTypeSilverMissing, no retry fixes it: hour
+// compaction sets its hour aside.
+const ErrTypeSilverCorrupt = "SilverCorrupt"
 
 // Defaults of CompactHoursInput.
 const (
@@ -55,6 +62,8 @@ type CompactHoursResult struct {
 	Hours   []CompactedHour `json:"hours"`
 	Deleted int             `json:"deleted"` // replaced objects removed from the bucket
 	More    bool            `json:"more"`    // more hours were due than MaxHours
+	// SetAside are the pairs this run could not compact and set aside.
+	SetAside []SetAsideHour `json:"set_aside,omitempty"`
 }
 
 // CompactHours merges the small silver files of every closed event hour (its
@@ -63,9 +72,19 @@ type CompactHoursResult struct {
 // retires the small ones: the swap is one transaction in
 // pipeline.silver_objects, after which the replaced objects are deleted. A
 // late file reopens its hour, and the next run compacts it again. Compacted
-// files are named by the offset range they cover plus a generation
-// (p03-FIRST-LAST-gN.parquet), so a key is never reused. A retry at any
-// point redoes the same work and ends in the same state.
+// files are named by the offset range they cover, a sum of their bytes and a
+// generation (lake.MergedSilverKey), so a key is never written with other
+// bytes. A retry at any point redoes the same work and ends in the same
+// state.
+//
+// A pair that fails in a way no retry can fix (a live file missing from the
+// bucket, a corrupt file, any non-retryable ApplicationError) is set aside
+// with its reason (pipeline.silver_set_aside, one ERROR log line, the gauge
+// pipeline_silver_hours_set_aside) and the run goes on with the next pair:
+// one broken hour must not stop compaction of every later hour. It is tried
+// again after a back-off and cleared when it compacts, or when a backfill of
+// its day rewrites it. Any other error (S3 or PostgreSQL down, cancellation)
+// fails the run, so that Temporal retries it.
 func (a *Activities) CompactHours(ctx context.Context, in CompactHoursInput) (CompactHoursResult, error) {
 	if in.Now.IsZero() {
 		return CompactHoursResult{}, temporal.NewNonRetryableApplicationError("compact hours: Now is required", ErrTypeInvalidInput, nil)
@@ -82,9 +101,12 @@ func (a *Activities) CompactHours(ctx context.Context, in CompactHoursInput) (Co
 	if err != nil {
 		return res, err
 	}
+	if _, err := a.wh.PruneSetAsideHours(ctx); err != nil {
+		return res, err
+	}
 
 	before := in.Now.Add(-time.Hour - in.AllowedLateness)
-	due, err := a.wh.DirtySilverHours(ctx, before, in.MaxHours+1)
+	due, err := a.wh.DirtySilverHours(ctx, before, in.Now, in.MaxHours+1)
 	if err != nil {
 		return res, err
 	}
@@ -94,7 +116,18 @@ func (a *Activities) CompactHours(ctx context.Context, in CompactHoursInput) (Co
 	for _, ph := range due {
 		ch, err := a.compactPartitionHour(ctx, ph, in.MaxRows)
 		if err != nil {
-			return res, err
+			sa, serr := a.setAside(ctx, ph, err, in.Now)
+			if serr != nil {
+				return res, serr
+			}
+			res.SetAside = append(res.SetAside, sa)
+			continue
+		}
+		if ph.SetAside {
+			if _, err := a.wh.ClearSetAsideHour(ctx, ph.Hour, ph.Partition); err != nil {
+				return res, err
+			}
+			log.Info("set-aside hour compacted after all: cleared", "hour", ph.Hour.Format("2006-01-02T15Z"), "partition", ph.Partition)
 		}
 		res.Hours = append(res.Hours, ch)
 		activity.RecordHeartbeat(ctx, len(res.Hours))
@@ -132,6 +165,7 @@ type chunk struct {
 	rows    int64
 	dropped int64 // duplicates dropped from its inputs
 	file    *os.File
+	sum     hash.Hash // SHA-256 of the bytes written to file
 	w       *lake.RowWriter
 }
 
@@ -167,13 +201,14 @@ func (a *Activities) compactPartitionHour(ctx context.Context, ph warehouse.Silv
 			if err != nil {
 				return ch, fmt.Errorf("%s: %w", where, err)
 			}
-			cur = &chunk{file: f, w: lake.NewRowWriter(f, a.rg)}
+			sum := sha256.New()
+			cur = &chunk{file: f, sum: sum, w: lake.NewRowWriter(io.MultiWriter(f, sum), a.rg)}
 			chunks = append(chunks, cur)
 		}
 		cur.inputs = append(cur.inputs, in)
 		kept, dropped, err := a.copyDeduped(ctx, in, cur.w, seen, buf)
 		if err != nil {
-			return ch, fmt.Errorf("%s: %w", where, err)
+			return ch, fmt.Errorf("%s: %w", where, &objectError{obj: in, err: err})
 		}
 		cur.rows += kept
 		cur.dropped += dropped
@@ -210,7 +245,9 @@ func (a *Activities) compactPartitionHour(ctx context.Context, ph warehouse.Silv
 				gen = max(gen, ki.Generation)
 			}
 		}
-		key := lake.CompactedSilverKey(ph.Hour, ph.Partition, first, last, gen+1)
+		var sum [sha256.Size]byte
+		c.sum.Sum(sum[:0])
+		key := lake.MergedSilverKey(ph.Hour, ph.Partition, first, last, gen+1, sum)
 		if err := a.lake.PutFile(ctx, key, c.file, lake.ParquetContentType); err != nil {
 			return ch, fmt.Errorf("%s: %w", where, err)
 		}
@@ -232,8 +269,10 @@ func (a *Activities) compactPartitionHour(ctx context.Context, ph warehouse.Silv
 		err = a.crash("compact-swap", ph.Partition)
 	}
 	if errors.Is(err, warehouse.ErrSilverChanged) {
-		// Another run compacted these files meanwhile: drop our outputs
-		// unless that run recorded the very same ones.
+		// Another run compacted these files meanwhile, or retired one of
+		// our keys (same bytes, written by an earlier attempt): keep the
+		// outputs that run recorded live, delete the others (the objects
+		// we wrote under a retired key included).
 		ch.Conflict = true
 		keys := make([]string, len(outputs))
 		for i, o := range outputs {
@@ -245,7 +284,7 @@ func (a *Activities) compactPartitionHour(ctx context.Context, ph warehouse.Silv
 		}
 		var orphans []string
 		for _, k := range keys {
-			if _, ok := states[k]; !ok {
+			if states[k] != "live" {
 				orphans = append(orphans, k)
 			}
 		}
@@ -282,7 +321,7 @@ func (a *Activities) copyDeduped(ctx context.Context, in warehouse.SilverObject,
 	}
 	rr, err := lake.NewRowReader(f, st.Size())
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s: %w", in.Key, err)
+		return 0, 0, corrupt(in, err)
 	}
 	defer rr.Close()
 	for {
@@ -306,7 +345,16 @@ func (a *Activities) copyDeduped(ctx context.Context, in warehouse.SilverObject,
 			return kept, dropped, nil
 		}
 		if rerr != nil {
-			return kept, dropped, fmt.Errorf("%s: %w", in.Key, rerr)
+			return kept, dropped, corrupt(in, rerr)
 		}
 	}
+}
+
+// corrupt is the error of a silver file that was read whole from the bucket
+// into a local file and is not readable Parquet: reading it again gives the
+// same bytes, so no retry fixes it.
+func corrupt(in warehouse.SilverObject, err error) error {
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("silver file %s (partition %d offsets %d..%d) is not readable Parquet: %v", in.Key, in.Partition, in.First, in.Last, err),
+		ErrTypeSilverCorrupt, err)
 }

@@ -122,17 +122,76 @@ func (s *Store) SilverStates(ctx context.Context, keys []string) (map[string]str
 	return out, nil
 }
 
-// RecordSilver records new silver files as live. Keys recorded already are
-// left as they are (whatever their state).
+// RecordSilver records new silver files as live. Keys recorded live already
+// are left as they are (a retried cycle). A key recorded as replaced or
+// deleted is never made live again: RecordSilver returns a
+// *RetiredSilverError (which wraps ErrSilverChanged) naming it, since the
+// caller has just written an object that compaction or a backfill retired,
+// and whose rows are in other live files.
 func (s *Store) RecordSilver(ctx context.Context, objs []SilverObject) error {
 	if len(objs) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, insertSilverSQL+` ON CONFLICT (object_key) DO NOTHING`, silverArrays(objs)...)
+	tag, err := s.pool.Exec(ctx, insertSilverSQL+` ON CONFLICT (object_key) DO NOTHING`, silverArrays(objs)...)
 	if err != nil {
 		return fmt.Errorf("record %d silver objects from %s: %w", len(objs), objs[0].Key, err)
 	}
+	if tag.RowsAffected() == int64(len(objs)) {
+		return nil
+	}
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key
+	}
+	if err := retiredAmong(ctx, s.pool, keys); err != nil {
+		return fmt.Errorf("record %d silver objects from %s: %w", len(objs), objs[0].Key, err)
+	}
 	return nil
+}
+
+// RetiredSilverError is returned when a write would make live again a
+// silver key that is recorded as replaced or deleted. The index must never
+// say live for an object that compaction has deleted (or is about to), so
+// such a key stays retired; a writer that needs a new file uses a new key
+// (lake.MergedSilverKey, lake.RebuildSilverKey). It wraps ErrSilverChanged:
+// it means that another writer retired the key meanwhile.
+type RetiredSilverError struct {
+	Retired []SilverObject // Key and State of each retired key
+}
+
+func (e *RetiredSilverError) Error() string {
+	msg := fmt.Sprintf("%d silver keys are retired and are never made live again:", len(e.Retired))
+	for i, o := range e.Retired {
+		if i == 3 {
+			msg += fmt.Sprintf(" and %d more", len(e.Retired)-i)
+			break
+		}
+		msg += fmt.Sprintf(" %s (%s)", o.Key, o.State)
+	}
+	return msg
+}
+
+func (e *RetiredSilverError) Unwrap() error { return ErrSilverChanged }
+
+// retiredAmong returns a *RetiredSilverError naming the keys recorded as
+// replaced or deleted, nil when there is none.
+func retiredAmong(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, keys []string) error {
+	rows, err := q.Query(ctx, `SELECT object_key, state FROM pipeline.silver_objects
+		WHERE object_key = ANY($1) AND state <> 'live' ORDER BY object_key`, keys)
+	if err != nil {
+		return err
+	}
+	var e RetiredSilverError
+	var o SilverObject
+	if _, err := pgx.ForEachRow(rows, []any{&o.Key, &o.State}, func() error { e.Retired = append(e.Retired, o); return nil }); err != nil {
+		return err
+	}
+	if len(e.Retired) == 0 {
+		return nil
+	}
+	return &e
 }
 
 const insertSilverSQL = `INSERT INTO pipeline.silver_objects (object_key, hour, topic, partition, start_offset, end_offset, rows, bytes, compacted)
@@ -155,20 +214,29 @@ func silverArrays(objs []SilverObject) []any {
 type SilverPartitionHour struct {
 	Hour      time.Time
 	Partition int32
+	// SetAside is true when compaction set the pair aside earlier
+	// (pipeline.silver_set_aside) and it is due for another try.
+	SetAside bool
 }
 
 // DirtySilverHours lists the (hour, partition) pairs with live files that
 // compaction has not merged yet, for hours that started before before
-// (oldest first, at most limit).
-func (s *Store) DirtySilverHours(ctx context.Context, before time.Time, limit int) ([]SilverPartitionHour, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT hour, partition FROM pipeline.silver_objects
-		WHERE state = 'live' AND NOT compacted AND hour < $1 ORDER BY hour, partition LIMIT $2`, before, limit)
+// (oldest first, at most limit). Pairs set aside (SetAsideSilverHour) are
+// left out until their retry_at, compared with now (the compaction's time):
+// a broken hour must not take a place among the limit at every run.
+func (s *Store) DirtySilverHours(ctx context.Context, before, now time.Time, limit int) ([]SilverPartitionHour, error) {
+	rows, err := s.pool.Query(ctx, `SELECT d.hour, d.partition, sa.hour IS NOT NULL
+		FROM (SELECT DISTINCT hour, partition FROM pipeline.silver_objects
+			WHERE state = 'live' AND NOT compacted AND hour < $1) AS d
+		LEFT JOIN pipeline.silver_set_aside AS sa USING (hour, partition)
+		WHERE sa.hour IS NULL OR sa.retry_at <= $2
+		ORDER BY d.hour, d.partition LIMIT $3`, before, now, limit)
 	if err != nil {
 		return nil, fmt.Errorf("silver hours to compact: %w", err)
 	}
 	var out []SilverPartitionHour
 	var h SilverPartitionHour
-	_, err = pgx.ForEachRow(rows, []any{&h.Hour, &h.Partition}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&h.Hour, &h.Partition, &h.SetAside}, func() error {
 		h.Hour = h.Hour.UTC()
 		out = append(out, h)
 		return nil
@@ -223,13 +291,19 @@ func scanSilver(rows pgx.Rows) ([]SilverObject, error) {
 }
 
 // ErrSilverChanged is returned by ReplaceSilver when one of the files to
-// replace is no longer live: another compaction got there first.
+// replace is no longer live, or one of its outputs is recorded as retired:
+// another compaction or a backfill got there first.
 var ErrSilverChanged = errors.New("silver files changed meanwhile")
 
-// ReplaceSilver commits one compaction in one transaction: outputs become
-// live and compacted (a key recorded already is updated), each of replaced
-// (which must all still be live) is marked replaced by outputKeys, and each
-// of confirmed (live files kept as they are) is marked compacted.
+// ReplaceSilver commits one compaction (or a backfill's silver) in one
+// transaction: outputs become live and compacted, each of replaced (which
+// must all still be live) is marked replaced by outputKeys, and each of
+// confirmed (live files kept as they are) is marked compacted. An output
+// recorded live already (a retry that wrote the same key) is updated; one
+// recorded as replaced or deleted is refused with a *RetiredSilverError,
+// which wraps ErrSilverChanged, and nothing is committed: making it live
+// again would leave the index naming an object that compaction deletes, or
+// has deleted.
 func (s *Store) ReplaceSilver(ctx context.Context, outputs []SilverObject, replaced, confirmed []string) error {
 	outKeys := make([]string, len(outputs))
 	for i := range outputs {
@@ -250,11 +324,21 @@ func (s *Store) ReplaceSilver(ctx context.Context, outputs []SilverObject, repla
 			}
 		}
 		if len(outputs) > 0 {
-			_, err := tx.Exec(ctx, insertSilverSQL+` ON CONFLICT (object_key) DO UPDATE SET
-				rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, compacted = true, state = 'live', replaced_by = NULL, replaced_at = NULL`,
+			// The WHERE leaves a retired key as it is, even one retired by
+			// a transaction that committed after ours began; the count
+			// tells.
+			tag, err := tx.Exec(ctx, insertSilverSQL+` ON CONFLICT (object_key) DO UPDATE SET
+				rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, compacted = true
+				WHERE pipeline.silver_objects.state = 'live'`,
 				silverArrays(outputs)...)
 			if err != nil {
 				return err
+			}
+			if tag.RowsAffected() != int64(len(outputs)) {
+				if err := retiredAmong(ctx, tx, outKeys); err != nil {
+					return err
+				}
+				return fmt.Errorf("%d of %d outputs not recorded: %w", int64(len(outputs))-tag.RowsAffected(), len(outputs), ErrSilverChanged)
 			}
 		}
 		if len(replaced) > 0 {

@@ -67,8 +67,8 @@ func TestSilverIndex(t *testing.T) {
 	if err != nil || len(st) != 1 || st["s/h1/p0-0-9"] != "live" {
 		t.Fatalf("states %v %v", st, err)
 	}
-	dirty, err := store.DirtySilverHours(ctx, h2, 10)
-	if err != nil || !slices.Equal(dirty, []SilverPartitionHour{{h1, 0}, {h1, 1}}) {
+	dirty, err := store.DirtySilverHours(ctx, h2, h2, 10)
+	if err != nil || !slices.Equal(dirty, []SilverPartitionHour{{Hour: h1, Partition: 0}, {Hour: h1, Partition: 1}}) {
 		t.Fatalf("dirty before h2: %v %v", dirty, err)
 	}
 	live, err := store.LiveSilver(ctx, h1, 0)
@@ -88,8 +88,8 @@ func TestSilverIndex(t *testing.T) {
 	if !errors.Is(err, ErrSilverChanged) {
 		t.Fatalf("want ErrSilverChanged, got %v", err)
 	}
-	dirty, err = store.DirtySilverHours(ctx, h2.Add(time.Hour), 10)
-	if err != nil || !slices.Equal(dirty, []SilverPartitionHour{{h2, 0}}) {
+	dirty, err = store.DirtySilverHours(ctx, h2.Add(time.Hour), h2, 10)
+	if err != nil || !slices.Equal(dirty, []SilverPartitionHour{{Hour: h2, Partition: 0}}) {
 		t.Fatalf("dirty after compaction: %v %v", dirty, err)
 	}
 	between, err := store.LiveSilverBetween(ctx, h1, h2.Add(time.Hour))
