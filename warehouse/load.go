@@ -144,6 +144,13 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 				return fmt.Errorf("store offsets of topic %s: %w", in.Topic, err)
 			}
 		}
+		// Built mart days under the new rows go stale: late, so that their
+		// row locks are held only until commit.
+		if res.Inserted > 0 {
+			if err := markMartsStale(ctx, tx, occurredHours(in.Rows)); err != nil {
+				return err
+			}
+		}
 		if res.LoadID != 0 {
 			// The batch's 202-to-gold latency, measured just before commit.
 			p95, maxLat, newest := latencies(in.Rows, time.Now())

@@ -106,7 +106,11 @@ func TestBuildMarts(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := MartResult{Day: day(tc.day), ProductMetrics: int64(len(tc.product)), Revenue: int64(len(tc.revenue)), AuditSummary: int64(len(tc.audit))}
+				zone := "UTC"
+				if tc.loc != nil {
+					zone = tc.loc.String()
+				}
+				want := MartResult{Day: day(tc.day), Zone: zone, ProductMetrics: int64(len(tc.product)), Revenue: int64(len(tc.revenue)), AuditSummary: int64(len(tc.audit))}
 				if res != want {
 					t.Fatalf("run %d: %+v, want %+v", run, res, want)
 				}
