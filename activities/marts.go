@@ -11,49 +11,154 @@ import (
 	"github.com/acme/pipeline/warehouse"
 )
 
-// Marts holds the clients of the mart-building activities (NightlyAggregation).
+// Marts holds the clients of the mart activities (NightlyAggregation,
+// RefreshMarts, and the zone recorded by Provision).
 type Marts struct {
 	Store *warehouse.Store
 }
 
 // BuildMartsInput names one day. All fields are required except Zone.
 type BuildMartsInput struct {
-	Day  string `json:"day"`  // YYYY-MM-DD
-	Zone string `json:"zone"` // IANA zone the day is cut in; default UTC
+	Day string `json:"day"` // YYYY-MM-DD
+	// Zone is the IANA zone the day is cut in. Default: the marts' zone
+	// recorded by provisioning (warehouse.Store.MartZone), UTC when none.
+	Zone string `json:"zone"`
 }
 
 // BuildMartsResult counts the mart rows written for the day.
 type BuildMartsResult struct {
 	Day            string `json:"day"`
+	Zone           string `json:"zone,omitempty"` // the zone the day was cut in
 	ProductMetrics int64  `json:"product_metrics"`
 	Revenue        int64  `json:"revenue"`
 	AuditSummary   int64  `json:"audit_summary"`
 }
 
-// BuildMarts replaces the three marts for one day, each in one transaction,
-// so it can be retried or rerun at will.
+// heartbeatEvery is how often the mart activities report that they are alive
+// while PostgreSQL works (a day of 500M events, or a wait for a backfill of
+// the day to commit).
+const heartbeatEvery = 10 * time.Second
+
+// BuildMarts replaces the three marts for one day from one snapshot of gold,
+// so it can be retried or rerun at will. It heartbeats while it waits and
+// builds.
 func (m *Marts) BuildMarts(ctx context.Context, in BuildMartsInput) (BuildMartsResult, error) {
 	day, err := warehouse.ParseDay(in.Day)
 	if err != nil {
 		return BuildMartsResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("day %q: %v", in.Day, err), "InvalidInput", err)
 	}
-	loc := time.UTC
+	var loc *time.Location
 	if in.Zone != "" {
 		if loc, err = time.LoadLocation(in.Zone); err != nil {
 			return BuildMartsResult{}, temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("zone %q: %v", in.Zone, err), "InvalidInput", err)
 		}
+	} else if loc, err = m.Store.MartZone(ctx); err != nil {
+		return BuildMartsResult{}, martError("build marts for "+in.Day, err)
 	}
+	stop := keepBeating(ctx, in.Day)
 	res, err := m.Store.BuildMarts(ctx, day, loc)
+	stop()
 	if err != nil {
-		if warehouse.IsPermanent(err) {
-			return BuildMartsResult{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("build marts for %s: %v", in.Day, err), "MartFailed", err)
-		}
-		return BuildMartsResult{}, fmt.Errorf("build marts for %s: %w", in.Day, err)
+		return BuildMartsResult{}, martError("build marts for "+in.Day, err)
 	}
-	activity.GetLogger(ctx).Info("marts built", "day", in.Day, "zone", loc.String(),
+	activity.GetLogger(ctx).Info("marts built", "day", in.Day, "zone", res.Zone,
 		"product_metrics", res.ProductMetrics, "revenue", res.Revenue, "audit_summary", res.AuditSummary)
-	return BuildMartsResult{Day: in.Day, ProductMetrics: res.ProductMetrics, Revenue: res.Revenue, AuditSummary: res.AuditSummary}, nil
+	return BuildMartsResult{Day: in.Day, Zone: res.Zone, ProductMetrics: res.ProductMetrics, Revenue: res.Revenue, AuditSummary: res.AuditSummary}, nil
+}
+
+// PendingMartDaysInput bounds the listing. Limit is required.
+type PendingMartDaysInput struct {
+	Limit int `json:"limit"` // at most this many days, longest pending first
+}
+
+// PendingMartDay is a day whose marts wait for a rebuild.
+type PendingMartDay struct {
+	Day   string    `json:"day"`   // YYYY-MM-DD
+	Zone  string    `json:"zone"`  // the zone of its latest build
+	State string    `json:"state"` // dirty, rebuilding or zone (see warehouse.MartDay)
+	Since time.Time `json:"since"`
+}
+
+// PendingMartDaysResult lists pending days and counts them all.
+type PendingMartDaysResult struct {
+	Days  []PendingMartDay `json:"days"`
+	Total int64            `json:"total"`
+}
+
+// PendingMartDays lists the days whose gold changed after their marts were
+// built (or whose rebuild died, or that were built in another zone).
+func (m *Marts) PendingMartDays(ctx context.Context, in PendingMartDaysInput) (PendingMartDaysResult, error) {
+	days, total, err := m.Store.PendingMartDays(ctx, in.Limit)
+	if err != nil {
+		return PendingMartDaysResult{}, martError("pending mart days", err)
+	}
+	res := PendingMartDaysResult{Days: make([]PendingMartDay, len(days)), Total: total}
+	for i, d := range days {
+		res.Days[i] = PendingMartDay{Day: d.Day.String(), Zone: d.Zone, State: d.State, Since: d.Since}
+	}
+	return res, nil
+}
+
+// MartZoneInput is the zone to record. Zone empty keeps the recorded one.
+type MartZoneInput struct {
+	Zone string `json:"zone,omitempty"` // IANA name
+}
+
+// MartZoneResult is the zone in force afterwards.
+type MartZoneResult struct {
+	Zone string `json:"zone"` // IANA name, "UTC" by default
+}
+
+// RecordMartZone records the zone the marts' days are cut in, for every
+// path that builds marts (nightly, refresher, backfill, `pipeline
+// aggregate`), and returns the zone in force. Days built in another zone
+// become pending and are rebuilt by the refresher.
+func (m *Marts) RecordMartZone(ctx context.Context, in MartZoneInput) (MartZoneResult, error) {
+	zone, err := m.Store.SetMartZone(ctx, in.Zone)
+	if err != nil {
+		return MartZoneResult{}, martError("record the mart zone", err)
+	}
+	return MartZoneResult{Zone: zone}, nil
+}
+
+// MartZone returns the zone the marts' days are cut in (UTC when none was
+// recorded), for workflows that must know "yesterday" before building.
+func (m *Marts) MartZone(ctx context.Context) (MartZoneResult, error) {
+	loc, err := m.Store.MartZone(ctx)
+	if err != nil {
+		return MartZoneResult{}, martError("read the mart zone", err)
+	}
+	return MartZoneResult{Zone: loc.String()}, nil
+}
+
+// martError wraps err, non-retryable when no retry can fix it.
+func martError(what string, err error) error {
+	if warehouse.IsPermanent(err) {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", what, err), "MartFailed", err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// keepBeating heartbeats every heartbeatEvery until stop is called, so
+// that a worker that died is noticed within the heartbeat timeout rather
+// than the 30-minute start-to-close.
+func keepBeating(ctx context.Context, detail string) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, detail)
+			}
+		}
+	}()
+	return func() { close(done) }
 }

@@ -157,6 +157,7 @@ func runBatch(cfg Config, failures interceptor.WorkerInterceptor) (stop func(), 
 		WorkerStopTimeout:                  StopTimeout,
 	})
 	batch.RegisterWorkflow(workflows.NightlyAggregation)
+	batch.RegisterWorkflow(workflows.RefreshMarts)
 	batch.RegisterActivity(&activities.Marts{Store: cfg.Store})
 	if cfg.Provisioner != nil {
 		batch.RegisterWorkflow(workflows.Provision)

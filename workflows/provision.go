@@ -41,8 +41,9 @@ type ProvisionInput struct {
 	Blueprint json.RawMessage `json:"blueprint"`
 	// DryRun computes and returns the plan and changes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
-	// ScheduleZone is the IANA zone of the nightly schedule and of the day it
-	// aggregates. Default UTC.
+	// ScheduleZone is the IANA zone of the nightly schedule and of the days
+	// of the marts, recorded in the warehouse for every path that builds
+	// them. Empty keeps the recorded zone (UTC the first time).
 	ScheduleZone string `json:"schedule_zone,omitempty"`
 }
 
@@ -57,8 +58,12 @@ type ProvisionResult struct {
 	DryRun   bool           `json:"dry_run"`
 	// Applied lists the resources created or updated, in the order applied.
 	Applied []activities.ResourceResult `json:"applied"`
-	// Schedule is the nightly schedule: "created", "exists" or "" (dry run).
-	Schedule string `json:"schedule,omitempty"`
+	// Schedule is the nightly schedule: "created", "exists", "zone
+	// updated" or "" (dry run); RefreshSchedule likewise for marts-refresh.
+	Schedule        string `json:"schedule,omitempty"`
+	RefreshSchedule string `json:"refresh_schedule,omitempty"`
+	// MartZone is the zone the marts' days are cut in, as recorded.
+	MartZone string `json:"mart_zone,omitempty"`
 }
 
 // Summary renders the outcome in one line per applied resource.
@@ -78,6 +83,12 @@ func (r ProvisionResult) Summary() string {
 	if r.Schedule != "" {
 		fmt.Fprintf(&b, "Schedule %s: %s.\n", NightlyScheduleID, r.Schedule)
 	}
+	if r.RefreshSchedule != "" {
+		fmt.Fprintf(&b, "Schedule %s: %s (rebuilds the marts of days whose gold changed, every %s).\n", RefreshScheduleID, r.RefreshSchedule, RefreshEvery)
+	}
+	if r.MartZone != "" {
+		fmt.Fprintf(&b, "Marts: days cut in %s.\n", r.MartZone)
+	}
 	return b.String()
 }
 
@@ -86,7 +97,8 @@ func (r ProvisionResult) Summary() string {
 // workflow), refuses a plan with refusals as a whole, then applies every
 // created or changed resource with one activity each, in dependency order
 // (datastore, archive, conduit, lane, insight, gateway, compute), and finally
-// creates the nightly-aggregation schedule if it is absent. Each activity
+// records the marts' zone and creates the nightly-aggregation and
+// marts-refresh schedules if they are absent. Each activity
 // records its resource in the catalog on success, so a rerun after a failure
 // plans only what is left.
 func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
@@ -145,18 +157,53 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 		res.Applied = append(res.Applied, r)
 	}
 
-	var sr activities.ScheduleResult
-	if err := workflow.ExecuteActivity(ctx, p.EnsureSchedule, activities.ScheduleInput{
-		ID: NightlyScheduleID, Workflow: "NightlyAggregation", TaskQueue: BatchQueue,
-		Hour: NightlyHour, Zone: in.ScheduleZone, CatchupWindow: NightlyCatchupWindow,
-	}).Get(ctx, &sr); err != nil {
-		return res, fmt.Errorf("schedule %s: %w", NightlyScheduleID, err)
+	zone := in.ScheduleZone
+	marts := workflow.GetVersion(ctx, martsFollowGold, workflow.DefaultVersion, 1) == 1
+	if marts {
+		// The zone goes into the warehouse first, so that the schedules
+		// and every other path agree on it.
+		var m *activities.Marts
+		var z activities.MartZoneResult
+		if err := workflow.ExecuteActivity(ctx, m.RecordMartZone, activities.MartZoneInput{Zone: in.ScheduleZone}).Get(ctx, &z); err != nil {
+			return res, fmt.Errorf("record the mart zone: %w", err)
+		}
+		zone, res.MartZone = z.Zone, z.Zone
 	}
-	res.Schedule = "exists"
-	if sr.Created {
-		res.Schedule = "created"
+	if res.Schedule, err = ensureSchedule(ctx, p, activities.ScheduleInput{
+		ID: NightlyScheduleID, Workflow: "NightlyAggregation", TaskQueue: BatchQueue,
+		Hour: NightlyHour, Zone: zone, CatchupWindow: NightlyCatchupWindow,
+	}); err != nil {
+		return res, err
+	}
+	if marts {
+		if res.RefreshSchedule, err = ensureSchedule(ctx, p, activities.ScheduleInput{
+			ID: RefreshScheduleID, Workflow: "RefreshMarts", TaskQueue: BatchQueue,
+			Every: RefreshEvery, CatchupWindow: RefreshCatchupWindow,
+		}); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
+}
+
+// martsFollowGold versions Provision's steps that record the mart zone and
+// create the marts-refresh schedule.
+const martsFollowGold = "marts-follow-gold"
+
+// ensureSchedule runs EnsureSchedule and says what it did: "created",
+// "zone updated" or "exists".
+func ensureSchedule(ctx workflow.Context, p *activities.Provisioner, in activities.ScheduleInput) (string, error) {
+	var sr activities.ScheduleResult
+	if err := workflow.ExecuteActivity(ctx, p.EnsureSchedule, in).Get(ctx, &sr); err != nil {
+		return "", fmt.Errorf("schedule %s: %w", in.ID, err)
+	}
+	switch {
+	case sr.Created:
+		return "created", nil
+	case sr.Updated:
+		return "zone updated to " + in.Zone, nil
+	}
+	return "exists", nil
 }
 
 // applyActivity returns the activity that applies resources of kind k.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -51,8 +52,10 @@ func withPartitions(t *testing.T, raw []byte, n int) []byte {
 }
 
 type provisionEnv struct {
-	env   *testsuite.TestWorkflowEnvironment
-	order []string // "kind/name" of every resource activity run
+	env       *testsuite.TestWorkflowEnvironment
+	order     []string // "kind/name" of every resource activity run
+	schedules []string // ids of the schedules ensured
+	zone      string   // the zone the nightly schedule must get; default UTC
 }
 
 // newProvisionEnv stubs every Provisioner activity: the catalog returns
@@ -60,7 +63,7 @@ type provisionEnv struct {
 // names the resource ("kind/name").
 func newProvisionEnv(t *testing.T, catalog []blueprint.CatalogEntry, fail map[string]error) *provisionEnv {
 	var s testsuite.WorkflowTestSuite
-	pe := &provisionEnv{env: s.NewTestWorkflowEnvironment()}
+	pe := &provisionEnv{env: s.NewTestWorkflowEnvironment(), zone: "UTC"}
 	var p *activities.Provisioner
 	pe.env.RegisterActivity(p)
 	pe.env.OnActivity(p.LoadCatalog, mock.Anything).Return(activities.LoadCatalogResult{Entries: catalog}, nil)
@@ -75,11 +78,23 @@ func newProvisionEnv(t *testing.T, catalog []blueprint.CatalogEntry, fail map[st
 				return activities.ResourceResult{Kind: in.Kind, Name: in.Name, Detail: "ok"}, nil
 			})
 	}
+	var m *activities.Marts
+	pe.env.RegisterActivity(m)
+	pe.env.OnActivity(m.RecordMartZone, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.MartZoneInput) (activities.MartZoneResult, error) {
+			if in.Zone == "" {
+				return activities.MartZoneResult{Zone: "UTC"}, nil
+			}
+			return activities.MartZoneResult{Zone: in.Zone}, nil
+		})
 	pe.env.OnActivity(p.EnsureSchedule, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ScheduleInput) (activities.ScheduleResult, error) {
-			if in.ID != NightlyScheduleID || in.Workflow != "NightlyAggregation" || in.TaskQueue != BatchQueue || in.Hour != 2 || in.CatchupWindow <= 0 {
-				return activities.ScheduleResult{}, temporal.NewNonRetryableApplicationError("bad schedule input", "Test", nil)
+			nightly := in.ID == NightlyScheduleID && in.Workflow == "NightlyAggregation" && in.Hour == 2 && in.Every == 0 && in.Zone == pe.zone
+			refresh := in.ID == RefreshScheduleID && in.Workflow == "RefreshMarts" && in.Every == RefreshEvery
+			if !(nightly || refresh) || in.TaskQueue != BatchQueue || in.CatchupWindow <= 0 {
+				return activities.ScheduleResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("bad schedule input %+v", in), "Test", nil)
 			}
+			pe.schedules = append(pe.schedules, in.ID)
 			return activities.ScheduleResult{ID: in.ID, Created: true}, nil
 		})
 	return pe
@@ -118,8 +133,27 @@ func TestProvisionFromNothingRunsEveryResourceInDependencyOrder(t *testing.T) {
 	if len(res.Applied) != len(want) || res.Schedule != "created" || res.Plan.Count(blueprint.ActionCreate) != len(want) {
 		t.Fatalf("result %+v", res)
 	}
+	if strings.Join(pe.schedules, " ") != NightlyScheduleID+" "+RefreshScheduleID || res.RefreshSchedule != "created" || res.MartZone != "UTC" {
+		t.Fatalf("schedules %v, result %+v", pe.schedules, res)
+	}
 	if !strings.Contains(res.PlanText, "+ create conduit events") {
 		t.Fatalf("plan text:\n%s", res.PlanText)
+	}
+}
+
+// TestProvisionRecordsTheMartZone: the zone is recorded in the warehouse
+// and the nightly schedule gets the zone in force.
+func TestProvisionRecordsTheMartZone(t *testing.T) {
+	bp, raw := seed(t)
+	pe := newProvisionEnv(t, bp.Entries(), nil)
+	pe.zone = "Asia/Tokyo"
+	res, err := pe.run(t, ProvisionInput{Blueprint: raw, ScheduleZone: "Asia/Tokyo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MartZone != "Asia/Tokyo" || !strings.Contains(res.Summary(), "Marts: days cut in Asia/Tokyo.") ||
+		!strings.Contains(res.Summary(), "Schedule marts-refresh: created") {
+		t.Fatalf("result %+v\n%s", res, res.Summary())
 	}
 }
 

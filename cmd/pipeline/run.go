@@ -155,7 +155,7 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 	if err != nil {
 		return err
 	}
-	bf, err := newBackfiller(cfg, store)
+	bf, err := newBackfiller(cfg, store, tc)
 	if err != nil {
 		slog.Warn("the Backfill workflow is not served by this worker", "err", err)
 	}
@@ -182,7 +182,7 @@ func runAggregate(ctx context.Context, args []string) error {
 	fs := newFlagSet("aggregate", "--date YYYY-MM-DD [flags]")
 	cfg.Register(fs)
 	date := fs.String("date", "", "the day to aggregate, YYYY-MM-DD (required)")
-	zone := fs.String("zone", "", "IANA time zone that cuts the day (default UTC)")
+	zone := fs.String("zone", "", "IANA time zone that cuts the day (default: the marts' zone, set by `pipeline provision --schedule-zone`, UTC when none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -209,7 +209,7 @@ func runAggregate(ctx context.Context, args []string) error {
 	if err := run.Get(ctx, &res); err != nil {
 		return fmt.Errorf("workflow %s: %w", run.GetID(), err)
 	}
-	fmt.Printf("marts for %s rebuilt: %d product metric rows, %d revenue rows, %d audit summary rows\n",
-		res.Day, res.ProductMetrics, res.Revenue, res.AuditSummary)
+	fmt.Printf("marts for %s (%s) rebuilt: %d product metric rows, %d revenue rows, %d audit summary rows\n",
+		res.Day, res.Zone, res.ProductMetrics, res.Revenue, res.AuditSummary)
 	return nil
 }
