@@ -447,7 +447,7 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 	}
 	var recs []lake.Record
 	if found {
-		if recs, err = a.readBronze(ctx, obj); err != nil {
+		if recs, err = readBronze(ctx, a.lake, obj); err != nil {
 			return pf, err
 		}
 		pf.reused = true
@@ -498,7 +498,7 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 			if err := a.lake.Delete(ctx, key); err != nil {
 				log.Warn("could not delete the orphan bronze object (harmless: readers go through the index)", "key", key, "error", err)
 			}
-			if recs, err = a.readBronze(ctx, won); err != nil {
+			if recs, err = readBronze(ctx, a.lake, won); err != nil {
 				return pf, err
 			}
 			rows, bad = clean(in.Topic, recs)
@@ -599,30 +599,6 @@ func (a *Activities) outOfRange(ctx context.Context, topic string, p int32, next
 				topic, p, next, bd.Next), ErrTypeOffsetAhead, nil)
 	}
 	return pf, fmt.Errorf("topic %s partition %d: offset %d out of range (bounds %d..%d)", topic, p, next, bd.First, bd.Next)
-}
-
-// readBronze reads back a recorded bronze object and checks it against the
-// index.
-func (a *Activities) readBronze(ctx context.Context, obj warehouse.BronzeObject) ([]lake.Record, error) {
-	data, err := a.lake.Get(ctx, obj.Key)
-	if errors.Is(err, lake.ErrNotFound) {
-		return nil, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("bronze object %s (partition %d offsets %d..%d) is recorded in pipeline.bronze_objects but missing from the bucket",
-				obj.Key, obj.Partition, obj.First, obj.Last), ErrTypeBronzeCorrupt, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read bronze partition %d offsets %d..%d: %w", obj.Partition, obj.First, obj.Last, err)
-	}
-	recs, err := lake.DecodeBronze(data)
-	if err == nil && (len(recs) != obj.Records || recs[0].Offset != obj.First || recs[len(recs)-1].Offset != obj.Last) {
-		err = fmt.Errorf("holds %d records, index says %d records at offsets %d..%d", len(recs), obj.Records, obj.First, obj.Last)
-	}
-	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("bronze object %s (partition %d offsets %d..%d) is corrupt: %v", obj.Key, obj.Partition, obj.First, obj.Last, err),
-			ErrTypeBronzeCorrupt, err)
-	}
-	return recs, nil
 }
 
 // clean decodes every record with the topic's cleaning rule (event.Decode

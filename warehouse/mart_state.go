@@ -303,3 +303,45 @@ func recordMartBuild(ctx context.Context, conn *pgx.Conn, day Day, claimed, buil
 	}
 	return nil
 }
+
+// MartStatus is the state of the marts, for /status.
+type MartStatus struct {
+	// Tracked is false on a database without pipeline.mart_days (not
+	// migrated to this version yet); the rest is then empty.
+	Tracked bool   `json:"tracked"`
+	Zone    string `json:"zone"`       // the marts' zone (MartZone)
+	Built   int64  `json:"built_days"` // days whose marts were built
+	// Pending are the days pending a rebuild, longest pending first, at
+	// most the limit asked; PendingTotal counts them all.
+	Pending      []MartDay `json:"pending"`
+	PendingTotal int64     `json:"pending_total"`
+}
+
+// MartStatus reads the marts' zone, how many days they hold and up to
+// limit of the days pending a rebuild.
+func (s *Store) MartStatus(ctx context.Context, limit int) (MartStatus, error) {
+	st := MartStatus{Pending: []MartDay{}}
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('pipeline.mart_days') IS NOT NULL`).Scan(&st.Tracked); err != nil {
+		return st, fmt.Errorf("mart status: %w", err)
+	}
+	if !st.Tracked {
+		return st, nil
+	}
+	loc, err := s.MartZone(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Zone = loc.String()
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pipeline.mart_days`).Scan(&st.Built); err != nil {
+		return st, fmt.Errorf("mart status: %w", err)
+	}
+	days, total, err := s.PendingMartDays(ctx, limit)
+	if err != nil {
+		return st, err
+	}
+	if days != nil {
+		st.Pending = days
+	}
+	st.PendingTotal = total
+	return st, nil
+}

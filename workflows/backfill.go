@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/acme/pipeline/activities"
 )
@@ -22,9 +21,15 @@ const (
 // Defaults and limits of a backfill.
 const (
 	DefaultBackfillMaxDays     = 31
-	DefaultBackfillConcurrency = 2
+	DefaultBackfillConcurrency = 4
 	MaxBackfillConcurrency     = 16
 	DefaultBackfillTopic       = "events"
+	// BackfillDaysAtOnce is how many days are in flight at once: the next
+	// day's units start while the last steps of a day (gold, marts) run.
+	BackfillDaysAtOnce = 2
+	// maxRestage bounds the rounds of staging units again that a database
+	// restart (which empties the unlogged staging tables) may need.
+	maxRestage = 3
 )
 
 // AllLayers are the layers a backfill rebuilds when none are named, in order.
@@ -44,35 +49,67 @@ type BackfillInput struct {
 	DryRun bool `json:"dry_run,omitempty"`
 	// MaxDays refuses a longer range. Default 31.
 	MaxDays int `json:"max_days,omitempty"`
-	// Concurrency is how many days are rebuilt at once. Default 2, at most 16.
+	// Concurrency is how many units of work (a share of a day's sources to
+	// stage, or one silver hour to write) run at once, over every worker
+	// polling batch-jobs. Default 4, at most 16.
 	Concurrency int `json:"concurrency,omitempty"`
 	// Topic whose bronze objects are read. Default "events".
 	Topic string `json:"topic,omitempty"`
 }
 
-// BackfillProgress is the answer to the progress query.
+// BackfillProgress is the answer to the progress query. Units are the
+// steps of the days planned so far (staging shares, silver hours, gold,
+// marts): their total grows as days are planned.
 type BackfillProgress struct {
 	DaysTotal  int      `json:"days_total"`
 	DaysDone   int      `json:"days_done"`
+	UnitsTotal int      `json:"units_total"`
+	UnitsDone  int      `json:"units_done"`
 	CurrentDay string   `json:"current_day,omitempty"` // the latest day started and not done
 	Running    []string `json:"running,omitempty"`     // every day in flight
-	Rows       int64    `json:"rows"`                  // silver/gold rows of the days done
+	Rows       int64    `json:"rows"`                  // distinct events of the days resolved
 	Paused     bool     `json:"paused"`
 	DryRun     bool     `json:"dry_run"`
 	Failed     string   `json:"failed,omitempty"` // the day that failed, if any
 }
 
+// BackfillDayResult reports what was (or, in a dry run, would be) rebuilt of
+// one day.
+type BackfillDayResult struct {
+	Day           string `json:"day"`
+	DryRun        bool   `json:"dry_run"`
+	Rebuild       int64  `json:"rebuild,omitempty"` // pipeline.rebuilds.rebuild_id
+	Units         int    `json:"units"`
+	BronzeObjects int    `json:"bronze_objects"` // bronze objects whose event hours touch the day
+	SilverSources int    `json:"silver_sources"` // live silver files read (gold-only rebuild)
+	Records       int64  `json:"records"`        // records (or silver rows) in them
+	Quarantined   int64  `json:"quarantined"`    // records that failed cleaning
+	OtherDays     int64  `json:"other_days"`     // cleaned records of other days
+	Duplicates    int64  `json:"duplicates"`     // rows of the day whose event_id was seen already
+	Rows          int64  `json:"rows"`           // distinct events of the day
+	SilverFiles   int    `json:"silver_files"`   // silver files written
+	SilverReplace int    `json:"silver_replaced"`
+	SilverKept    int    `json:"silver_kept"`  // live files of offsets read after the plan, left live
+	GoldBefore    int64  `json:"gold_before"`  // gold.events rows of the day before
+	GoldDeleted   int64  `json:"gold_deleted"` // rows of the rebuild's offset ranges replaced
+	GoldInserted  int64  `json:"gold_inserted"`
+	GoldKept      int64  `json:"gold_kept"` // rows of the day from offsets the rebuild did not read, kept
+	GoldPayments  int64  `json:"gold_payments"`
+	GoldAudit     int64  `json:"gold_audit"`
+	MartRows      int64  `json:"mart_rows"`
+}
+
 // BackfillResult reports every day, in day order, and the totals.
 type BackfillResult struct {
-	From          string                         `json:"from"`
-	To            string                         `json:"to"`
-	Layers        []string                       `json:"layers"`
-	DryRun        bool                           `json:"dry_run"`
-	Days          []activities.BackfillDayResult `json:"days"`
-	BronzeObjects int                            `json:"bronze_objects"`
-	Records       int64                          `json:"records"`
-	Rows          int64                          `json:"rows"`
-	GoldInserted  int64                          `json:"gold_inserted"`
+	From          string              `json:"from"`
+	To            string              `json:"to"`
+	Layers        []string            `json:"layers"`
+	DryRun        bool                `json:"dry_run"`
+	Days          []BackfillDayResult `json:"days"`
+	BronzeObjects int                 `json:"bronze_objects"`
+	Records       int64               `json:"records"`
+	Rows          int64               `json:"rows"`
+	GoldInserted  int64               `json:"gold_inserted"`
 }
 
 // backfillPlan is a validated BackfillInput.
@@ -138,140 +175,6 @@ func planBackfill(in BackfillInput) (backfillPlan, error) {
 		p.days = append(p.days, d.Format(time.DateOnly))
 	}
 	return p, nil
-}
-
-// Backfill rebuilds the days From..To (UTC, inclusive) layer by layer from
-// bronze: one BackfillDay activity per day, at most Concurrency at once, in
-// day order. Bad input fails at once, non-retryably, naming the field. The
-// progress query reports days done; the pause signal stops starting days
-// (days in flight finish), resume starts them again. Cancellation lets the
-// days in flight finish and starts no other.
-func Backfill(ctx workflow.Context, in BackfillInput) (BackfillResult, error) {
-	plan, err := planBackfill(in)
-	if err != nil {
-		return BackfillResult{}, err
-	}
-	log := workflow.GetLogger(ctx)
-	res := BackfillResult{From: in.From, To: in.To, Layers: plan.layers, DryRun: in.DryRun,
-		Days: make([]activities.BackfillDayResult, len(plan.days))}
-	prog := BackfillProgress{DaysTotal: len(plan.days), DryRun: in.DryRun}
-	running := map[string]bool{}
-	update := func() {
-		prog.Running = prog.Running[:0]
-		for _, d := range plan.days {
-			if running[d] {
-				prog.Running = append(prog.Running, d)
-			}
-		}
-		prog.CurrentDay = ""
-		if n := len(prog.Running); n > 0 {
-			prog.CurrentDay = prog.Running[n-1]
-		}
-	}
-	if err := workflow.SetQueryHandler(ctx, BackfillProgressQuery, func() (BackfillProgress, error) {
-		out := prog
-		out.Running = slices.Clone(prog.Running)
-		return out, nil
-	}); err != nil {
-		return res, err
-	}
-	pauseCh := workflow.GetSignalChannel(ctx, BackfillPauseSignal)
-	resumeCh := workflow.GetSignalChannel(ctx, BackfillResumeSignal)
-	workflow.Go(ctx, func(gctx workflow.Context) {
-		for {
-			sel := workflow.NewSelector(gctx)
-			sel.AddReceive(pauseCh, func(c workflow.ReceiveChannel, _ bool) {
-				c.Receive(gctx, nil)
-				if !prog.Paused {
-					log.Info("backfill paused")
-				}
-				prog.Paused = true
-			})
-			sel.AddReceive(resumeCh, func(c workflow.ReceiveChannel, _ bool) {
-				c.Receive(gctx, nil)
-				if prog.Paused {
-					log.Info("backfill resumed")
-				}
-				prog.Paused = false
-			})
-			sel.Select(gctx)
-			if gctx.Err() != nil {
-				return
-			}
-		}
-	})
-
-	// Days in flight run on a disconnected context: a cancellation lets them
-	// finish (each replaces its day atomically) and starts no other.
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	dctx = workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Hour,
-		HeartbeatTimeout:    2 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        2 * time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			MaximumAttempts:        10,
-			NonRetryableErrorTypes: []string{activities.ErrTypeBackfillInput, activities.ErrTypeBackfill},
-		},
-	})
-	var b *activities.Backfiller
-	var failure error
-	inFlight := 0
-	var stopErr error
-	for i, day := range plan.days {
-		err := workflow.Await(ctx, func() bool { return failure != nil || (!prog.Paused && inFlight < plan.concurrency) })
-		if err != nil {
-			stopErr = err // cancelled
-			break
-		}
-		if failure != nil {
-			break
-		}
-		inFlight++
-		running[day] = true
-		update()
-		f := workflow.ExecuteActivity(dctx, b.BackfillDay, activities.BackfillDayInput{
-			Day: day, Topic: plan.topic, Layers: plan.layers, DryRun: in.DryRun})
-		workflow.Go(dctx, func(gctx workflow.Context) {
-			var dr activities.BackfillDayResult
-			err := f.Get(gctx, &dr)
-			inFlight--
-			delete(running, day)
-			if err != nil {
-				if failure == nil {
-					failure = fmt.Errorf("backfill of %s: %w", day, err)
-					prog.Failed = day
-				}
-			} else {
-				res.Days[i] = dr
-				prog.DaysDone++
-				prog.Rows += dr.Rows
-			}
-			update()
-		})
-	}
-	_ = workflow.Await(dctx, func() bool { return inFlight == 0 })
-	done := res.Days[:0]
-	for _, d := range res.Days {
-		if d.Day == "" {
-			continue
-		}
-		done = append(done, d)
-		res.BronzeObjects += d.BronzeObjects
-		res.Records += d.Records
-		res.Rows += d.Rows
-		res.GoldInserted += d.GoldInserted
-	}
-	res.Days = done
-	if failure != nil {
-		return res, failure
-	}
-	if stopErr != nil {
-		log.Info("backfill cancelled between days", "days_done", prog.DaysDone, "days_total", prog.DaysTotal)
-		return res, stopErr
-	}
-	return res, nil
 }
 
 // Validate reports what Backfill would refuse at once; its error names the

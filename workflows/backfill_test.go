@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/acme/pipeline/activities"
+	"github.com/acme/pipeline/warehouse"
 )
 
 func TestBackfillRefusesBadInput(t *testing.T) {
@@ -55,38 +56,104 @@ func TestBackfillRefusesBadInput(t *testing.T) {
 	}
 }
 
-// fakeDays answers BackfillDay with 10 rows per day after delay, recording
-// the days and how many ran at once.
-type fakeDays struct {
+// fakeSteps answers the backfill's steps: every day has 3 units of 10
+// staged rows, 9 winners over 2 hours; each step takes delay (workflow
+// time). It records the days planned and the most units at once.
+type fakeSteps struct {
 	mu              sync.Mutex
-	days            []string
-	inputs          []activities.BackfillDayInput
+	plans           []activities.PlanDayInput
+	staged          map[int64]int // stage attempts per rebuild
+	lostOnce        bool          // the first resolve of each rebuild reports unit 1 missing
+	failDay         string
+	sleep           time.Duration // real time a unit takes, so that units overlap
 	running, maxRun int
+	leased          [][]string
+	released        int
 }
 
-func (f *fakeDays) run(delay time.Duration) func(context.Context, activities.BackfillDayInput) (activities.BackfillDayResult, error) {
-	return func(ctx context.Context, in activities.BackfillDayInput) (activities.BackfillDayResult, error) {
-		f.mu.Lock()
-		f.days = append(f.days, in.Day)
-		f.inputs = append(f.inputs, in)
-		f.running++
-		f.maxRun = max(f.maxRun, f.running)
-		f.mu.Unlock()
-		time.Sleep(delay)
-		f.mu.Lock()
-		f.running--
-		f.mu.Unlock()
-		return activities.BackfillDayResult{Day: in.Day, DryRun: in.DryRun, BronzeObjects: 2, Records: 11, Rows: 10, GoldInserted: 10}, nil
-	}
+func (f *fakeSteps) enter() {
+	f.mu.Lock()
+	f.running++
+	f.maxRun = max(f.maxRun, f.running)
+	f.mu.Unlock()
+	time.Sleep(f.sleep)
 }
 
-func TestBackfillFansOutDays(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+func (f *fakeSteps) leave() {
+	f.mu.Lock()
+	f.running--
+	f.mu.Unlock()
+}
+
+func (f *fakeSteps) register(env *testsuite.TestWorkflowEnvironment, delay time.Duration) {
 	var b *activities.Backfiller
 	env.RegisterActivity(&activities.Backfiller{})
-	f := &fakeDays{}
-	env.OnActivity(b.BackfillDay, mock.Anything, mock.Anything).Return(f.run(50 * time.Millisecond))
+	f.staged = map[int64]int{}
+	day := func(id int64) string {
+		return time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(id)).Format(time.DateOnly)
+	}
+	id := func(d string) int64 {
+		t, _ := time.Parse(time.DateOnly, d)
+		return int64(t.Sub(time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)) / (24 * time.Hour))
+	}
+	env.OnActivity(b.AcquireBackfillDays, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.LeaseInput) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.leased = append(f.leased, in.Days)
+		return nil
+	})
+	env.OnActivity(b.ReleaseBackfillDays, mock.Anything).Return(func(context.Context) (int64, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.released++
+		return 1, nil
+	})
+	env.OnActivity(b.PlanBackfillDay, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PlanDayInput) (warehouse.Rebuild, error) {
+		f.mu.Lock()
+		f.plans = append(f.plans, in)
+		f.mu.Unlock()
+		d, _ := warehouse.ParseDay(in.Day)
+		return warehouse.Rebuild{ID: id(in.Day), Day: d, Topic: in.Topic, Source: warehouse.RebuildFromBronze, Units: 3, Objects: 6, Records: 33}, nil
+	}).After(delay)
+	env.OnActivity(b.StageBackfillUnit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UnitInput) (warehouse.UnitTally, error) {
+		f.enter()
+		defer f.leave()
+		f.mu.Lock()
+		f.staged[in.Rebuild]++
+		f.mu.Unlock()
+		if in.Day == f.failDay {
+			return warehouse.UnitTally{}, temporal.NewNonRetryableApplicationError("bronze object x is corrupt", activities.ErrTypeBronzeCorrupt, nil)
+		}
+		return warehouse.UnitTally{Records: 11, Staged: 10}, nil
+	}).After(delay)
+	env.OnActivity(b.ResolveBackfillDay, mock.Anything, mock.Anything).Return(func(_ context.Context, rebuild int64) (warehouse.Resolved, error) {
+		f.mu.Lock()
+		n := f.staged[rebuild]
+		f.mu.Unlock()
+		if f.lostOnce && n == 3 {
+			return warehouse.Resolved{Missing: []int{1}}, nil
+		}
+		h := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(rebuild))
+		return warehouse.Resolved{Records: 33, Staged: 30, Rows: 9, Duplicates: 21, Hours: []time.Time{h, h.Add(time.Hour)}}, nil
+	}).After(delay)
+	env.OnActivity(b.WriteBackfillSilverHour, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SilverHourInput) (activities.SilverHourResult, error) {
+		f.enter()
+		defer f.leave()
+		return activities.SilverHourResult{Files: 2, Rows: 4, Retired: 1}, nil
+	}).After(delay)
+	env.OnActivity(b.CommitBackfillGold, mock.Anything, mock.Anything).Return(func(_ context.Context, rebuild int64) (warehouse.GoldReplaced, error) {
+		_ = day(rebuild)
+		return warehouse.GoldReplaced{Inserted: 9, Deleted: 5, Kept: 2}, nil
+	}).After(delay)
+	env.OnActivity(b.BuildBackfillMarts, mock.Anything, mock.Anything).Return(int64(3), nil).After(delay)
+	env.OnActivity(b.FinishBackfillDay, mock.Anything, mock.Anything).Return(nil)
+}
+
+func TestBackfillFansOutDaysAndUnits(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f := &fakeSteps{sleep: 30 * time.Millisecond}
+	f.register(env, 0)
 	env.ExecuteWorkflow(Backfill, BackfillInput{From: "2026-10-30", To: "2026-11-03"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -96,52 +163,63 @@ func TestBackfillFansOutDays(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"2026-10-30", "2026-10-31", "2026-11-01", "2026-11-02", "2026-11-03"}
-	if len(res.Days) != 5 || res.Rows != 50 || res.Records != 55 || res.BronzeObjects != 10 || res.GoldInserted != 50 {
+	if len(res.Days) != 5 || res.Rows != 45 || res.Records != 165 || res.BronzeObjects != 30 || res.GoldInserted != 45 {
 		t.Fatalf("result %+v", res)
 	}
 	for i, d := range res.Days {
-		if d.Day != want[i] {
-			t.Fatalf("day %d is %s, want %s", i, d.Day, want[i])
+		if d.Day != want[i] || d.Units != 3 || d.SilverFiles != 4 || d.SilverReplace != 2 || d.GoldKept != 2 || d.MartRows != 3 {
+			t.Fatalf("day %d: %+v, want %s", i, d, want[i])
 		}
 	}
-	if len(f.days) != 5 {
-		t.Fatalf("activity ran for %v", f.days)
+	if len(f.plans) != 5 {
+		t.Fatalf("planned %v", f.plans)
 	}
-	if f.maxRun > DefaultBackfillConcurrency {
-		t.Fatalf("%d days ran at once, want at most %d", f.maxRun, DefaultBackfillConcurrency)
+	if f.maxRun > DefaultBackfillConcurrency || f.maxRun < 2 {
+		t.Fatalf("%d units ran at once, want 2..%d", f.maxRun, DefaultBackfillConcurrency)
 	}
-	for _, in := range f.inputs {
+	for _, in := range f.plans {
 		if in.Topic != "events" || strings.Join(in.Layers, ",") != "silver,gold,marts" || in.DryRun {
-			t.Fatalf("activity input %+v", in)
+			t.Fatalf("plan input %+v", in)
 		}
 	}
-	var p BackfillProgress
+	if len(f.leased) != 1 || strings.Join(f.leased[0], ",") != strings.Join(want, ",") || f.released != 1 {
+		t.Fatalf("leased %v, released %d", f.leased, f.released)
+	}
 	q, err := env.QueryWorkflow(BackfillProgressQuery)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var p BackfillProgress
 	if err := q.Get(&p); err != nil {
 		t.Fatal(err)
 	}
-	if p.DaysDone != 5 || p.DaysTotal != 5 || p.Rows != 50 || p.CurrentDay != "" {
+	// Per day: plan, 3 units, resolve, 2 hours, gold, marts = 9 units.
+	if p.DaysDone != 5 || p.DaysTotal != 5 || p.UnitsTotal != 45 || p.UnitsDone != 45 || p.Rows != 45 || p.CurrentDay != "" {
 		t.Fatalf("progress %+v", p)
 	}
 }
 
+func TestBackfillRestagesLostUnits(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f := &fakeSteps{lostOnce: true}
+	f.register(env, 0)
+	env.ExecuteWorkflow(Backfill, BackfillInput{From: "2026-11-01", To: "2026-11-01"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.staged[id20261101()]; n != 4 {
+		t.Fatalf("staged %d times, want 3 units + 1 again", n)
+	}
+}
+
+func id20261101() int64 { return 31 }
+
 func TestBackfillPauseResume(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	var b *activities.Backfiller
-	env.RegisterActivity(&activities.Backfiller{})
-	var mu sync.Mutex
-	var started []string
-	env.OnActivity(b.BackfillDay, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.BackfillDayInput) (activities.BackfillDayResult, error) {
-			mu.Lock()
-			started = append(started, in.Day)
-			mu.Unlock()
-			return activities.BackfillDayResult{Day: in.Day, Rows: 1}, nil
-		}).After(time.Hour) // each day takes an hour of workflow time
+	f := &fakeSteps{}
+	f.register(env, 10*time.Minute)
 	query := func() BackfillProgress {
 		t.Helper()
 		q, err := env.QueryWorkflow(BackfillProgressQuery)
@@ -155,45 +233,39 @@ func TestBackfillPauseResume(t *testing.T) {
 		return p
 	}
 	var atPause, whilePaused, afterResume BackfillProgress
-	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(BackfillPauseSignal, nil)
-	}, 30*time.Minute) // days 1 and 2 in flight
-	env.RegisterDelayedCallback(func() { atPause = query() }, 31*time.Minute)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(BackfillPauseSignal, nil) }, 15*time.Minute) // units of days 1 and 2 in flight
+	env.RegisterDelayedCallback(func() { atPause = query() }, 16*time.Minute)
 	env.RegisterDelayedCallback(func() { whilePaused = query() }, 5*time.Hour)
-	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(BackfillResumeSignal, nil)
-	}, 6*time.Hour)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(BackfillResumeSignal, nil) }, 6*time.Hour)
 	env.RegisterDelayedCallback(func() { afterResume = query() }, 6*time.Hour+time.Minute)
 	env.ExecuteWorkflow(Backfill, BackfillInput{From: "2026-11-01", To: "2026-11-04", Concurrency: 2})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if !atPause.Paused || atPause.DaysDone != 0 || len(atPause.Running) != 2 || atPause.CurrentDay != "2026-11-02" {
+	if !atPause.Paused || atPause.DaysDone != 0 || len(atPause.Running) != 2 {
 		t.Fatalf("at pause: %+v", atPause)
 	}
-	// The two days in flight finish; no other starts while paused.
-	if !whilePaused.Paused || whilePaused.DaysDone != 2 || len(whilePaused.Running) != 0 {
-		t.Fatalf("while paused: %+v", whilePaused)
+	// Units in flight finish; no other starts while paused.
+	if !whilePaused.Paused || whilePaused.UnitsDone != atPause.UnitsDone+2 || whilePaused.DaysDone != 0 {
+		t.Fatalf("while paused: %+v (at pause %+v)", whilePaused, atPause)
 	}
-	if afterResume.Paused || len(afterResume.Running) != 2 {
+	if afterResume.Paused {
 		t.Fatalf("after resume: %+v", afterResume)
 	}
 	var res BackfillResult
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Days) != 4 || len(started) != 4 {
-		t.Fatalf("days %+v, started %v", res.Days, started)
+	if len(res.Days) != 4 {
+		t.Fatalf("days %+v", res.Days)
 	}
 }
 
 func TestBackfillDryRun(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	var b *activities.Backfiller
-	env.RegisterActivity(&activities.Backfiller{})
-	f := &fakeDays{}
-	env.OnActivity(b.BackfillDay, mock.Anything, mock.Anything).Return(f.run(0))
+	f := &fakeSteps{}
+	f.register(env, 0)
 	env.ExecuteWorkflow(Backfill, BackfillInput{From: "2026-11-01", To: "2026-11-02", Layers: []string{"gold"}, DryRun: true, Topic: "t"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -202,31 +274,46 @@ func TestBackfillDryRun(t *testing.T) {
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
-	if !res.DryRun || len(res.Days) != 2 || !res.Days[0].DryRun || strings.Join(res.Layers, ",") != "gold" {
+	if !res.DryRun || len(res.Days) != 2 || !res.Days[0].DryRun || res.Days[0].Rows != 9 || res.Days[0].GoldInserted != 0 ||
+		res.Days[0].SilverFiles != 0 || strings.Join(res.Layers, ",") != "gold" {
 		t.Fatalf("result %+v", res)
 	}
-	for _, in := range f.inputs {
+	for _, in := range f.plans {
 		if !in.DryRun || in.Topic != "t" || strings.Join(in.Layers, ",") != "gold" {
-			t.Fatalf("activity input %+v", in)
+			t.Fatalf("plan input %+v", in)
 		}
+	}
+	if len(f.leased) != 0 {
+		t.Fatalf("a dry run leased %v", f.leased)
 	}
 }
 
 func TestBackfillStopsAtAFailedDay(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	var b *activities.Backfiller
-	env.RegisterActivity(&activities.Backfiller{})
-	env.OnActivity(b.BackfillDay, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.BackfillDayInput) (activities.BackfillDayResult, error) {
-			if in.Day == "2026-11-02" {
-				return activities.BackfillDayResult{}, temporal.NewNonRetryableApplicationError("bronze object x is corrupt", activities.ErrTypeBackfill, nil)
-			}
-			return activities.BackfillDayResult{Day: in.Day}, nil
-		})
+	f := &fakeSteps{failDay: "2026-11-02"}
+	f.register(env, time.Minute)
 	env.ExecuteWorkflow(Backfill, BackfillInput{From: "2026-11-01", To: "2026-11-10", Concurrency: 1})
 	err := env.GetWorkflowError()
 	if err == nil || !strings.Contains(err.Error(), "backfill of 2026-11-02") || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("error %v", err)
+	}
+	if len(f.plans) > 3 || f.released != 1 {
+		t.Fatalf("planned %d days after the failure, released %d", len(f.plans), f.released)
+	}
+}
+
+func TestBackfillConflictNamesTheHolder(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	var b *activities.Backfiller
+	env.RegisterActivity(&activities.Backfiller{})
+	env.OnActivity(b.AcquireBackfillDays, mock.Anything, mock.Anything).Return(
+		temporal.NewNonRetryableApplicationError("another backfill is rebuilding 2026-11-01 by workflow backfill-2026-11-01-2026-11-01", activities.ErrTypeBackfillConflict, nil))
+	env.ExecuteWorkflow(Backfill, BackfillInput{From: "2026-11-01", To: "2026-11-01"})
+	err := env.GetWorkflowError()
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeBackfillConflict || !strings.Contains(ae.Message(), "by workflow backfill-2026-11-01") {
 		t.Fatalf("error %v", err)
 	}
 }
@@ -234,25 +321,16 @@ func TestBackfillStopsAtAFailedDay(t *testing.T) {
 func TestBackfillCancelStopsBetweenDays(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	var b *activities.Backfiller
-	env.RegisterActivity(&activities.Backfiller{})
-	var mu sync.Mutex
-	var started []string
-	env.OnActivity(b.BackfillDay, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.BackfillDayInput) (activities.BackfillDayResult, error) {
-			mu.Lock()
-			started = append(started, in.Day)
-			mu.Unlock()
-			return activities.BackfillDayResult{Day: in.Day, Rows: 1}, nil
-		}).After(time.Hour)
-	env.RegisterDelayedCallback(env.CancelWorkflow, 90*time.Minute) // day 2 in flight
-	env.ExecuteWorkflow(Backfill, BackfillInput{From: "2026-11-01", To: "2026-11-05", Concurrency: 1})
+	f := &fakeSteps{}
+	f.register(env, 10*time.Minute)
+	env.RegisterDelayedCallback(env.CancelWorkflow, 15*time.Minute) // days 1 and 2 in flight
+	env.ExecuteWorkflow(Backfill, BackfillInput{From: "2026-11-01", To: "2026-11-05", Concurrency: 2})
 	err := env.GetWorkflowError()
 	var ce *temporal.CanceledError
 	if !errors.As(err, &ce) {
 		t.Fatalf("want cancelled, got %v", err)
 	}
-	if len(started) != 2 {
-		t.Fatalf("started %v, want the first two days only", started)
+	if len(f.plans) != 2 || f.released != 1 {
+		t.Fatalf("planned %v, released %d: want the first two days only, released", f.plans, f.released)
 	}
 }

@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -18,6 +15,7 @@ import (
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/workflows"
 )
@@ -57,18 +55,18 @@ func runBackfill(ctx context.Context, args []string) error {
 		return err
 	}
 	defer tc.Close()
-	id := backfillWorkflowID(in.From, in.To, in.DryRun)
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.BatchQueue}, workflows.Backfill, in)
+	run, err := starter.StartBackfill(ctx, tc, in)
 	if err != nil {
-		return fmt.Errorf("start Backfill %s..%s: %w", in.From, in.To, err)
+		return err
 	}
+	id := run.GetID()
 	fmt.Printf("Backfill %s..%s (%s%s) started: workflow %s\n", in.From, in.To, strings.Join(in.Layers, ","), map[bool]string{true: ", dry run"}[in.DryRun], id)
 	fmt.Printf("  progress: temporal workflow query -w %s --type progress; pause/resume: temporal workflow signal -w %s --name pause|resume\n", id, id)
 	if *detach {
 		fmt.Println(id)
 		return nil
 	}
-	res, err := waitBackfill(ctx, tc, run, os.Stdout)
+	res, err := starter.WaitBackfill(ctx, tc, run, os.Stdout)
 	if err != nil {
 		var ae *temporal.ApplicationError
 		if errors.As(err, &ae) {
@@ -81,76 +79,6 @@ func runBackfill(ctx context.Context, args []string) error {
 	return nil
 }
 
-// backfillWorkflowID is backfill-FROM-TO-<random>: several backfills of one
-// range may be started, each with its own id.
-func backfillWorkflowID(from, to string, dry bool) string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	kind := "backfill"
-	if dry {
-		kind = "backfill-dry-run"
-	}
-	return fmt.Sprintf("%s-%s-%s-%s", kind, from, to, hex.EncodeToString(b[:]))
-}
-
-// waitBackfill renders the progress query as a bar until the workflow ends.
-func waitBackfill(ctx context.Context, tc client.Client, run client.WorkflowRun, out io.Writer) (workflows.BackfillResult, error) {
-	type outcome struct {
-		res workflows.BackfillResult
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		var o outcome
-		o.err = run.Get(ctx, &o.res)
-		done <- o
-	}()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	last := ""
-	for {
-		select {
-		case o := <-done:
-			if last != "" {
-				fmt.Fprintln(out)
-			}
-			return o.res, o.err
-		case <-ctx.Done():
-			return workflows.BackfillResult{}, ctx.Err()
-		case <-tick.C:
-			v, err := tc.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.BackfillProgressQuery)
-			if err != nil {
-				continue // not started yet, or finishing
-			}
-			var p workflows.BackfillProgress
-			if v.Get(&p) != nil {
-				continue
-			}
-			if line := progressLine(p); line != last {
-				fmt.Fprintf(out, "\r%s", line)
-				last = line
-			}
-		}
-	}
-}
-
-// progressLine renders one line: [#####-----] 3/10 days · 2026-11-04 · 12345 rows.
-func progressLine(p workflows.BackfillProgress) string {
-	const width = 30
-	n := 0
-	if p.DaysTotal > 0 {
-		n = width * p.DaysDone / p.DaysTotal
-	}
-	s := fmt.Sprintf("[%s%s] %d/%d days · %d rows", strings.Repeat("#", n), strings.Repeat("-", width-n), p.DaysDone, p.DaysTotal, p.Rows)
-	if p.CurrentDay != "" {
-		s += " · now " + strings.Join(p.Running, ", ")
-	}
-	if p.Paused {
-		s += " · PAUSED"
-	}
-	return s + "   "
-}
-
 func printBackfillResult(out io.Writer, res workflows.BackfillResult) {
 	verb := "rebuilt"
 	if res.DryRun {
@@ -159,23 +87,28 @@ func printBackfillResult(out io.Writer, res workflows.BackfillResult) {
 	fmt.Fprintf(out, "%s %s..%s (%s): %d days, %d bronze objects, %d records, %d rows\n",
 		verb, res.From, res.To, strings.Join(res.Layers, ","), len(res.Days), res.BronzeObjects, res.Records, res.Rows)
 	for _, d := range res.Days {
-		fmt.Fprintf(out, "  %s  bronze %d objects / %d records (%d quarantined, %d duplicates, %d other days) -> %d rows, %d silver files (%d retired)",
-			d.Day, d.BronzeObjects, d.Records, d.Quarantined, d.Duplicates, d.OtherDays, d.Rows, len(d.SilverFiles), d.SilverReplace)
-		if res.DryRun {
-			fmt.Fprintf(out, ", gold now %d rows\n", d.GoldBefore)
-		} else {
-			fmt.Fprintf(out, ", gold %d -> %d rows (%d payments, %d audit), %d mart rows\n", d.GoldDeleted, d.GoldInserted, d.GoldPayments, d.GoldAudit, d.MartRows)
+		src := fmt.Sprintf("bronze %d objects", d.BronzeObjects)
+		if d.SilverSources > 0 {
+			src = fmt.Sprintf("silver %d files", d.SilverSources)
 		}
+		fmt.Fprintf(out, "  %s  %s / %d records in %d units (%d quarantined, %d duplicates, %d other days) -> %d rows",
+			d.Day, src, d.Records, d.Units, d.Quarantined, d.Duplicates, d.OtherDays, d.Rows)
+		if res.DryRun {
+			fmt.Fprintln(out)
+			continue
+		}
+		fmt.Fprintf(out, "; silver %d files written, %d retired, %d kept; gold %d replaced by %d (%d payments, %d audit), %d rows of later offsets kept; %d mart rows\n",
+			d.SilverFiles, d.SilverReplace, d.SilverKept, d.GoldDeleted, d.GoldInserted, d.GoldPayments, d.GoldAudit, d.GoldKept, d.MartRows)
 	}
 }
 
 // newBackfiller builds the Backfill activities from the configuration: the
 // lake bucket (lakeConfig: path-style with an S3_ENDPOINT, as the dev store
 // and versitygw want) and the warehouse.
-func newBackfiller(cfg config.Config, store *warehouse.Store) (*activities.Backfiller, error) {
+func newBackfiller(cfg config.Config, store *warehouse.Store, tc client.Client) (*activities.Backfiller, error) {
 	lk, err := lake.New(lakeConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
-	return activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store})
+	return activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store, Running: activities.WorkflowRunning(tc)})
 }

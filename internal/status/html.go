@@ -193,6 +193,7 @@ var page = template.Must(template.New("status").Funcs(funcs).Parse(`<!doctype ht
 {{end}}</table>{{else}}<p>none</p>{{end}}
 
 <h2>Catalog</h2>
+{{template "marts" .}}
 {{if .Catalog}}<table id="catalog">
 <tr><th>Kind</th><th>Name</th><th>Status</th><th>Applied</th></tr>
 {{range .Catalog}}<tr><td>{{.Kind}}</td><td>{{.Name}}</td><td>{{.Status}}{{if .Error}}: {{.Error}}{{end}}</td><td>{{clock .AppliedAt}}</td></tr>

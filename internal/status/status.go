@@ -94,6 +94,8 @@ type Snapshot struct {
 // Freshness is about the newest event visible in gold.
 type Freshness struct {
 	// NewestReceived is the largest received_at in gold.events (when the
+	// Marts are the marts' zone and the days pending a rebuild (marts.go).
+	Marts warehouse.MartStatus `json:"marts"`
 	// event API received the newest event); zero when gold has none.
 	NewestReceived time.Time `json:"newest_received,omitzero"`
 	// NewestOccurred is the largest occurred_at among the same recent rows.
@@ -223,6 +225,9 @@ func (s Source) Snapshot(ctx context.Context) (Snapshot, error) {
 	}
 	snap.verdict(s.StaleAfter)
 	return snap, nil
+	if err := s.marts(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
 }
 
 func (s Source) freshness(ctx context.Context, snap *Snapshot) error {

@@ -1,0 +1,100 @@
+package warehouse
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SilverHourSwap reports a rebuild's commit of one silver hour.
+type SilverHourSwap struct {
+	Retired []string `json:"retired,omitempty"` // live files whose rows the rebuild's files now hold
+	Kept    int      `json:"kept"`              // live files of later offsets, left live
+}
+
+// CommitRebuildSilverHour makes outputs (the rebuild's files of one hour,
+// already in the bucket) live and compacted, and retires, in the same
+// transaction, the topic's live files of that hour whose offset range lies
+// within the rebuild's sources. Files of offsets the rebuild never read
+// (written by the stream after the plan) stay live. A live file that covers
+// both (a compaction that merged across the plan) makes it fail with
+// ErrSilverChanged, naming the file; the Backfill workflow keeps hour
+// compaction off the days it holds, so this only happens to a hour compacted
+// between the lease and the plan of a rebuild.
+//
+// A key recorded already in another state is never made live again.
+func (s *Store) CommitRebuildSilverHour(ctx context.Context, rebuild int64, topic string, hour time.Time, outputs []SilverObject) (SilverHourSwap, error) {
+	var res SilverHourSwap
+	outKeys := make([]string, len(outputs))
+	for i := range outputs {
+		outputs[i].Compacted = true
+		outKeys[i] = outputs[i].Key
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if len(outputs) > 0 {
+			var other []string
+			rows, err := tx.Query(ctx, `SELECT object_key || ' (' || state || ')' FROM pipeline.silver_objects
+				WHERE object_key = ANY($1) AND state <> 'live'`, outKeys)
+			if err != nil {
+				return err
+			}
+			if other, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return err
+			}
+			if len(other) > 0 {
+				return fmt.Errorf("files recorded already and no longer live, never revived: %s: %w", strings.Join(other, ", "), ErrSilverChanged)
+			}
+		}
+		rows, err := tx.Query(ctx, `WITH cov AS (`+coveredSQL+`)
+			SELECT f.object_key, COALESCE(c.r @> int8range(f.start_offset, f.end_offset, '[]'), false),
+				COALESCE(c.r && int8range(f.start_offset, f.end_offset, '[]'), false)
+			FROM pipeline.silver_objects f LEFT JOIN cov c ON c.partition = f.partition
+			WHERE f.topic = $2 AND f.hour = $3 AND f.state = 'live' AND NOT (f.object_key = ANY($4))
+			ORDER BY f.object_key
+			FOR UPDATE OF f`, rebuild, topic, hour, outKeys)
+		if err != nil {
+			return err
+		}
+		var straddling []string
+		var key string
+		var covered, overlaps bool
+		_, err = pgx.ForEachRow(rows, []any{&key, &covered, &overlaps}, func() error {
+			switch {
+			case covered:
+				res.Retired = append(res.Retired, key)
+			case overlaps:
+				straddling = append(straddling, key)
+			default:
+				res.Kept++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(straddling) > 0 {
+			return fmt.Errorf("live files cover offsets both read and not read by the rebuild: %s: %w", strings.Join(straddling, ", "), ErrSilverChanged)
+		}
+		if len(outputs) > 0 {
+			_, err := tx.Exec(ctx, insertSilverSQL+` ON CONFLICT (object_key) DO NOTHING`, silverArrays(outputs)...)
+			if err != nil {
+				return err
+			}
+		}
+		if len(res.Retired) > 0 {
+			_, err := tx.Exec(ctx, `UPDATE pipeline.silver_objects SET state = 'replaced', replaced_by = $2, replaced_at = now()
+				WHERE object_key = ANY($1)`, res.Retired, outKeys)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return SilverHourSwap{}, fmt.Errorf("swap silver hour %s (topic %s) for rebuild %d: %w", hour.UTC().Format("2006-01-02T15Z"), topic, rebuild, err)
+	}
+	return res, nil
+}
