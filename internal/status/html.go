@@ -192,8 +192,8 @@ var page = template.Must(template.New("status").Funcs(funcs).Parse(`<!doctype ht
 {{range .Backfills}}<tr><td>{{.ID}}</td><td>{{clock .Started}}</td><td>{{.DayFrom}}..{{.DayTo}} {{.TimeZone}}</td><td>{{.Deleted}}</td><td>{{.Inserted}}</td><td>{{took .}}</td></tr>
 {{end}}</table>{{else}}<p>none</p>{{end}}
 
-<h2>Catalog</h2>
 {{template "marts" .}}
+<h2>Catalog</h2>
 {{if .Catalog}}<table id="catalog">
 <tr><th>Kind</th><th>Name</th><th>Status</th><th>Applied</th></tr>
 {{range .Catalog}}<tr><td>{{.Kind}}</td><td>{{.Name}}</td><td>{{.Status}}{{if .Error}}: {{.Error}}{{end}}</td><td>{{clock .AppliedAt}}</td></tr>

@@ -89,13 +89,13 @@ type Snapshot struct {
 	Loads     []Load         `json:"loads"`     // newest first
 	Backfills []Load         `json:"backfills"` // newest first
 	Catalog   []CatalogEntry `json:"catalog"`
+	// Marts are the marts' zone and the days pending a rebuild (marts.go).
+	Marts warehouse.MartStatus `json:"marts"`
 }
 
 // Freshness is about the newest event visible in gold.
 type Freshness struct {
 	// NewestReceived is the largest received_at in gold.events (when the
-	// Marts are the marts' zone and the days pending a rebuild (marts.go).
-	Marts warehouse.MartStatus `json:"marts"`
 	// event API received the newest event); zero when gold has none.
 	NewestReceived time.Time `json:"newest_received,omitzero"`
 	// NewestOccurred is the largest occurred_at among the same recent rows.
@@ -220,14 +220,14 @@ func (s Source) Snapshot(ctx context.Context) (Snapshot, error) {
 	if err := s.catalog(ctx, &snap); err != nil {
 		return Snapshot{}, err
 	}
+	if err := s.marts(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
 	if err := s.monitoring(ctx, &snap); err != nil {
 		return Snapshot{}, err
 	}
 	snap.verdict(s.StaleAfter)
 	return snap, nil
-	if err := s.marts(ctx, &snap); err != nil {
-		return Snapshot{}, err
-	}
 }
 
 func (s Source) freshness(ctx context.Context, snap *Snapshot) error {

@@ -172,8 +172,8 @@ func (s Snapshot) Text() string {
 	}
 	loads("Last loads", s.Loads, false)
 	loads("Recent backfills", s.Backfills, true)
-
 	s.writeMarts(&b)
+
 	section("Catalog (provisioned resources)")
 	if len(s.Catalog) == 0 {
 		fmt.Fprintln(&b, "none (run `pipeline provision FILE`)")
