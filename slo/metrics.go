@@ -38,12 +38,21 @@ func registerMetrics(store *warehouse.Store) error {
 	if err != nil {
 		return err
 	}
+	// Not an SLO, but read from the database at scrape like the others.
+	setAside, err := meter.Int64ObservableGauge("pipeline.silver.hours_set_aside",
+		metric.WithDescription("Silver (hour, partition) pairs that hour compaction set aside (pipeline.silver_set_aside): a missing or corrupt file; `pipeline status` names them and the reason."))
+	if err != nil {
+		return err
+	}
 	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		// A failed read leaves the series out of this scrape.
 		if n, err := store.NewestVisible(ctx); err == nil && !n.IsZero() {
 			o.ObserveFloat64(fresh, time.Since(n).Seconds())
+		}
+		if n, err := store.CountSetAsideHours(ctx); err == nil {
+			o.ObserveInt64(setAside, n)
 		}
 		if ms, err := store.LatestMeasurements(ctx, time.Now()); err == nil {
 			for _, m := range ms {
@@ -70,6 +79,6 @@ func registerMetrics(store *warehouse.Store) error {
 			}
 		}
 		return nil
-	}, value, good, open, fresh)
+	}, value, good, open, fresh, setAside)
 	return err
 }

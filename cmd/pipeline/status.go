@@ -16,7 +16,8 @@ import (
 )
 
 // runStatus is `pipeline status [--json]`: freshness, lag, throughput,
-// per-layer counts, loads, backfills and catalog, read from the warehouse
+// per-layer counts, silver hours set aside by compaction, loads, backfills
+// and catalog, read from the warehouse
 // (DATABASE_URL) and Kafka (KAFKA_BROKERS). It exits non-zero when the
 // verdict is not OK, so scripts can use it as a check.
 func runStatus(ctx context.Context, args []string) error {

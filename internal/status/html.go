@@ -172,6 +172,7 @@ var page = template.Must(template.New("status").Funcs(funcs).Parse(`<!doctype ht
 <tr><th>Hour</th><th>Bronze</th><th>Quarantined</th><th>Silver</th><th>Gold</th></tr>
 {{range .Layers}}<tr><td>{{hour .Hour}}</td><td>{{.Bronze}}</td><td>{{.Quarantined}}</td><td>{{.Silver}}</td><td>{{.Gold}}</td></tr>
 {{end}}</table>
+{{template "silver" .}}
 
 <h2>Completeness per arrival hour</h2>
 <p class="muted">accepted by the API → consumed into bronze → quarantined + cleaned → new in gold (cleaned − new = repeated event_ids)</p>

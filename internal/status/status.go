@@ -85,6 +85,11 @@ type Snapshot struct {
 	// first: accepted by the API, consumed into bronze, quarantined,
 	// cleaned, new in gold.
 	Arrivals []warehouse.HourAccounting `json:"arrivals"`
+	// SilverSetAside are the silver (hour, partition) pairs that hour
+	// compaction set aside, oldest first (at most MaxSetAside);
+	// SilverSetAsideTotal counts them all.
+	SilverSetAside      []warehouse.SetAsideHour `json:"silver_set_aside"`
+	SilverSetAsideTotal int64                    `json:"silver_set_aside_total"`
 
 	Loads     []Load         `json:"loads"`     // newest first
 	Backfills []Load         `json:"backfills"` // newest first
@@ -224,6 +229,9 @@ func (s Source) Snapshot(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	if err := s.monitoring(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
+	if err := s.silverSetAside(ctx, &snap); err != nil {
 		return Snapshot{}, err
 	}
 	snap.verdict(s.StaleAfter)
