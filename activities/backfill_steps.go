@@ -293,6 +293,10 @@ func (b *Backfiller) WriteBackfillSilverHour(ctx context.Context, in SilverHourI
 		return res, permanentOr(err, "silver hour "+hour.Format("2006-01-02T15Z"))
 	}
 	res.Retired, res.Kept = len(swap.Retired), swap.Kept
+	// The hour is whole again: compaction may take it up if it set it aside.
+	if err := b.wh.ClearSetAsideHours(ctx, in.Topic, hour, hour.Add(time.Hour)); err != nil {
+		return res, err
+	}
 	b.m.step(ctx, LayerSilver, began, "written", res.Rows, 0)
 	activity.GetLogger(ctx).Info("backfill silver hour written", "rebuild", in.Rebuild, "hour", hour.Format("2006-01-02T15Z"),
 		"files", res.Files, "rows", res.Rows, "retired", res.Retired, "kept", res.Kept)

@@ -55,6 +55,9 @@ type CompactedHour struct {
 	RowsOut    int64     `json:"rows_out"`
 	Duplicates int64     `json:"duplicates"` // rows dropped: event_id seen earlier in the hour
 	Conflict   bool      `json:"conflict,omitempty"`
+	// HeldByBackfill: a backfill is rebuilding the hour's day; the hour
+	// stays due and is compacted after it.
+	HeldByBackfill bool `json:"held_by_backfill,omitempty"`
 }
 
 // CompactHoursResult reports a compaction run.
@@ -180,6 +183,14 @@ func (a *Activities) compactPartitionHour(ctx context.Context, ph warehouse.Silv
 	}
 	ch.FilesIn = len(inputs)
 	if len(inputs) == 0 {
+		return ch, nil
+	}
+	// Checked after listing: a backfill planned from now on finds every
+	// input in its sources, so what this run merges it can retire whole.
+	if held, err := a.wh.RebuildOpen(ctx, ph.Hour); err != nil {
+		return ch, err
+	} else if held {
+		ch.HeldByBackfill = true
 		return ch, nil
 	}
 

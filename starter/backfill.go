@@ -51,6 +51,9 @@ func StartBackfill(ctx context.Context, c client.Client, in workflows.BackfillIn
 		TaskQueue:                workflows.BatchQueue,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// Without it the SDK hands back the running backfill as if this
+		// start had begun it.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 	}, workflows.Backfill, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
 	"github.com/acme/pipeline/workflows"
@@ -110,11 +112,12 @@ func TestBackfillOnTemporal(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bf, err := activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store})
+	tc := dialTemporal(t)
+	bf, err := activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store, TempDir: t.TempDir(),
+		Running: activities.WorkflowRunning(tc)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := dialTemporal(t)
 	runWorker(t, worker.Config{Client: tc, Store: store, Backfiller: bf})
 
 	in := workflows.BackfillInput{From: dayText, To: dayText, Topic: topic}
@@ -139,14 +142,31 @@ func TestBackfillOnTemporal(t *testing.T) {
 		}
 		return n
 	}
-	wantKeys := []string{
-		lake.CompactedSilverKey(at(9, 0), 0, 0, 0, activities.BackfillGeneration),  // e1
-		lake.CompactedSilverKey(at(10, 0), 0, 4, 4, activities.BackfillGeneration), // e3
-		lake.CompactedSilverKey(at(10, 0), 1, 2, 2, activities.BackfillGeneration), // e2 (partition 1 copy)
-		lake.CompactedSilverKey(at(11, 0), 1, 0, 0, activities.BackfillGeneration), // e5
-		lake.CompactedSilverKey(at(23, 0), 1, 1, 1, activities.BackfillGeneration), // e6
+	// The backfill's silver files: one per hour and partition, named by
+	// the rebuild, covering the offsets of their rows.
+	wantFiles := []string{
+		"09 p0 0..0", // e1
+		"10 p0 4..4", // e3
+		"10 p1 2..2", // e2 (partition 1 copy)
+		"11 p1 0..0", // e5
+		"23 p1 1..1", // e6
 	}
-
+	liveFiles := func() ([]string, []string) {
+		t.Helper()
+		live, err := store.LiveSilverBetween(ctx, start, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var files, keys []string
+		for _, o := range live {
+			if o.Topic == topic {
+				files = append(files, fmt.Sprintf("%s p%d %d..%d", o.Hour.UTC().Format("15"), o.Partition, o.First, o.Last))
+				keys = append(keys, o.Key)
+			}
+		}
+		slices.Sort(files)
+		return files, keys
+	}
 	// 1. Dry run: the plan, and nothing changes.
 	dry := in
 	dry.DryRun = true
@@ -156,20 +176,20 @@ func TestBackfillOnTemporal(t *testing.T) {
 	}
 	d := res.Days[0]
 	if !d.DryRun || d.BronzeObjects != 2 || d.Records != 9 || d.Quarantined != 1 || d.OtherDays != 1 || d.Duplicates != 2 || d.Rows != 5 ||
-		d.SilverReplace != 1 || !slices.Equal(d.SilverFiles, wantKeys) || d.GoldBefore != 0 || d.GoldInserted != 0 {
+		d.SilverFiles != 0 || d.GoldInserted != 0 {
 		t.Fatalf("dry run day: %+v", d)
 	}
 	if n := count("gold.events"); n != 0 {
 		t.Fatalf("dry run wrote %d gold rows", n)
 	}
-	if st, err := store.SilverStates(ctx, append([]string{streamKey}, wantKeys...)); err != nil || len(st) != 1 || st[streamKey] != "live" {
-		t.Fatalf("dry run changed silver: %v %v", st, err)
+	if _, keys := liveFiles(); !slices.Equal(keys, []string{streamKey}) {
+		t.Fatalf("dry run changed silver: %v", keys)
 	}
 
 	// 2. The backfill, on the in-process worker.
 	res = backfill(in)
 	d = res.Days[0]
-	if d.Rows != 5 || d.GoldInserted != 5 || d.GoldPayments != 2 || d.GoldAudit != 1 || !slices.Equal(d.SilverFiles, wantKeys) || d.SilverReplace != 1 {
+	if d.Rows != 5 || d.GoldInserted != 5 || d.GoldPayments != 2 || d.GoldAudit != 1 || d.SilverFiles != 5 || d.SilverReplace != 1 {
 		t.Fatalf("backfill day: %+v", d)
 	}
 	checkGold := func(when string) {
@@ -201,33 +221,39 @@ func TestBackfillOnTemporal(t *testing.T) {
 		}
 	}
 	checkGold("in-process run")
-	st, err := store.SilverStates(ctx, append([]string{streamKey}, wantKeys...))
+	st, err := store.SilverStates(ctx, []string{streamKey})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st[streamKey] != "replaced" {
 		t.Fatalf("the stream's silver file is %q, want replaced", st[streamKey])
 	}
-	var silverRows int
-	objects := map[string][]byte{}
-	for _, k := range wantKeys {
-		if st[k] != "live" {
-			t.Fatalf("silver %s is %q, want live", k, st[k])
+	silverOf := func() (files []string, rows map[string]int) {
+		t.Helper()
+		files, keys := liveFiles()
+		if !slices.Equal(files, wantFiles) {
+			t.Fatalf("live silver files of the day: %v, want %v", files, wantFiles)
 		}
-		data, err := lk.Get(ctx, k)
-		if err != nil {
-			t.Fatal(err)
+		rows = map[string]int{}
+		for _, k := range keys {
+			data, err := lk.Get(ctx, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err := lake.DecodeRows(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				rows[fmt.Sprintf("%x %s %d/%d", r.EventID, r.Properties, r.Partition, r.Offset)]++
+			}
 		}
-		rows, err := lake.DecodeRows(data)
-		if err != nil {
-			t.Fatal(err)
+		if len(rows) != 5 {
+			t.Fatalf("silver holds %d distinct rows, want 5: %v", len(rows), rows)
 		}
-		silverRows += len(rows)
-		objects[k] = data
+		return files, rows
 	}
-	if silverRows != 5 {
-		t.Fatalf("silver holds %d rows, want 5", silverRows)
-	}
+	_, silverRows := silverOf()
 	before := goldSnapshot(t, ctx, store, start, end, dayText)
 
 	// 3. Delete the day's gold rows; the CLI command of the contract restores them.
@@ -270,33 +296,8 @@ func TestBackfillOnTemporal(t *testing.T) {
 	if again := goldSnapshot(t, ctx, store, start, end, dayText); again != before {
 		t.Fatalf("gold after a rerun differs:\nbefore:\n%s\nafter:\n%s", before, again)
 	}
-	st, err = store.SilverStates(ctx, wantKeys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range wantKeys {
-		data, err := lk.Get(ctx, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st[k] != "live" || !bytes.Equal(data, objects[k]) {
-			t.Fatalf("silver %s changed on a rerun (state %q)", k, st[k])
-		}
-	}
-	live, err := store.LiveSilverBetween(ctx, start, end)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var liveKeys []string
-	for _, o := range live {
-		if o.Topic == topic {
-			liveKeys = append(liveKeys, o.Key)
-		}
-	}
-	slices.Sort(liveKeys)
-	want := slices.Sorted(slices.Values(wantKeys))
-	if !slices.Equal(liveKeys, want) {
-		t.Fatalf("live silver of the day: %v, want %v", liveKeys, want)
+	if _, again := silverOf(); !maps.Equal(again, silverRows) {
+		t.Fatalf("silver changed on a rerun:\n%v\n%v", silverRows, again)
 	}
 
 	// 5. Gold and marts only: gold comes back from the live silver files.
@@ -307,7 +308,7 @@ func TestBackfillOnTemporal(t *testing.T) {
 	}
 	goldOnly := in
 	goldOnly.Layers = []string{"gold", "marts"}
-	if r := backfill(goldOnly); r.Days[0].GoldInserted != 5 || r.Days[0].BronzeObjects != 0 || len(r.Days[0].SilverFiles) != 0 {
+	if r := backfill(goldOnly); r.Days[0].GoldInserted != 5 || r.Days[0].BronzeObjects != 0 || r.Days[0].SilverSources != 5 || r.Days[0].SilverFiles != 0 {
 		t.Fatalf("gold-only backfill: %+v", r.Days[0])
 	}
 	if again := goldSnapshot(t, ctx, store, start, end, dayText); again != before {
@@ -330,11 +331,62 @@ func TestBackfillOnTemporal(t *testing.T) {
 		t.Fatalf("pipeline backfill --dry-run: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if id := lines[len(lines)-1]; !strings.HasPrefix(id, "backfill-dry-run-"+dayText+"-"+dayText+"-") ||
+	if id := lines[len(lines)-1]; id != "backfill-dry-run-"+dayText+"-"+dayText ||
 		!strings.Contains(string(out), "2 bronze objects, 9 records, 5 rows") {
 		t.Fatalf("pipeline backfill --dry-run printed:\n%s", out)
 	}
 	t.Logf("pipeline backfill --dry-run:\n%s", out)
+
+	// 7. One rebuild of a day at a time. A paused backfill holds the day;
+	// the same range again through pipeline backfill is refused by the
+	// server (one id per range), another id through the Temporal CLI by the
+	// day's lease, both naming the running workflow. Resumed, it rebuilds
+	// the day exactly once.
+	first, err := starter.StartBackfill(ctx, tc, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.SignalWorkflow(ctx, first.GetID(), first.GetRunID(), workflows.BackfillPauseSignal, nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		leases, err := store.Leases(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(leases) == 1 && leases[0].RunID == first.GetRunID() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first backfill holds no lease: %+v", leases)
+		}
+	}
+	out, err = exec.CommandContext(ctx, bin, "backfill", "--from", dayText, "--to", dayText, "--topic", topic,
+		"--temporal-address", stack.TemporalAddress).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "already running: workflow "+first.GetID()) {
+		t.Fatalf("pipeline backfill of a running range: %v\n%s", err, out)
+	}
+	input := fmt.Sprintf(`{"from":%q,"to":%q,"topic":%q}`, dayText, dayText, topic)
+	out, err = exec.CommandContext(ctx, filepath.Join(moduleRoot, "bin", "temporal"), "workflow", "execute",
+		"--type", "Backfill", "--task-queue", "batch-jobs", "--workflow-id", "backfill-from-the-cli-"+topic,
+		"--input", input, "--address", stack.TemporalAddress).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "by workflow "+first.GetID()) {
+		t.Fatalf("temporal workflow execute of a held day: %v\n%s", err, out)
+	}
+	t.Logf("the second start from the CLI:\n%s", out)
+	if err := tc.SignalWorkflow(ctx, first.GetID(), first.GetRunID(), workflows.BackfillResumeSignal, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := starter.WaitBackfill(ctx, tc, first, nil); err != nil || len(r.Days) != 1 || r.Days[0].GoldInserted != 5 {
+		t.Fatalf("the first backfill: %+v %v", r, err)
+	}
+	checkGold("after the refused starts")
+	if again := goldSnapshot(t, ctx, store, start, end, dayText); again != before {
+		t.Fatalf("gold after the refused starts differs:\nbefore:\n%s\nafter:\n%s", before, again)
+	}
+	if leases, err := store.Leases(ctx); err != nil || len(leases) != 0 {
+		t.Fatalf("leases left: %+v %v", leases, err)
+	}
 }
 
 // goldSnapshot renders the day's gold facts and marts without load ids and

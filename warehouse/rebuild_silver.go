@@ -21,9 +21,9 @@ type SilverHourSwap struct {
 // within the rebuild's sources. Files of offsets the rebuild never read
 // (written by the stream after the plan) stay live. A live file that covers
 // both (a compaction that merged across the plan) makes it fail with
-// ErrSilverChanged, naming the file; the Backfill workflow keeps hour
-// compaction off the days it holds, so this only happens to a hour compacted
-// between the lease and the plan of a rebuild.
+// ErrSilverChanged, naming the file. Hour compaction leaves alone the hours of
+// a day with an open rebuild (RebuildOpen, checked after it lists its inputs),
+// so such a file should never exist.
 //
 // A key recorded already in another state is never made live again.
 func (s *Store) CommitRebuildSilverHour(ctx context.Context, rebuild int64, topic string, hour time.Time, outputs []SilverObject) (SilverHourSwap, error) {
@@ -97,4 +97,21 @@ func (s *Store) CommitRebuildSilverHour(ctx context.Context, rebuild int64, topi
 		return SilverHourSwap{}, fmt.Errorf("swap silver hour %s (topic %s) for rebuild %d: %w", hour.UTC().Format("2006-01-02T15Z"), topic, rebuild, err)
 	}
 	return res, nil
+}
+
+// MaxRebuildHold is how long an unfinished rebuild keeps hour compaction off
+// its day: a backfill terminated mid-day never finishes its rebuild, and its
+// day compacts again after this.
+const MaxRebuildHold = 24 * time.Hour
+
+// RebuildOpen reports whether a rebuild of the UTC day of hour is planned
+// and not finished (nor older than MaxRebuildHold).
+func (s *Store) RebuildOpen(ctx context.Context, hour time.Time) (bool, error) {
+	var open bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pipeline.rebuilds WHERE day = ($1 AT TIME ZONE 'UTC')::date
+		AND finished_at IS NULL AND NOT dry_run AND created_at > now() - make_interval(secs => $2))`, hour, MaxRebuildHold.Seconds()).Scan(&open)
+	if err != nil {
+		return false, fmt.Errorf("open rebuilds of %s: %w", hour.UTC().Format(time.DateOnly), err)
+	}
+	return open, nil
 }
