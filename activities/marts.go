@@ -12,7 +12,7 @@ import (
 )
 
 // Marts holds the clients of the mart activities (NightlyAggregation,
-// RefreshMarts, and the zone recorded by Provision).
+// RefreshMarts). Provision records the zone (Provisioner.RecordMartZone).
 type Marts struct {
 	Store *warehouse.Store
 }
@@ -101,26 +101,9 @@ func (m *Marts) PendingMartDays(ctx context.Context, in PendingMartDaysInput) (P
 	return res, nil
 }
 
-// MartZoneInput is the zone to record. Zone empty keeps the recorded one.
-type MartZoneInput struct {
-	Zone string `json:"zone,omitempty"` // IANA name
-}
-
-// MartZoneResult is the zone in force afterwards.
+// MartZoneResult is the zone in force.
 type MartZoneResult struct {
 	Zone string `json:"zone"` // IANA name, "UTC" by default
-}
-
-// RecordMartZone records the zone the marts' days are cut in, for every
-// path that builds marts (nightly, refresher, backfill, `pipeline
-// aggregate`), and returns the zone in force. Days built in another zone
-// become pending and are rebuilt by the refresher.
-func (m *Marts) RecordMartZone(ctx context.Context, in MartZoneInput) (MartZoneResult, error) {
-	zone, err := m.Store.SetMartZone(ctx, in.Zone)
-	if err != nil {
-		return MartZoneResult{}, martError("record the mart zone", err)
-	}
-	return MartZoneResult{Zone: zone}, nil
 }
 
 // MartZone returns the zone the marts' days are cut in (UTC when none was

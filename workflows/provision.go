@@ -162,9 +162,8 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 	if marts {
 		// The zone goes into the warehouse first, so that the schedules
 		// and every other path agree on it.
-		var m *activities.Marts
 		var z activities.MartZoneResult
-		if err := workflow.ExecuteActivity(ctx, m.RecordMartZone, activities.MartZoneInput{Zone: in.ScheduleZone}).Get(ctx, &z); err != nil {
+		if err := workflow.ExecuteActivity(ctx, p.RecordMartZone, activities.MartZoneInput{Zone: in.ScheduleZone}).Get(ctx, &z); err != nil {
 			return res, fmt.Errorf("record the mart zone: %w", err)
 		}
 		zone, res.MartZone = z.Zone, z.Zone

@@ -78,9 +78,7 @@ func newProvisionEnv(t *testing.T, catalog []blueprint.CatalogEntry, fail map[st
 				return activities.ResourceResult{Kind: in.Kind, Name: in.Name, Detail: "ok"}, nil
 			})
 	}
-	var m *activities.Marts
-	pe.env.RegisterActivity(m)
-	pe.env.OnActivity(m.RecordMartZone, mock.Anything, mock.Anything).Return(
+	pe.env.OnActivity(p.RecordMartZone, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.MartZoneInput) (activities.MartZoneResult, error) {
 			if in.Zone == "" {
 				return activities.MartZoneResult{Zone: "UTC"}, nil
