@@ -3,8 +3,11 @@ package activities
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -144,4 +147,34 @@ func keepBeating(ctx context.Context, detail string) (stop func()) {
 		}
 	}()
 	return func() { close(done) }
+}
+
+var martMetricsOnce sync.Once
+
+// RegisterMartMetrics registers the gauge pipeline.marts.pending (Prometheus
+// pipeline_marts_pending): the days whose marts wait for a rebuild, read
+// from the warehouse at each collection like the SLO gauges, so that every
+// worker reports the same number. Only the first call in a process
+// registers (its store is the one read).
+func RegisterMartMetrics(store *warehouse.Store) error {
+	var err error
+	martMetricsOnce.Do(func() {
+		m := otel.Meter(instrumentationName)
+		var pending metric.Int64ObservableGauge
+		pending, err = m.Int64ObservableGauge("pipeline.marts.pending",
+			metric.WithDescription("Days whose daily marts wait for a rebuild: gold changed after they were built, a rebuild died, or they were built in another zone. The marts-refresh schedule rebuilds them."))
+		if err != nil {
+			return
+		}
+		_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			// A failed read leaves the series out of this scrape.
+			if _, total, err := store.PendingMartDays(ctx, 1); err == nil {
+				o.ObserveInt64(pending, total)
+			}
+			return nil
+		}, pending)
+	})
+	return err
 }

@@ -159,6 +159,9 @@ func runBatch(cfg Config, failures interceptor.WorkerInterceptor) (stop func(), 
 	batch.RegisterWorkflow(workflows.NightlyAggregation)
 	batch.RegisterWorkflow(workflows.RefreshMarts)
 	batch.RegisterActivity(&activities.Marts{Store: cfg.Store})
+	if err := activities.RegisterMartMetrics(cfg.Store); err != nil {
+		return nil, fmt.Errorf("mart metrics: %w", err)
+	}
 	if cfg.Provisioner != nil {
 		batch.RegisterWorkflow(workflows.Provision)
 		batch.RegisterActivity(cfg.Provisioner)

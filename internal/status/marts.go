@@ -11,7 +11,7 @@ import (
 )
 
 // MaxPendingMarts bounds the pending mart days a snapshot lists (Marts
-// .PendingTotal and the gauge pipeline_marts_pending_days count them all).
+// .PendingTotal and the gauge pipeline_marts_pending counts them all).
 const MaxPendingMarts = 20
 
 // marts reads the marts' zone and the days whose marts wait for a rebuild
