@@ -31,6 +31,11 @@ const (
 	RebuildFromSilver = "silver" // gold from the live silver files
 )
 
+// RebuildWorkMem is PostgreSQL's work_mem for a rebuild's sorts and hashes
+// (per transaction, set locally): memory stays bounded by it, whatever the
+// size of the day.
+const RebuildWorkMem = "128MB"
+
 // Defaults of RebuildPlanInput.
 const (
 	DefaultRebuildUnitRecords = 100_000
@@ -242,6 +247,11 @@ func (s *Store) ResolveRebuild(ctx context.Context, rebuild int64) (Resolved, er
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM pipeline.rebuild_winners WHERE rebuild_id = $1`, rebuild); err != nil {
+			return err
+		}
+		// The sort that picks the winners: in memory up to RebuildWorkMem,
+		// on PostgreSQL's temporary files beyond.
+		if _, err := tx.Exec(ctx, `SELECT set_config('work_mem', $1, true)`, RebuildWorkMem); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO pipeline.rebuild_winners

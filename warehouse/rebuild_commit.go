@@ -123,6 +123,9 @@ func (s *Store) CommitRebuildGold(ctx context.Context, rebuild int64) (GoldRepla
 		if err := lockDays(ctx, tx, r.Day, 1); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `SELECT set_config('work_mem', $1, true)`, RebuildWorkMem); err != nil {
+			return err
+		}
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM gold.events WHERE occurred_at >= $1 AND occurred_at < $2`, start, end).Scan(&res.Before); err != nil {
 			return fmt.Errorf("count gold: %w", err)
 		}

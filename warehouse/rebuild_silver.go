@@ -17,10 +17,10 @@ type SilverHourSwap struct {
 
 // CommitRebuildSilverHour makes outputs (the rebuild's files of one hour,
 // already in the bucket) live and compacted, and retires, in the same
-// transaction, the topic's live files of that hour whose offset range lies
-// within the rebuild's sources. Files of offsets the rebuild never read
-// (written by the stream after the plan) stay live. A live file that covers
-// both (a compaction that merged across the plan) makes it fail with
+// transaction, the topic's live files of that hour made from the rebuild's
+// sources. Files of bronze objects the rebuild never read (written by the
+// stream after the plan) stay live. A live file made from both (a compaction
+// that merged across the plan) makes it fail with
 // ErrSilverChanged, naming the file. Hour compaction leaves alone the hours of
 // a day with an open rebuild (RebuildOpen, checked after it lists its inputs),
 // so such a file should never exist.
@@ -48,10 +48,21 @@ func (s *Store) CommitRebuildSilverHour(ctx context.Context, rebuild int64, topi
 				return fmt.Errorf("files recorded already and no longer live, never revived: %s: %w", strings.Join(other, ", "), ErrSilverChanged)
 			}
 		}
-		rows, err := tx.Query(ctx, `WITH cov AS (`+coveredSQL+`)
-			SELECT f.object_key, COALESCE(c.r @> int8range(f.start_offset, f.end_offset, '[]'), false),
-				COALESCE(c.r && int8range(f.start_offset, f.end_offset, '[]'), false)
-			FROM pipeline.silver_objects f LEFT JOIN cov c ON c.partition = f.partition
+		// A file's rows lie in [start_offset, end_offset], but a merged file
+		// may span offsets of bronze objects that hold nothing of its hour.
+		// It is the rebuild's to retire when it overlaps what the rebuild
+		// read and no bronze object of its hour in that span is unread (one
+		// recorded after the plan).
+		rows, err := tx.Query(ctx, `SELECT f.object_key,
+				EXISTS (SELECT 1 FROM pipeline.rebuild_sources s WHERE s.rebuild_id = $1 AND s.partition = f.partition
+					AND s.start_offset <= f.end_offset AND s.end_offset >= f.start_offset) AS overlaps,
+				EXISTS (SELECT 1 FROM pipeline.bronze_objects o
+					WHERE o.topic = f.topic AND o.partition = f.partition AND o.start_offset <= f.end_offset
+					AND o.start_offset >= COALESCE((SELECT max(b.start_offset) FROM pipeline.bronze_objects b
+						WHERE b.topic = f.topic AND b.partition = f.partition AND b.start_offset <= f.start_offset), f.start_offset)
+					AND o.end_offset >= f.start_offset AND $3 = ANY (o.event_hours)
+					AND NOT EXISTS (SELECT 1 FROM pipeline.rebuild_sources s WHERE s.rebuild_id = $1 AND s.object_key = o.object_key)) AS unread
+			FROM pipeline.silver_objects f
 			WHERE f.topic = $2 AND f.hour = $3 AND f.state = 'live' AND NOT (f.object_key = ANY($4))
 			ORDER BY f.object_key
 			FOR UPDATE OF f`, rebuild, topic, hour, outKeys)
@@ -60,10 +71,10 @@ func (s *Store) CommitRebuildSilverHour(ctx context.Context, rebuild int64, topi
 		}
 		var straddling []string
 		var key string
-		var covered, overlaps bool
-		_, err = pgx.ForEachRow(rows, []any{&key, &covered, &overlaps}, func() error {
+		var overlaps, unread bool
+		_, err = pgx.ForEachRow(rows, []any{&key, &overlaps, &unread}, func() error {
 			switch {
-			case covered:
+			case overlaps && !unread:
 				res.Retired = append(res.Retired, key)
 			case overlaps:
 				straddling = append(straddling, key)

@@ -22,6 +22,16 @@ func WriteCSV(path string, rows []event.Row) error {
 		return err
 	}
 	w := csv.NewWriter(f)
+	if err := AppendCSV(w, rows); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// AppendCSV writes rows to w as WriteCSV does, and flushes it, so that a
+// bench can write a large day in pieces.
+func AppendCSV(w *csv.Writer, rows []event.Row) error {
 	rec := make([]string, 14)
 	for i := range rows {
 		r := &rows[i]
@@ -34,16 +44,11 @@ func WriteCSV(path string, rows []event.Row) error {
 		rec[6], rec[7], rec[8], rec[9], rec[10], rec[11] = r.Properties, amount, r.Currency, r.Actor, r.Action, r.Outcome
 		rec[12], rec[13] = strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)
 		if err := w.Write(rec); err != nil {
-			f.Close()
 			return err
 		}
 	}
 	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return w.Error()
 }
 
 // Timestamp formats microseconds since the epoch as a PostgreSQL timestamptz literal.
