@@ -216,7 +216,12 @@ func SliceRows(rows []event.Row) iter.Seq2[event.Row, error] {
 // reader sees the old days until the commit, then the new ones, never a mix.
 // Running it twice with the same rows leaves the same tables (apart from
 // load_id and loaded_at). It waits for a BuildMarts or ReplaceDays on any of the
-// same days to finish first.
+// same days to finish first, and marks the built marts of those days stale.
+//
+// The Backfill does not use it: deleting whole days would also delete the rows
+// the live stream loads while a backfill runs. It rebuilds through
+// PlanRebuild and CommitRebuildGold, which replace only the offset ranges
+// they read.
 func (s *Store) ReplaceDays(ctx context.Context, in ReplaceInput) (ReplaceResult, error) {
 	if in.From.IsZero() || in.To.IsZero() {
 		return ReplaceResult{}, &InputError{Field: "From", Msg: "From and To are required"}
@@ -270,6 +275,9 @@ func (s *Store) ReplaceDays(ctx context.Context, in ReplaceInput) (ReplaceResult
 			}
 		}
 		res.Duplicates = st.Sent - res.Inserted
+		if err := markMartsStaleRange(ctx, tx, start, end); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `UPDATE pipeline.loads SET rows_seen = $2, rows_inserted = $3, rows_duplicate = $4,
 			rows_out_of_range = $5, rows_deleted = $6, finished_at = clock_timestamp() WHERE load_id = $1`,
 			res.LoadID, res.Rows, res.Inserted, res.Duplicates, res.OutOfRange, res.Deleted)

@@ -25,7 +25,7 @@ func runProvision(ctx context.Context, args []string) error {
 	fs := newFlagSet("provision", "[--dry-run] FILE")
 	cfg.Register(fs)
 	dry := fs.Bool("dry-run", false, "print the plan against the catalog and change nothing")
-	zone := fs.String("schedule-zone", "", "IANA time zone of the nightly-aggregation schedule when it is created (default UTC)")
+	zone := fs.String("schedule-zone", "", "IANA time zone of the marts: recorded in the warehouse, and the nightly-aggregation schedule's zone (empty: keep the recorded zone, UTC the first time)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the workflow (it keeps running after that)")
 	shards := fs.Int("stream-shards", 0, "StreamCompaction workflows splitting the topic's partitions (default: one per 4 partitions, at most the worker's replicas_max); a change reshards the running stream")
 	if err := parse(fs, args); err != nil {
