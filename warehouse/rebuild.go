@@ -222,9 +222,9 @@ type Resolved struct {
 }
 
 // ResolveRebuild keeps one row per event_id of the staged rows, the first by
-// (received_at, partition, offset) as gold loads decide, into
-// pipeline.rebuild_winners. When a unit is not staged, it returns them in
-// Missing and resolves nothing.
+// (received_at, partition, offset) as gold loads decide, and deletes the
+// others. When a unit is not staged, it returns them in Missing and resolves
+// nothing. Resolving again changes nothing.
 func (s *Store) ResolveRebuild(ctx context.Context, rebuild int64) (Resolved, error) {
 	var res Resolved
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -246,27 +246,27 @@ func (s *Store) ResolveRebuild(ctx context.Context, rebuild int64) (Resolved, er
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM pipeline.rebuild_winners WHERE rebuild_id = $1`, rebuild); err != nil {
-			return err
-		}
 		// The sort that picks the winners: in memory up to RebuildWorkMem,
-		// on PostgreSQL's temporary files beyond.
+		// on PostgreSQL's temporary files beyond. It sorts the keys only, and
+		// deletes the losers (a client's retries: a few percent at most).
 		if _, err := tx.Exec(ctx, `SELECT set_config('work_mem', $1, true)`, RebuildWorkMem); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO pipeline.rebuild_winners
-			SELECT DISTINCT ON (event_id) * FROM pipeline.rebuild_rows WHERE rebuild_id = $1
-			ORDER BY event_id, received_at NULLS FIRST, kafka_partition, kafka_offset`, rebuild)
-		if err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM pipeline.rebuild_rows WHERE rebuild_id = $1 AND ctid IN (
+			SELECT ctid FROM (SELECT ctid, row_number() OVER (PARTITION BY event_id
+				ORDER BY received_at NULLS FIRST, kafka_partition, kafka_offset) AS n
+				FROM pipeline.rebuild_rows WHERE rebuild_id = $1) AS r WHERE n > 1)`, rebuild); err != nil {
 			return err
 		}
-		res.Rows = tag.RowsAffected()
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM pipeline.rebuild_rows WHERE rebuild_id = $1`, rebuild).Scan(&res.Rows); err != nil {
+			return err
+		}
 		res.Duplicates = res.Staged - res.Rows
 		// The hours to write: those with winners, and those with live silver
 		// files of the topic (which may all be retired).
 		hrs, err := tx.Query(ctx, `SELECT h FROM (
 				SELECT DISTINCT date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS h
-				FROM pipeline.rebuild_winners WHERE rebuild_id = $1
+				FROM pipeline.rebuild_rows WHERE rebuild_id = $1
 				UNION
 				SELECT s.hour FROM pipeline.silver_objects s JOIN pipeline.rebuilds r ON r.rebuild_id = $1
 				WHERE s.topic = r.topic AND s.state = 'live'
@@ -294,7 +294,7 @@ func (s *Store) WinnersOfHour(ctx context.Context, rebuild int64, hour time.Time
 	return func(yield func(event.Row, error) bool) {
 		rows, err := s.pool.Query(ctx, `SELECT event_id, event_type, occurred_at, received_at, source, user_id, properties::text,
 				kafka_partition, kafka_offset, amount_micros, currency, actor, action, outcome
-			FROM pipeline.rebuild_winners WHERE rebuild_id = $1 AND occurred_at >= $2 AND occurred_at < $3
+			FROM pipeline.rebuild_rows WHERE rebuild_id = $1 AND occurred_at >= $2 AND occurred_at < $3
 			ORDER BY kafka_partition, kafka_offset`, rebuild, hour, hour.Add(time.Hour))
 		if err != nil {
 			yield(event.Row{}, fmt.Errorf("winners of rebuild %d hour %s: %w", rebuild, hour.Format(time.RFC3339), err))
@@ -324,13 +324,12 @@ func (s *Store) WinnersOfHour(ctx context.Context, rebuild int64, hour time.Time
 	}
 }
 
-// FinishRebuild drops the staged rows and winners of a rebuild and records
+// FinishRebuild drops the staged rows of a rebuild and records
 // it finished. Its sources stay, as lineage of the load that used them.
 func (s *Store) FinishRebuild(ctx context.Context, rebuild int64) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		for _, q := range []string{
 			`DELETE FROM pipeline.rebuild_rows WHERE rebuild_id = $1`,
-			`DELETE FROM pipeline.rebuild_winners WHERE rebuild_id = $1`,
 			`DELETE FROM pipeline.rebuild_units WHERE rebuild_id = $1`,
 			`UPDATE pipeline.rebuilds SET finished_at = COALESCE(finished_at, now()) WHERE rebuild_id = $1`,
 		} {

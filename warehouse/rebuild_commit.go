@@ -134,32 +134,52 @@ func (s *Store) CommitRebuildGold(ctx context.Context, rebuild int64) (GoldRepla
 		if err != nil {
 			return fmt.Errorf("record load: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE rebuild_deleted (event_id uuid) ON COMMIT DROP`); err != nil {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE rebuild_deleted (event_id uuid) ON COMMIT DROP;
+			CREATE TEMP TABLE rebuild_inserted (event_id uuid) ON COMMIT DROP`); err != nil {
 			return err
 		}
 		// Only rows the topic's loads wrote (or loads of unknown topic, from
-		// before loads recorded one) are in the rebuild's scope.
+		// before loads recorded one) are in the rebuild's scope. While the
+		// topic is the only one ever streamed or rebuilt, that is every row,
+		// and the per-row check is skipped.
+		var others bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pipeline.stream_offsets WHERE topic <> $1
+			UNION ALL SELECT 1 FROM pipeline.rebuilds WHERE topic <> $1)`, r.Topic).Scan(&others); err != nil {
+			return err
+		}
+		topicCheck := ""
+		if others {
+			topicCheck = ` AND EXISTS (SELECT 1 FROM pipeline.loads l WHERE l.load_id = e.load_id AND (l.topic = $4 OR l.topic IS NULL))`
+		}
 		tag, err := tx.Exec(ctx, `WITH cov AS (`+coveredSQL+`),
 			d AS (DELETE FROM gold.events e USING cov c
 				WHERE e.occurred_at >= $2 AND e.occurred_at < $3 AND e.kafka_partition = c.partition AND c.r @> e.kafka_offset
-				AND EXISTS (SELECT 1 FROM pipeline.loads l WHERE l.load_id = e.load_id AND (l.topic = $4 OR l.topic IS NULL))
+				AND $4::text IS NOT NULL`+topicCheck+`
 				RETURNING e.event_id)
 			INSERT INTO rebuild_deleted SELECT event_id FROM d`, rebuild, start, end, r.Topic)
 		if err != nil {
 			return fmt.Errorf("delete the rebuild's ranges from gold.events: %w", err)
 		}
 		res.Deleted = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, `ANALYZE rebuild_deleted`); err != nil {
+			return err
+		}
 		for _, table := range []string{"gold.payments", "gold.audit_log"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` t USING rebuild_deleted d WHERE t.event_id = d.event_id`); err != nil {
 				return fmt.Errorf("delete from %s: %w", table, err)
 			}
 		}
 		var winners int64
+		if err := tx.QueryRow(ctx, rebuildEventsSQL, rebuild, res.LoadID).Scan(&res.Inserted); err != nil {
+			return fmt.Errorf("insert into gold.events: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `ANALYZE rebuild_inserted`); err != nil {
+			return err
+		}
 		for _, m := range []struct {
 			table, sql string
 			n          *int64
 		}{
-			{"gold.events", rebuildEventsSQL, &res.Inserted},
 			{"gold.payments", rebuildPaymentsSQL, &res.Payments},
 			{"gold.audit_log", rebuildAuditSQL, &res.Audit},
 		} {
@@ -169,7 +189,7 @@ func (s *Store) CommitRebuildGold(ctx context.Context, rebuild int64) (GoldRepla
 			}
 			*m.n = tag.RowsAffected()
 		}
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM pipeline.rebuild_winners WHERE rebuild_id = $1`, rebuild).Scan(&winners); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM pipeline.rebuild_rows WHERE rebuild_id = $1`, rebuild).Scan(&winners); err != nil {
 			return err
 		}
 		res.Duplicates = winners - res.Inserted
@@ -189,19 +209,27 @@ func (s *Store) CommitRebuildGold(ctx context.Context, rebuild int64) (GoldRepla
 }
 
 // The moves from a rebuild's winners into gold, as the live load's moves.
+// The events insert notes the payment and audit events it inserted, so that
+// only those get their payment or audit row (and without a look-up in
+// gold.events per row).
 const (
-	rebuildEventsSQL = `INSERT INTO gold.events (event_id, event_type, occurred_at, received_at, source, user_id,
-  properties, kafka_partition, kafka_offset, load_id)
-SELECT event_id, event_type, occurred_at, received_at, NULLIF(source, ''), NULLIF(user_id, ''),
-  properties, kafka_partition, kafka_offset, $2
-FROM pipeline.rebuild_winners WHERE rebuild_id = $1
-ON CONFLICT (event_id) DO NOTHING`
+	rebuildEventsSQL = `WITH ins AS (
+  INSERT INTO gold.events (event_id, event_type, occurred_at, received_at, source, user_id,
+    properties, kafka_partition, kafka_offset, load_id)
+  SELECT event_id, event_type, occurred_at, received_at, NULLIF(source, ''), NULLIF(user_id, ''),
+    properties, kafka_partition, kafka_offset, $2
+  FROM pipeline.rebuild_rows WHERE rebuild_id = $1
+  ON CONFLICT (event_id) DO NOTHING
+  RETURNING event_id, event_type),
+noted AS (INSERT INTO rebuild_inserted SELECT event_id FROM ins
+  WHERE starts_with(event_type, 'payment.') OR starts_with(event_type, 'audit.'))
+SELECT count(*) FROM ins`
 
 	rebuildPaymentsSQL = `INSERT INTO gold.payments (event_id, event_type, occurred_at, received_at, source, user_id,
   amount, currency, is_refund, load_id)
 SELECT w.event_id, w.event_type, w.occurred_at, w.received_at, NULLIF(w.source, ''), NULLIF(w.user_id, ''),
   w.amount_micros * 0.000001, w.currency, w.event_type = 'payment.refunded', $2
-FROM pipeline.rebuild_winners w JOIN gold.events e ON e.event_id = w.event_id AND e.load_id = $2
+FROM pipeline.rebuild_rows w JOIN rebuild_inserted i ON i.event_id = w.event_id
 WHERE w.rebuild_id = $1 AND starts_with(w.event_type, 'payment.')
 ON CONFLICT (event_id) DO NOTHING`
 
@@ -209,7 +237,7 @@ ON CONFLICT (event_id) DO NOTHING`
   source, properties, received_at, load_id)
 SELECT w.event_id, w.occurred_at, w.event_type, w.actor, w.action, COALESCE(NULLIF(w.outcome, ''), 'success'), NULLIF(w.user_id, ''),
   NULLIF(w.source, ''), w.properties, w.received_at, $2
-FROM pipeline.rebuild_winners w JOIN gold.events e ON e.event_id = w.event_id AND e.load_id = $2
+FROM pipeline.rebuild_rows w JOIN rebuild_inserted i ON i.event_id = w.event_id
 WHERE w.rebuild_id = $1 AND starts_with(w.event_type, 'audit.')
 ON CONFLICT (event_id) DO NOTHING`
 )

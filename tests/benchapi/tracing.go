@@ -10,6 +10,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"github.com/acme/pipeline/tests/benchutil"
 	"io"
 	"net"
 	"net/http"
@@ -158,18 +159,6 @@ type modeResult struct {
 	sink   sinkCount // summed over rounds
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // runTracing measures the tracing modes for each batch size, alternating
 // them round by round, and prints a table. Speed is reported, not asserted.
 func runTracing(batches []int, clients, rounds int, perRound time.Duration) error {
@@ -215,7 +204,7 @@ func runTracing(batches []int, clients, rounds int, perRound time.Duration) erro
 	fmt.Println("| batch | mode   | events/s per round        | median events/s | p50      | p99      | requests | spans exported | sampled | exported bytes | overhead | paired |")
 	fmt.Println("|------:|:-------|:--------------------------|----------------:|---------:|---------:|---------:|---------------:|--------:|---------------:|---------:|-------:|")
 	for _, r := range rows {
-		off := median(r.modes[0].rounds)
+		off := benchutil.Median(r.modes[0].rounds)
 		for i, m := range r.modes {
 			per := ""
 			for j, x := range m.rounds {
@@ -226,20 +215,20 @@ func runTracing(batches []int, clients, rounds int, perRound time.Duration) erro
 			}
 			over, paired := "", ""
 			if i > 0 {
-				over = fmt.Sprintf("%.1f%%", 100*(1-median(m.rounds)/off))
+				over = fmt.Sprintf("%.1f%%", 100*(1-benchutil.Median(m.rounds)/off))
 				var ratios []float64
 				for j, x := range m.rounds {
 					ratios = append(ratios, 1-x/r.modes[0].rounds[j])
 				}
-				paired = fmt.Sprintf("%.1f%%", 100*median(ratios))
+				paired = fmt.Sprintf("%.1f%%", 100*benchutil.Median(ratios))
 			}
 			sampled := 100 * float64(m.sink.serverSpans) / float64(max(1, m.all.sent))
 			fmt.Printf("| %5d | %-6s | %-25s | %15.0f | %8s | %8s | %8d | %14d | %6.1f%% | %14d | %8s | %6s |\n",
-				r.batch, traceModes[i].name, per, median(m.rounds), ms(m.all.pct(0.5)), ms(m.all.pct(0.99)),
+				r.batch, traceModes[i].name, per, benchutil.Median(m.rounds), ms(m.all.pct(0.5)), ms(m.all.pct(0.99)),
 				m.all.sent, m.sink.allSpans, sampled, m.sink.bytes, over, paired)
 		}
 	}
-	fmt.Println("overhead = 1 - median(on)/median(off); paired = median over rounds of 1 - on/off (each on round against the off round just before it)")
+	fmt.Println("overhead = 1 - benchutil.Median(on)/benchutil.Median(off); paired = median over rounds of 1 - on/off (each on round against the off round just before it)")
 	fmt.Println("sampled = exported server spans / requests answered (incl. warm-up)")
 	for _, r := range rows {
 		for i, m := range r.modes {

@@ -34,7 +34,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,6 +45,7 @@ import (
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/tests/benchutil"
 	"github.com/acme/pipeline/tests/cluster"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
@@ -221,7 +221,7 @@ func run(ctx context.Context) error {
 	fmt.Printf("\nBackfill end to end (silver, gold, marts) of one day, replacing a loaded day; %d runs per row\n", *runs)
 	fmt.Printf("%-10s %-9s %6s %-22s %9s %10s %9s %-18s\n", "events", "workers", "units", "runs (s)", "median s", "events/s", `\copy ×`, "peak RSS (MiB)")
 	for _, r := range results {
-		med := median(r.secs)
+		med := benchutil.Median(r.secs)
 		var runsText, rssText []string
 		for _, s := range r.secs {
 			runsText = append(runsText, fmt.Sprintf("%.1f", s))
@@ -406,18 +406,6 @@ func peakRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmHWM in /proc status")
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func dropDatabase(name string) {

@@ -4,8 +4,8 @@
 -- it snapshots the sources of the day (bronze objects, or live silver files
 -- for a gold-only rebuild) into pipeline.rebuild_sources, stages their
 -- cleaned rows into pipeline.rebuild_rows (one transaction per unit),
--- resolves one winner per event_id in SQL into pipeline.rebuild_winners,
--- writes silver per hour and replaces gold in one transaction. Memory stays
+-- resolves one winner per event_id in SQL (the losers are deleted), writes
+-- silver per hour and replaces gold in one transaction. Memory stays
 -- flat in the size of a day: the deduplication is PostgreSQL's sort.
 --
 -- Staged rows are UNLOGGED: they are scratch space that a backfill can
@@ -79,10 +79,7 @@ CREATE UNLOGGED TABLE pipeline.rebuild_rows (
   action          text,
   outcome         text
 );
-CREATE INDEX rebuild_rows_unit_idx ON pipeline.rebuild_rows (rebuild_id, unit);
-
-CREATE UNLOGGED TABLE pipeline.rebuild_winners (LIKE pipeline.rebuild_rows);
-CREATE INDEX rebuild_winners_hour_idx ON pipeline.rebuild_winners (rebuild_id, occurred_at);
+CREATE INDEX rebuild_rows_hour_idx ON pipeline.rebuild_rows (rebuild_id, occurred_at);
 
 CREATE TABLE pipeline.backfill_leases (
   day         date        PRIMARY KEY,
