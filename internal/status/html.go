@@ -187,6 +187,7 @@ var page = template.Must(template.New("status").Funcs(funcs).Parse(`<!doctype ht
 {{range .Loads}}<tr><td>{{.ID}}</td><td>{{.Kind}}</td><td>{{clock .Started}}</td><td>{{.Seen}}</td><td>{{.Inserted}}</td><td>{{.Duplicate}}</td><td>{{.Sources}}</td><td>{{took .}}</td></tr>
 {{end}}</table>{{else}}<p>none</p>{{end}}
 
+{{template "rebuilding" .}}
 <h2>Recent backfills</h2>
 {{if .Backfills}}<table id="backfills">
 <tr><th>Load</th><th>Started</th><th>Days</th><th>Deleted</th><th>Inserted</th><th>Took</th></tr>

@@ -91,6 +91,9 @@ type Snapshot struct {
 	SilverSetAside      []warehouse.SetAsideHour `json:"silver_set_aside"`
 	SilverSetAsideTotal int64                    `json:"silver_set_aside_total"`
 
+	// Rebuilding are the days Backfill runs hold, in day order (rebuilding.go).
+	Rebuilding []warehouse.Lease `json:"rebuilding"`
+
 	Loads     []Load         `json:"loads"`     // newest first
 	Backfills []Load         `json:"backfills"` // newest first
 	Catalog   []CatalogEntry `json:"catalog"`
@@ -232,6 +235,9 @@ func (s Source) Snapshot(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	if err := s.silverSetAside(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
+	if err := s.rebuilding(ctx, &snap); err != nil {
 		return Snapshot{}, err
 	}
 	snap.verdict(s.StaleAfter)

@@ -172,6 +172,7 @@ func (s Snapshot) Text() string {
 		})
 	}
 	loads("Last loads", s.Loads, false)
+	s.writeRebuilding(&b)
 	loads("Recent backfills", s.Backfills, true)
 	s.writeMarts(&b)
 

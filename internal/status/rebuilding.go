@@ -1,0 +1,57 @@
+package status
+
+import (
+	"context"
+	"fmt"
+	"html/template"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/acme/pipeline/warehouse"
+)
+
+// rebuilding reads the days a Backfill holds (pipeline.backfill_leases),
+// when the database has the table (a worker of this version migrated it).
+func (s Source) rebuilding(ctx context.Context, snap *Snapshot) error {
+	var ok bool
+	if err := s.DB.QueryRow(ctx, `SELECT to_regclass('pipeline.backfill_leases') IS NOT NULL`).Scan(&ok); err != nil {
+		return fmt.Errorf("status: days being rebuilt: %w", err)
+	}
+	snap.Rebuilding = []warehouse.Lease{}
+	if !ok {
+		return nil
+	}
+	var err error
+	if snap.Rebuilding, err = warehouse.FromPool(s.DB).Leases(ctx); err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	return nil
+}
+
+// rebuildingTitle heads the section in the terminal and on the page.
+const rebuildingTitle = "Days being rebuilt (one backfill of a day at a time)"
+
+// writeRebuilding writes the days held by backfills for the terminal.
+func (s Snapshot) writeRebuilding(b *strings.Builder) {
+	fmt.Fprintf(b, "\n%s\n%s\n", rebuildingTitle, strings.Repeat("─", len([]rune(rebuildingTitle))))
+	if len(s.Rebuilding) == 0 {
+		fmt.Fprintln(b, "none")
+		return
+	}
+	w := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "day\tworkflow\tsince\n")
+	for _, l := range s.Rebuilding {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", l.Day, l.WorkflowID, clock(l.AcquiredAt))
+	}
+	w.Flush()
+	fmt.Fprintln(b, "progress: temporal workflow query -w WORKFLOW --type progress")
+}
+
+// The page's section, {{template "rebuilding" .}} in page.
+var _ = template.Must(page.New("rebuilding").Parse(`
+<h2>` + rebuildingTitle + `</h2>
+{{if .Rebuilding}}<table id="rebuilding">
+<tr><th>Day</th><th>Workflow</th><th>Since</th></tr>
+{{range .Rebuilding}}<tr><td>{{.Day}}</td><td>{{.WorkflowID}}</td><td>{{clock .AcquiredAt}}</td></tr>
+{{end}}</table>{{else}}<p id="rebuilding">none</p>{{end}}
+`))
