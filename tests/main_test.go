@@ -81,7 +81,14 @@ func dropDatabase(name string) {
 // when the test ends.
 func dialTemporal(t *testing.T) client.Client {
 	t.Helper()
-	tc, err := worker.Dial(worker.DialConfig{Address: stack.TemporalAddress, Namespace: "default"}, slog.New(slog.DiscardHandler))
+	return dialTemporalAt(t, stack.TemporalAddress)
+}
+
+// dialTemporalAt connects to the Temporal server at address until the test
+// ends.
+func dialTemporalAt(t *testing.T, address string) client.Client {
+	t.Helper()
+	tc, err := worker.Dial(worker.DialConfig{Address: address, Namespace: "default"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,7 +128,9 @@ var (
 	}
 	stepOptions = workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Hour,
-		HeartbeatTimeout:    2 * time.Minute,
+		// The steps heartbeat every 10 s; a killed worker's step is retried
+		// on another 30 s later.
+		HeartbeatTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
 			MaximumAttempts: 10, NonRetryableErrorTypes: backfillFatal},
 	}
