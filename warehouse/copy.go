@@ -350,7 +350,7 @@ func copyFrom(ctx context.Context, conn *pgconn.PgConn, sql string, produce func
 	return err
 }
 
-var copyLine = regexp.MustCompile(`COPY (gold_stage[a-z_]*|events|payments|audit_log), line ([0-9]+)(?:, column ([a-z_]+))?`)
+var copyLine = regexp.MustCompile(`COPY (gold_stage[a-z_]*|rebuild_rows|events|payments|audit_log), line ([0-9]+)(?:, column ([a-z_]+))?`)
 
 // explainCopy adds to a COPY error the event_id and column of the row it
 // names; lookup maps the 1-based line of the COPY to the row's event_id.

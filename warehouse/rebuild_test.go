@@ -225,3 +225,32 @@ func TestResolveReportsLostUnits(t *testing.T) {
 		t.Fatalf("resolve: %+v %v", res, err)
 	}
 }
+
+// TestStageNamesARefusedRow: a row PostgreSQL refuses (a number jsonb cannot
+// hold) fails the unit with an error that names the event and the column,
+// is permanent, and stages nothing of the unit.
+func TestStageNamesARefusedRow(t *testing.T) {
+	ctx := context.Background()
+	resetLakeIndex(t)
+	dayStart := time.Date(2026, 11, 12, 0, 0, 0, 0, time.UTC)
+	if _, err := store.RecordBronze(ctx, BronzeObject{Topic: "refused", Partition: 0, First: 0, Last: 1, Records: 2, Bytes: 1,
+		Key: "bronze/refused-0", ArrivedAt: dayStart, Cleaned: 2, EventHours: []time.Time{dayStart}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := store.PlanRebuild(ctx, RebuildPlanInput{RunID: "run-refused", Day: DayOf(dayStart), Topic: "refused", Source: RebuildFromBronze})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := event.Row{EventID: [16]byte{1}, Type: "page_view", OccurredAt: dayStart.UnixMicro(), Properties: `{}`}
+	bad := event.Row{EventID: [16]byte{2}, Type: "page_view", OccurredAt: dayStart.UnixMicro(), Properties: `{"x":1e999999}`, Offset: 1}
+	var tally UnitTally
+	err = store.StageRebuildUnit(ctx, r.ID, 0, SliceRows([]event.Row{good, bad}), &tally)
+	t.Logf("refused: %v", err)
+	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "event_id 02000000-0000-0000-0000-000000000000") ||
+		!strings.Contains(err.Error(), "column properties") {
+		t.Fatalf("error %v (permanent %v)", err, IsPermanent(err))
+	}
+	if n := query(t, `SELECT count(*) FROM pipeline.rebuild_rows WHERE rebuild_id = $1`, r.ID); !slices.Equal(n, []string{"0"}) {
+		t.Fatalf("staged rows of a failed unit: %v", n)
+	}
+}
