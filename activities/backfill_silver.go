@@ -158,4 +158,3 @@ func (h *hourFile) upload(ctx context.Context, lk *lake.Store, hour time.Time, t
 	return warehouse.SilverObject{Key: key, Hour: hour, Topic: topic, Partition: h.partition, First: h.first, Last: h.last,
 		Rows: h.w.Rows(), Bytes: st.Size(), Compacted: true}, nil
 }
-

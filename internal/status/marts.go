@@ -40,7 +40,7 @@ func (s Snapshot) pendingAge(d warehouse.MartDay) string {
 // writeMarts writes the pending mart days for the terminal: one line each,
 // or "none".
 func (s Snapshot) writeMarts(b *strings.Builder) {
-	fmt.Fprintf(b, "\n%s\n%s\n", martsTitle, strings.Repeat("─", len([]rune(martsTitle))))
+	heading(b, martsTitle)
 	if !s.Marts.Tracked {
 		fmt.Fprintln(b, "not tracked (the warehouse is not migrated to this version yet)")
 		return

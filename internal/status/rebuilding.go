@@ -33,7 +33,7 @@ const rebuildingTitle = "Days being rebuilt (one backfill of a day at a time)"
 
 // writeRebuilding writes the days held by backfills for the terminal.
 func (s Snapshot) writeRebuilding(b *strings.Builder) {
-	fmt.Fprintf(b, "\n%s\n%s\n", rebuildingTitle, strings.Repeat("─", len([]rune(rebuildingTitle))))
+	heading(b, rebuildingTitle)
 	if len(s.Rebuilding) == 0 {
 		fmt.Fprintln(b, "none")
 		return

@@ -47,7 +47,7 @@ const setAsideHelp = "compaction skips these (hour, partition) pairs and goes on
 // writeSilverSetAside writes the set-aside silver hours for the terminal:
 // one line per pair with its reason, or "none".
 func (s Snapshot) writeSilverSetAside(b *strings.Builder) {
-	fmt.Fprintf(b, "\n%s\n%s\n", setAsideTitle, strings.Repeat("─", len([]rune(setAsideTitle))))
+	heading(b, setAsideTitle)
 	if len(s.SilverSetAside) == 0 {
 		fmt.Fprintln(b, "none")
 		return

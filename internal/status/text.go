@@ -41,7 +41,7 @@ func (s Snapshot) Text() string {
 	fmt.Fprintln(&b, s.Verdict)
 	fmt.Fprintf(&b, "as of %s, topic %s\n", clock(s.Taken), s.Topic)
 
-	section := func(title string) { fmt.Fprintf(&b, "\n%s\n%s\n", title, strings.Repeat("─", len([]rune(title)))) }
+	section := func(title string) { heading(&b, title) }
 	table := func(write func(w *tabwriter.Writer)) {
 		w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 		write(w)
@@ -202,4 +202,9 @@ func firstLine(s string) string {
 		s = string(r[:119]) + "…"
 	}
 	return s
+}
+
+// heading writes a section's title, underlined, for the terminal.
+func heading(b *strings.Builder, title string) {
+	fmt.Fprintf(b, "\n%s\n%s\n", title, strings.Repeat("─", len([]rune(title))))
 }
