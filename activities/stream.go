@@ -28,6 +28,9 @@ import (
 const (
 	ErrTypeInvalidInput  = "InvalidInput"
 	ErrTypeBronzeCorrupt = "BronzeCorrupt"
+	// ErrTypeGoldRejected is no longer returned: rows gold refuses are
+	// quarantined, and other gold errors are retried (kept for histories
+	// and retry policies that name it).
 	ErrTypeGoldRejected  = "GoldRejected"
 	ErrTypeOffsetAhead   = "OffsetBeyondEnd"
 	ErrTypeSilverMissing = "SilverMissing"
@@ -303,7 +306,8 @@ type partFlush struct {
 	records                     int
 	bytes                       int64
 	quarantined                 int
-	rows                        []event.Row // deduplicated by event_id, offset order
+	rows                        []event.Row   // deduplicated by event_id, offset order
+	recs                        []lake.Record // the records read, offset order
 	tally                       warehouse.PartitionTally
 	silverKeys                  []string
 	hwm                         int64
@@ -367,6 +371,16 @@ func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions
 			attribute.Int("pipeline.rows", len(rows)),
 			attribute.Int("pipeline.silver.keys", len(sources))))
 		lr, err := a.wh.LoadLive(gctx, warehouse.LoadInput{Rows: rows, Sources: sources, Topic: in.Topic, Offsets: advanced, Tally: tally})
+		if loadErr := err; err != nil && warehouse.RecordError(err) {
+			// Rows gold cannot take go to quarantine; the others load.
+			var n int
+			if rows, n, err = a.isolateRefused(gctx, in.Topic, parts, rows, log); err == nil && n == 0 {
+				err = fmt.Errorf("gold refused the batch, but no single row of it: %w", loadErr)
+			} else if err == nil {
+				gspan.SetAttributes(attribute.Int("pipeline.refused", n))
+				lr, err = a.wh.LoadLive(gctx, warehouse.LoadInput{Rows: rows, Sources: sources, Topic: in.Topic, Offsets: advanced, Tally: tally})
+			}
+		}
 		goldTook := time.Since(tg)
 		res.Times.Gold += goldTook
 		if err == nil {
@@ -374,12 +388,11 @@ func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions
 		}
 		endSpan(gspan, err)
 		if err != nil {
-			what := describeRanges(parts)
-			if warehouse.IsPermanent(err) {
-				return temporal.NewNonRetryableApplicationError(
-					fmt.Sprintf("gold refused the rows of %s: %v", what, err), ErrTypeGoldRejected, err)
-			}
-			return fmt.Errorf("gold load of %s: %w", what, err)
+			// No single record explains it (privileges, a missing table, a
+			// full disk): the shard stops here and the cycle is retried
+			// until the warehouse takes the load again; the freshness SLO
+			// pages meanwhile.
+			return fmt.Errorf("gold load of %s: %w", describeRanges(parts), err)
 		}
 		res.Inserted += lr.Inserted
 		res.Duplicates += lr.Duplicates
@@ -516,6 +529,7 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 	pf.bronzeKey = obj.Key
 	pf.bronze = time.Since(t)
 	pf.records = len(recs)
+	pf.recs = recs
 	pf.quarantined = len(bad)
 	pf.next = last + 1
 	pf.tally = tallyArrivals(p, pf.from, rows, bad)

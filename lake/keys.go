@@ -47,6 +47,19 @@ func QuarantineKey(topic string, partition int32, first, last int64, arrival tim
 	return QuarantinePrefix + hourPath(arrival) + topic + "-" + rangeName(partition, first, last) + ".ndjson"
 }
 
+// GoldRefusedKey is the key of the quarantine object for the records of the
+// bronze range first..last that were cleaned but that gold refused (a value
+// PostgreSQL cannot store, a rule the warehouse added): an object apart from
+// QuarantineKey's, which the same range may have too, so that no key is
+// written twice with different bytes.
+//
+//	quarantine/events/dt=2026-11-24/hour=14/events-p03-000000001000-000000001999.gold-refused.ndjson
+func GoldRefusedKey(topic string, partition int32, first, last int64, arrival time.Time) string {
+	return QuarantinePrefix + hourPath(arrival) + topic + "-" + rangeName(partition, first, last) + goldRefusedSuffix + ".ndjson"
+}
+
+const goldRefusedSuffix = ".gold-refused"
+
 // SilverKey is the key of the silver Parquet file holding the cleaned rows of
 // one partition's offsets first..last whose event time (occurred_at) falls in
 // hour. A stream cycle writes one per bronze range and event hour; hour
@@ -133,6 +146,9 @@ type KeyInfo struct {
 	// Rebuild is the rebuild number of a file named by RebuildSilverKey, 0
 	// for every other key.
 	Rebuild int64
+	// GoldRefused marks a quarantine object of records gold refused
+	// (GoldRefusedKey).
+	GoldRefused bool
 }
 
 // ParseKey parses a key made by BronzeKey, QuarantineKey, SilverKey,
@@ -169,6 +185,9 @@ func ParseKey(key string) (KeyInfo, error) {
 		return bad("want a " + ext + " name")
 	}
 	name = strings.TrimSuffix(name, ext)
+	if ki.Layer == "quarantine" && strings.HasSuffix(name, goldRefusedSuffix) {
+		name, ki.GoldRefused = strings.TrimSuffix(name, goldRefusedSuffix), true
+	}
 	// [topic-]pNN-FIRST-LAST, then for silver one of -gN, -SUM-gN or -rN;
 	// the topic itself may contain '-'.
 	f := strings.Split(name, "-")
