@@ -134,6 +134,26 @@ func TestGoldRefusalsDoNotStopTheStream(t *testing.T) {
 	if !slices.Equal(got, wantIDs) {
 		t.Fatalf("gold.events holds %d ids, want exactly the %d accepted and not refused", len(got), len(wantIDs))
 	}
+	// Silver lost the refused records too: the live files hold exactly the
+	// loaded events.
+	var silverIDs []string
+	for _, k := range s.strings(`SELECT object_key FROM pipeline.silver_objects WHERE state = 'live'`) {
+		data, err := s.lake.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := lake.DecodeRows(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			silverIDs = append(silverIDs, uuid.UUID(r.EventID).String())
+		}
+	}
+	slices.Sort(silverIDs)
+	if !slices.Equal(silverIDs, wantIDs) {
+		t.Fatalf("live silver holds %d ids, want exactly the %d in gold", len(silverIDs), len(wantIDs))
+	}
 	if n := s.count(`SELECT count(*) FROM pipeline.quarantine`); n != 4 {
 		t.Fatalf("%d quarantined after the privilege came back, want 4", n)
 	}
