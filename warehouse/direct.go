@@ -65,41 +65,52 @@ func (s *Store) tryDirect() bool {
 	}
 }
 
+// dedup is the outcome of deduplicating a batch by event_id.
+type dedup struct {
+	lost   []bool           // rows that lost to another row with the same event_id
+	winner map[[16]byte]int // index of each event_id's winning row
+	n      int              // rows lost
+}
+
 // loseDuplicates marks, for every event_id repeated in rows, all rows but the
-// first by (ReceivedAt, Partition, Offset), and returns their number.
-func loseDuplicates(rows []event.Row) (lost []bool, n int) {
-	lost = make([]bool, len(rows))
-	first := make(map[[16]byte]int, len(rows))
+// first by (ReceivedAt, Partition, Offset).
+func loseDuplicates(rows []event.Row) dedup {
+	d := dedup{lost: make([]bool, len(rows)), winner: make(map[[16]byte]int, len(rows))}
 	for i := range rows {
 		r := &rows[i]
-		j, dup := first[r.EventID]
+		j, dup := d.winner[r.EventID]
 		if !dup {
-			first[r.EventID] = i
+			d.winner[r.EventID] = i
 			continue
 		}
-		n++
+		d.n++
 		p := &rows[j]
 		w := winner{partition: r.Partition, receivedAt: r.ReceivedAt, offset: r.Offset}
 		if w.beats(winner{partition: p.Partition, receivedAt: p.ReceivedAt, offset: p.Offset}) {
-			lost[j], first[r.EventID] = true, i
+			d.lost[j], d.winner[r.EventID] = true, i
 		} else {
-			lost[i] = true
+			d.lost[i] = true
 		}
 	}
-	return lost, n
+	return d
 }
 
 // loadDirect tries the direct path in tx. ok is false when an event_id was
-// already in gold: tx is then back where it was, for the staged path.
-func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loadID int64, res *LoadResult, insertedHours map[time.Time]int64) (ok bool, err error) {
+// already in gold: tx is then back where it was, for the staged path. A row
+// that lost within the batch goes into none of the three tables, so a
+// payment that lost to an order is no payment; the conflicting ones among
+// them come back in cs. The comparison runs only over the losers: a batch
+// without repeated ids pays nothing for it.
+func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loadID int64, res *LoadResult, insertedHours map[time.Time]int64) (ok bool, cs []conflict, err error) {
 	for i := range rows {
 		if rows[i].OccurredAt < minTimestampMicros {
-			return false, nil // the staged path reports it
+			return false, nil, nil // the staged path reports it
 		}
 	}
-	lost, dups := loseDuplicates(rows)
+	d := loseDuplicates(rows)
+	lost := d.lost
 	if _, err := tx.Exec(ctx, "SAVEPOINT gold_direct"); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	conn := tx.Conn().PgConn()
 	var counts [3]int64
@@ -133,12 +144,12 @@ func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loa
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation: an event_id is in gold already
 			if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT gold_direct"); err != nil {
-				return false, err
+				return false, nil, err
 			}
-			return false, nil
+			return false, nil, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("copy rows into gold: %w", explainCopy(err, func(line int) ([16]byte, bool) {
+			return false, nil, fmt.Errorf("copy rows into gold: %w", explainCopy(err, func(line int) ([16]byte, bool) {
 				for j := range rows {
 					if !lost[j] && c.want(&rows[j]) {
 						if line--; line == 0 {
@@ -151,10 +162,10 @@ func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loa
 		}
 	}
 	if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT gold_direct"); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	res.Inserted, res.Payments, res.Audit = counts[0], counts[1], counts[2]
-	res.Duplicates = int64(dups)
+	res.Duplicates = int64(d.n)
 	if insertedHours != nil {
 		for j := range rows {
 			if !lost[j] && rows[j].ReceivedAt != 0 {
@@ -162,7 +173,7 @@ func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loa
 			}
 		}
 	}
-	return true, nil
+	return true, batchConflicts(rows, d), nil
 }
 
 // Encoders for the gold tables' own columns, as the staged path's INSERTs

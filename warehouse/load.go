@@ -59,15 +59,23 @@ type LoadResult struct {
 	Rows       int64 // rows offered
 	Inserted   int64 // rows inserted into gold.events
 	Duplicates int64 // rows skipped: event_id repeated in the batch or already in gold
-	Payments   int64 // rows inserted into gold.payments
-	Audit      int64 // rows inserted into gold.audit_log
-	Direct     bool  // the rows were COPYed straight into gold (none was there yet)
+	// Conflicting counts the duplicates whose content differed from the
+	// record they lost to: an id reused for another event (conflicts.go).
+	Conflicting int64
+	Payments    int64 // rows inserted into gold.payments
+	Audit       int64 // rows inserted into gold.audit_log
+	Direct      bool  // the rows were COPYed straight into gold (none was there yet)
 }
 
 // LoadLive loads a stream batch in one transaction: the rows into gold.events
 // (and gold.payments for payment.* types, gold.audit_log for audit.* types),
 // skipping event_ids already present; a lineage row into pipeline.loads; and
-// the new stream offsets. Rows go by COPY either straight into gold, when no
+// the new stream offsets. A row whose event_id is known (in gold, or taken
+// by a row of the batch that wins) is a duplicate for all three tables,
+// whatever its type: gold.payments and gold.audit_log only take an event
+// that gold.events took in the same load. Duplicates whose content differs
+// are counted apart (LoadResult.Conflicting) and noted with their id in
+// pipeline.conflicting_ids. Rows go by COPY either straight into gold, when no
 // event_id is there yet, or through staging tables and INSERT ... ON CONFLICT
 // (event_id) DO NOTHING; the result is the same (see direct.go). Loading the same input twice changes nothing the
 // second time (Inserted 0, every row a duplicate). A load with no rows still
@@ -103,11 +111,12 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 				return fmt.Errorf("record load: %w", err)
 			}
 		}
+		var conflicts []conflict
 		if len(in.Rows) > 0 {
 			direct := false
 			if s.tryDirect() {
 				var err error
-				if direct, err = s.loadDirect(ctx, tx, in.Rows, res.LoadID, &res, insertedHours); err != nil {
+				if direct, conflicts, err = s.loadDirect(ctx, tx, in.Rows, res.LoadID, &res, insertedHours); err != nil {
 					return err
 				}
 				res.Direct = direct
@@ -124,6 +133,13 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 					return err
 				}
 				res.Duplicates = st.Sent - res.Inserted
+				if conflicts, err = stagedConflicts(ctx, tx, in.Rows, st, res.LoadID, res.Inserted); err != nil {
+					return err
+				}
+			}
+			res.Conflicting = int64(len(conflicts))
+			if err := recordConflicts(ctx, tx, res.LoadID, conflicts); err != nil {
+				return err
 			}
 		}
 		if err := addTallies(ctx, tx, in.Topic, counted, insertedHours); err != nil {
@@ -155,9 +171,10 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 			// The batch's 202-to-gold latency, measured just before commit.
 			p95, maxLat, newest := latencies(in.Rows, time.Now())
 			_, err := tx.Exec(ctx, `UPDATE pipeline.loads SET rows_seen = $2, rows_inserted = $3, rows_duplicate = $4,
-				finished_at = clock_timestamp(), latency_p95_ms = $5, latency_max_ms = $6, newest_received_at = $7
+				finished_at = clock_timestamp(), latency_p95_ms = $5, latency_max_ms = $6, newest_received_at = $7,
+				rows_conflicting = $8
 				WHERE load_id = $1`, res.LoadID, res.Rows, res.Inserted, res.Duplicates,
-				nullMillis(p95, newest), nullMillis(maxLat, newest), newest)
+				nullMillis(p95, newest), nullMillis(maxLat, newest), newest, res.Conflicting)
 			if err != nil {
 				return fmt.Errorf("record load: %w", err)
 			}
@@ -309,61 +326,6 @@ func (s *Store) stage(ctx context.Context, tx pgx.Tx, rows iter.Seq2[event.Row, 
 		}
 	}
 	return st, nil
-}
-
-// The moves from gold_stage into gold. ON CONFLICT DO NOTHING makes each of
-// them idempotent; payment and audit rows are keyed like their event.
-const (
-	moveEventsSQL = `INSERT INTO gold.events (event_id, event_type, occurred_at, received_at, source, user_id,
-  properties, kafka_partition, kafka_offset, load_id)
-SELECT event_id, event_type, occurred_at, received_at, NULLIF(source, ''), NULLIF(user_id, ''),
-  properties, kafka_partition, kafka_offset, $1
-FROM gold_stage
-ON CONFLICT (event_id) DO NOTHING`
-
-	movePaymentsSQL = `INSERT INTO gold.payments (event_id, event_type, occurred_at, received_at, source, user_id,
-  amount, currency, is_refund, load_id)
-SELECT event_id, event_type, occurred_at, received_at, NULLIF(source, ''), NULLIF(user_id, ''),
-  amount_micros * 0.000001, currency, event_type = 'payment.refunded', $1
-FROM gold_stage_payments
-ON CONFLICT (event_id) DO NOTHING`
-
-	moveAuditSQL = `INSERT INTO gold.audit_log (event_id, occurred_at, event_type, actor, action, outcome, user_id,
-  source, properties, received_at, load_id)
-SELECT event_id, occurred_at, event_type, actor, action, COALESCE(NULLIF(outcome, ''), 'success'), NULLIF(user_id, ''),
-  NULLIF(source, ''), properties, received_at, $1
-FROM gold_stage_audit
-ON CONFLICT (event_id) DO NOTHING`
-)
-
-// moveStaged moves the staged rows into gold. With hours non-nil it also
-// counts the inserted gold.events rows per received_at hour (UTC).
-func moveStaged(ctx context.Context, tx pgx.Tx, loadID int64, events, payments, audit *int64, hours map[time.Time]int64) error {
-	if hours != nil {
-		n, err := moveCountingHours(ctx, tx, loadID, hours)
-		if err != nil {
-			return err
-		}
-		*events, events = n, nil
-	}
-	for _, m := range []struct {
-		table, sql string
-		n          *int64
-	}{
-		{"gold.events", moveEventsSQL, events},
-		{"gold.payments", movePaymentsSQL, payments},
-		{"gold.audit_log", moveAuditSQL, audit},
-	} {
-		if m.n == nil {
-			continue
-		}
-		tag, err := tx.Exec(ctx, m.sql, loadID)
-		if err != nil {
-			return fmt.Errorf("insert into %s: %w", m.table, err)
-		}
-		*m.n = tag.RowsAffected()
-	}
-	return nil
 }
 
 // lockDays takes the per-day transaction locks of n days from first, in order.
