@@ -241,7 +241,7 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 	unknown := 0
 	for _, name := range fields.unknown() {
 		if unknown++; unknown <= maxUnknownFieldErrors {
-			add(truncate(name, 60), "unknown field (allowed: event_id, type, occurred_at, source, user_id, properties)")
+			add(displayName(name), "unknown field (allowed: event_id, type, occurred_at, source, user_id, properties)")
 		}
 	}
 	if unknown > maxUnknownFieldErrors {
@@ -269,9 +269,13 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 			add(name, "is %d characters long, the limit is %d", utf8.RuneCountInString(s), max)
 			return "", false
 		}
-		if strings.ContainsRune(s, 0) {
-			add(name, "%s", msgNUL)
-			return "", false
+		// PostgreSQL's text refuses what jsonb refuses: NUL, and unpaired
+		// surrogates, which encoding/json would silently turn into U+FFFD.
+		if bytes.IndexByte(v, '\\') >= 0 {
+			if _, msg := scanString(v, 0); msg != "" {
+				add(name, "%s", msg)
+				return "", false
+			}
 		}
 		return s, true
 	}
@@ -328,10 +332,13 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 	if p, ok := fields.get("properties"); ok && string(p) != "null" {
 		if p[0] != '{' {
 			add("properties", "must be a JSON object, got %s", jsonKind(p))
-		} else if msg := checkEscapes(p); msg != "" {
-			add("properties", "%s", msg)
+		} else if perrs, spaced := checkProperties(p); perrs != nil {
+			for _, e := range perrs {
+				e.Index = opt.Index
+				errs = append(errs, e)
+			}
 		} else {
-			if bytes.ContainsAny(p, " \t\r\n") {
+			if spaced {
 				var buf bytes.Buffer
 				if err := json.Compact(&buf, p); err == nil {
 					ev.Properties = buf.Bytes()
@@ -447,57 +454,6 @@ func decimalProp(props map[string]json.RawMessage, name string) (string, string)
 		return "", fmt.Sprintf("must be a decimal with at most 12 integer and 6 fractional digits such as \"12.50\", got %s", truncate(string(v), 40))
 	}
 	return s, ""
-}
-
-const msgNUL = "must not contain the NUL character (\\u0000): the warehouse cannot store it"
-
-// checkEscapes finds the string escapes in valid JSON that PostgreSQL's jsonb
-// refuses, which would make the event impossible to load into the warehouse:
-// \u0000, and UTF-16 surrogate escapes that are not a high-low pair.
-func checkEscapes(raw []byte) string {
-	hex4 := func(i int) (rune, bool) {
-		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
-			return 0, false
-		}
-		var r rune
-		for _, c := range raw[i+2 : i+6] {
-			switch {
-			case c >= '0' && c <= '9':
-				r = r<<4 | rune(c-'0')
-			case c >= 'a' && c <= 'f':
-				r = r<<4 | rune(c-'a'+10)
-			case c >= 'A' && c <= 'F':
-				r = r<<4 | rune(c-'A'+10)
-			default:
-				return 0, false
-			}
-		}
-		return r, true
-	}
-	for i := 0; i < len(raw); i++ {
-		if raw[i] != '\\' {
-			continue
-		}
-		r, ok := hex4(i)
-		if !ok {
-			i++ // skip the escaped character, which may be a backslash
-			continue
-		}
-		switch {
-		case r == 0:
-			return msgNUL
-		case r >= 0xD800 && r <= 0xDBFF:
-			if lo, ok := hex4(i + 6); ok && lo >= 0xDC00 && lo <= 0xDFFF {
-				i += 11
-				continue
-			}
-			return fmt.Sprintf("must not contain an unpaired UTF-16 surrogate escape (\\u%04x): the warehouse cannot store it", r)
-		case r >= 0xDC00 && r <= 0xDFFF:
-			return fmt.Sprintf("must not contain an unpaired UTF-16 surrogate escape (\\u%04x): the warehouse cannot store it", r)
-		}
-		i += 5
-	}
-	return ""
 }
 
 // validJSON is json.Valid, several times faster: it runs on every event on

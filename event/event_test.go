@@ -103,12 +103,12 @@ func TestDecodeRules(t *testing.T) {
 		{"properties null", obj(`"properties":null,`), nil},
 		{"properties array", obj(`"properties":[],`), []wantErr{{"properties", "must be a JSON object, got an array"}}},
 		{"properties string", obj(`"properties":"{}",`), []wantErr{{"properties", "must be a JSON object, got a string"}}},
-		{"properties with NUL", obj(`"properties":{"a":"x\u0000"},`), []wantErr{{"properties", "NUL"}}},
-		{"properties with NUL in a key", obj(`"properties":{"\u0000":1},`), []wantErr{{"properties", "NUL"}}},
+		{"properties with NUL", obj(`"properties":{"a":"x\u0000"},`), []wantErr{{"properties.a", "NUL"}}},
+		{"properties with NUL in a key", obj(`"properties":{"\u0000":1},`), []wantErr{{`properties["\u0000"]`, "the key must not contain the NUL"}}},
 		{"properties with an escaped backslash before u0000", obj(`"properties":{"a":"\\u0000"},`), nil},
-		{"properties with a lone high surrogate", obj(`"properties":{"a":"\ud83d"},`), []wantErr{{"properties", "unpaired UTF-16 surrogate"}}},
-		{"properties with a lone low surrogate", obj(`"properties":{"a":"\uDE00x"},`), []wantErr{{"properties", "unpaired UTF-16 surrogate"}}},
-		{"properties with reversed surrogates", obj(`"properties":{"a":"\ude00\ud83d"},`), []wantErr{{"properties", "unpaired UTF-16 surrogate"}}},
+		{"properties with a lone high surrogate", obj(`"properties":{"a":"\ud83d"},`), []wantErr{{"properties.a", "unpaired UTF-16 surrogate"}}},
+		{"properties with a lone low surrogate", obj(`"properties":{"a":"\uDE00x"},`), []wantErr{{"properties.a", "unpaired UTF-16 surrogate"}}},
+		{"properties with reversed surrogates", obj(`"properties":{"a":"\ude00\ud83d"},`), []wantErr{{"properties.a", "unpaired UTF-16 surrogate"}}},
 
 		// payment.*.
 		{"payment", obj(`"type":"payment.captured","properties":{"amount":"12.50","currency":"EUR"},`), nil},

@@ -3,10 +3,13 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"math/big"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -23,6 +26,22 @@ var fuzzSeeds = []string{
 	`{"typ\u0065":"a","occurred_at":"2026-11-24T14:05:09Z","user_id":"\"q\"\n\u2028\u0001"}`,
 	`{"type":"Bad","occurred_at":"nope","user_id":1,"extra":true}`,
 	`[]`, `null`, ``, `{`, "\xff", `{"type":"a","type":"b","occurred_at":"2026-11-24T14:05:09Z"}`,
+
+	// The limits of limits.go, from both sides.
+	limitSeed(`{"x":1e999999,"y":-1e-999999}`),
+	limitSeed(`{"x":1.7976931348623157e308,"y":4.9406564584124654e-324,"z":9.99e308,"w":-0.0e-340}`),
+	limitSeed(`{"x":1e309,"y":1e-341,"z":0e1001,"w":0e1073741823,"v":1E+99999999999999999999}`),
+	limitSeed(`{"x":0.000001e314,"y":1.50e-339,"z":0.` + strings.Repeat("0", 339) + `1}`),
+	limitSeed(`{"a":` + strings.Repeat("[", 63) + strings.Repeat("]", 63) + `}`),
+	limitSeed(`{"a":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `}`),
+	limitSeed(`{"a":` + strings.Repeat(`{"b":[`, 40) + `0` + strings.Repeat(`]}`, 40) + `}`),
+	limitSeed(`{"a\u0000b":{"c.d":["\ud800","\udc00x","\ud800\u0041"]},"e":"\ud83d\ude00\\u0000"}`),
+	`{"type":"a","occurred_at":"2026-11-24T14:05:09Z","user_id":"\ud800","source":"\u0000","\u0000":1}`,
+}
+
+// limitSeed is an event with properties p.
+func limitSeed(p string) string {
+	return `{"type":"a","occurred_at":"2026-11-24T14:05:09Z","properties":` + p + `}`
 }
 
 // FuzzDecode: Decode never panics; every error carries the index it was
@@ -44,6 +63,11 @@ func FuzzDecode(f *testing.F) {
 				if e.Index != 5 || e.Message == "" {
 					t.Fatalf("bad error %+v", e)
 				}
+				// The stream stores errors in pipeline.quarantine (text
+				// and jsonb).
+				if s := e.Field + e.Message; strings.ContainsRune(s, 0) || !utf8.ValidString(s) {
+					t.Fatalf("error %q cannot be stored in PostgreSQL", e)
+				}
 			}
 			if len(errs) > 40 {
 				t.Fatalf("%d errors for one event", len(errs))
@@ -52,6 +76,12 @@ func FuzzDecode(f *testing.F) {
 		}
 		if u, err := uuid.Parse(ev.EventID); err != nil || u == uuid.Nil || ev.ReceivedAt.IsZero() {
 			t.Fatalf("accepted event without a proper id or received_at: %+v", ev)
+		}
+		if strings.ContainsRune(ev.Type+ev.Source+ev.UserID, 0) {
+			t.Fatalf("accepted a NUL in a text field: %+v", ev)
+		}
+		if len(ev.Properties) > 0 {
+			checkStorable(t, ev.Properties)
 		}
 		// The event must not share memory with the input (the API reuses
 		// its request buffers).
@@ -83,6 +113,47 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted event has no silver row: %v", err)
 		}
 	})
+}
+
+// checkStorable checks accepted properties against the limits with
+// encoding/json: depth, NUL in strings and keys, magnitude of numbers.
+func checkStorable(t *testing.T, props []byte) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(props))
+	dec.UseNumber()
+	// 4096 bits hold every number within the limits exactly (at most
+	// 309+340 significant digits).
+	const prec = 4096
+	limit, _, _ := big.ParseFloat("1e309", 10, prec, big.ToNearestEven)
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatalf("accepted properties %q: %v", props, err)
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			if v == '{' || v == '[' {
+				if depth++; depth > MaxPropertiesDepth {
+					t.Fatalf("accepted properties %d deep", depth)
+				}
+			} else {
+				depth--
+			}
+		case string:
+			if strings.ContainsRune(v, 0) {
+				t.Fatalf("accepted a NUL in properties %q", props)
+			}
+		case json.Number:
+			f, _, err := big.ParseFloat(string(v), 10, prec, big.ToNearestEven)
+			if err != nil || f.Abs(f).Cmp(limit) >= 0 {
+				t.Fatalf("accepted number %s: %v", v, err)
+			}
+		}
+	}
 }
 
 // FuzzSplitObject: on any valid JSON object, splitObject finds the same

@@ -1,0 +1,397 @@
+package event
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Limits on what properties hold. gold.events.properties is a PostgreSQL
+// jsonb column, and a value jsonb refuses makes the whole COPY into gold
+// fail: one such record used to stop its stream shard (issue 13). Decode
+// refuses these values, so the API answers 400 and the stream quarantines a
+// record that another producer wrote straight to the topic. The limits were
+// found against PostgreSQL 15 and are checked there by
+// TestLimitsFitPostgreSQL.
+const (
+	// MaxPropertiesDepth is how deeply properties may nest objects and
+	// arrays, counting properties itself: {"a":[1]} is 2 deep. PostgreSQL
+	// 15's parser runs out of stack (max_stack_depth 2MB) at 13,090 nested
+	// objects or 14,544 arrays; 64 keeps far from that in every function
+	// and tool that walks a value recursively.
+	MaxPropertiesDepth = 64
+	// MaxNumberIntDigits is how many digits a number may have before the
+	// decimal point once its exponent is applied: 1e308 has 309. Every
+	// float64 fits. PostgreSQL's numeric holds 131,072 but prints them all,
+	// so 1e131071 would come back from every query, dump and backfill as
+	// 131 kB of text.
+	MaxNumberIntDigits = 309
+	// MaxNumberFracDigits is how many digits a number may have after the
+	// decimal point as PostgreSQL counts them: the written ones (trailing
+	// zeros too) minus the exponent, so 1.50 has 2 and 2.5e-340 has 341.
+	// Every float64 printed with 17 significant digits fits
+	// (4.9406564584124654e-324 has 340). PostgreSQL's numeric holds 16,383,
+	// printed in full like the integer digits.
+	MaxNumberFracDigits = 340
+	// MaxNumberExponent bounds a number's exponent either way. Beside the
+	// two limits above it only matters for zero (0e99999 is 0 to PostgreSQL
+	// up to an exponent of 1,073,741,822, then out of range).
+	MaxNumberExponent = 1000
+
+	// PostgreSQL's own limits on numeric, hence on jsonb numbers: beyond
+	// them it fails with "value overflows numeric format" (22003).
+	pgMaxIntDigits  = 131072
+	pgMaxFracDigits = 16383
+	pgMaxExponent   = 1<<30 - 2 // numeric_in refuses |exponent| >= INT_MAX/2
+
+	// maxPropertyErrors caps the problems listed for one event's
+	// properties; the rest are counted in one more error.
+	maxPropertyErrors = 10
+)
+
+const msgNUL = "must not contain the NUL character (\\u0000): PostgreSQL cannot store it"
+
+// checkProperties returns the values in properties p (valid JSON, an object)
+// that the warehouse cannot store, each named by its path such as
+// properties.a[3].b; nil, without allocating, when there are none. spaced
+// reports white space between tokens (not inside strings), which is when p
+// needs compacting.
+func checkProperties(p []byte) (errs []FieldError, spaced bool) {
+	s := limitScan{b: p}
+	s.value(1)
+	if s.found > maxPropertyErrors {
+		s.errs = append(s.errs, FieldError{Field: "properties",
+			Message: fmt.Sprintf("%d more values the warehouse cannot store", s.found-maxPropertyErrors)})
+	}
+	return s.errs, s.spaced
+}
+
+// limitScan walks a valid JSON value once, keeping the path to where it is
+// so that a problem can be named; the path is only turned into a string
+// when there is one.
+type limitScan struct {
+	b     []byte
+	i     int
+	path  [MaxPropertiesDepth]segment
+	n     int // segments of path in use
+	found int
+	errs  []FieldError
+	// spaced is set on white space between tokens.
+	spaced bool
+}
+
+// space returns the index of the first byte at or after i that is not
+// white space, and notes whether there was any.
+func (s *limitScan) space(i int) int {
+	if i < len(s.b) && s.b[i] <= ' ' {
+		j := skipSpace(s.b, i)
+		s.spaced = s.spaced || j > i
+		return j
+	}
+	return i
+}
+
+// segment is one step of a path: an object member (index < 0) or an array
+// element.
+type segment struct {
+	key   []byte // the member's name as written, without quotes
+	index int
+}
+
+func (s *limitScan) problem(msg string) {
+	if s.found++; s.found <= maxPropertyErrors {
+		s.errs = append(s.errs, FieldError{Field: s.field(), Message: msg})
+	}
+}
+
+// value scans the value at s.b[s.i], which lies depth containers deep
+// (properties itself is 1).
+func (s *limitScan) value(depth int) {
+	b := s.b
+	switch c := b[s.i]; c {
+	case '{', '[':
+		if depth > MaxPropertiesDepth {
+			s.problem(fmt.Sprintf("nests objects and arrays deeper than the limit of %d levels (properties itself is level 1)", MaxPropertiesDepth))
+			s.i = skipValue(b, s.i)
+			return
+		}
+		if c == '{' {
+			s.object(depth)
+		} else {
+			s.array(depth)
+		}
+	case '"':
+		end, msg := scanString(b, s.i)
+		if msg != "" {
+			s.problem(msg)
+		}
+		s.i = end
+	case 't', 'n':
+		s.i += 4
+	case 'f':
+		s.i += 5
+	default:
+		s.number()
+	}
+}
+
+func (s *limitScan) object(depth int) {
+	b := s.b
+	if s.i = s.space(s.i + 1); b[s.i] == '}' {
+		s.i++
+		return
+	}
+	for {
+		start := s.i
+		end, msg := scanString(b, start)
+		s.path[depth-1] = segment{key: b[start+1 : end-1], index: -1}
+		s.n = depth
+		if msg != "" {
+			s.problem("the key " + msg)
+		}
+		s.i = s.space(s.space(end) + 1) // past the colon
+		s.value(depth + 1)
+		s.n = depth
+		s.i = s.space(s.i)
+		c := b[s.i]
+		if s.i = s.space(s.i + 1); c == '}' {
+			return
+		}
+	}
+}
+
+func (s *limitScan) array(depth int) {
+	b := s.b
+	if s.i = s.space(s.i + 1); b[s.i] == ']' {
+		s.i++
+		return
+	}
+	for index := 0; ; index++ {
+		s.path[depth-1] = segment{index: index}
+		s.n = depth
+		s.value(depth + 1)
+		s.i = s.space(s.i)
+		c := b[s.i]
+		if s.i = s.space(s.i + 1); c == ']' {
+			return
+		}
+	}
+}
+
+// number consumes a number. Short numbers without an exponent are within
+// every limit and cost one pass over their bytes.
+func (s *limitScan) number() {
+	b, start, exp := s.b, s.i, false
+	i := start
+	for ; i < len(b); i++ {
+		if c := b[i]; c == 'e' || c == 'E' {
+			exp = true
+		} else if !(c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.') {
+			break
+		}
+	}
+	s.i = i
+	if exp || i-start > MaxNumberIntDigits {
+		if msg := numberProblem(b[start:i]); msg != "" {
+			s.problem(msg)
+		}
+	}
+}
+
+// numberProblem says why a JSON number is out of range, or returns "".
+func numberProblem(lit []byte) string {
+	n := lit
+	if n[0] == '-' {
+		n = n[1:]
+	}
+	var frac, expDigits []byte
+	if k := bytes.IndexAny(n, "eE"); k >= 0 {
+		n, expDigits = n[:k], n[k+1:]
+	}
+	if k := bytes.IndexByte(n, '.'); k >= 0 {
+		n, frac = n[:k], n[k+1:]
+	}
+	exp := parseExponent(expDigits)
+	// pos is the place of the first non-zero digit: the number of digits
+	// before the decimal point without the exponent (≤ 0 below 0.1).
+	pos, zero := 0, true
+	for k, c := range n {
+		if c != '0' {
+			pos, zero = len(n)-k, false
+			break
+		}
+	}
+	if zero {
+		for k, c := range frac {
+			if c != '0' {
+				pos, zero = -k, false
+				break
+			}
+		}
+	}
+	var intDigits int64
+	if !zero {
+		intDigits = max(0, int64(pos)+exp)
+	}
+	fracDigits := max(0, int64(len(frac))-exp)
+
+	var pg bool // PostgreSQL itself refuses the number
+	var what string
+	switch {
+	case exp > pgMaxExponent || exp < -pgMaxExponent:
+		pg, what = true, fmt.Sprintf("exponent %s, the limit is ±%d", truncate(string(expDigits), 20), MaxNumberExponent)
+	case intDigits > MaxNumberIntDigits:
+		pg, what = intDigits > pgMaxIntDigits, fmt.Sprintf("%d digits before the decimal point, the limit is %d", intDigits, MaxNumberIntDigits)
+	case fracDigits > MaxNumberFracDigits:
+		pg, what = fracDigits > pgMaxFracDigits, fmt.Sprintf("%d digits after the decimal point, the limit is %d", fracDigits, MaxNumberFracDigits)
+	case exp > MaxNumberExponent || exp < -MaxNumberExponent:
+		what = fmt.Sprintf("exponent %d, the limit is ±%d", exp, MaxNumberExponent)
+	default:
+		return ""
+	}
+	if pg {
+		return fmt.Sprintf("number %s is out of the range PostgreSQL can store: %s", truncate(string(lit), 40), what)
+	}
+	if intDigits > MaxNumberIntDigits || fracDigits > MaxNumberFracDigits {
+		what += " (PostgreSQL would store it, but print every digit back)"
+	}
+	return fmt.Sprintf("number %s is out of range: %s", truncate(string(lit), 40), what)
+}
+
+// parseExponent parses an optionally signed exponent, saturating past
+// pgMaxExponent (callers only compare it with that).
+func parseExponent(d []byte) int64 {
+	neg := false
+	if len(d) > 0 && (d[0] == '-' || d[0] == '+') {
+		neg, d = d[0] == '-', d[1:]
+	}
+	var e int64
+	for _, c := range d {
+		if e = e*10 + int64(c-'0'); e > pgMaxExponent {
+			e = pgMaxExponent + 1
+			break
+		}
+	}
+	if neg {
+		return -e
+	}
+	return e
+}
+
+// scanString returns the end of the JSON string that starts at b[i] (its
+// opening quote), and what in it PostgreSQL refuses: \u0000, which neither
+// text nor jsonb can hold, or a UTF-16 surrogate escape that is not a high
+// one followed by a low one. b is valid JSON. Strings without a backslash,
+// the common case, cost two byte searches.
+func scanString(b []byte, i int) (end int, problem string) {
+	start := i
+	i++
+	for {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return len(b), "" // not reached: b is valid JSON
+		}
+		k := bytes.IndexByte(b[i:i+q], '\\')
+		if k < 0 {
+			return i + q + 1, ""
+		}
+		i += k
+		if b[i+1] != 'u' {
+			i += 2 // may be \" or \\: search on after it
+			continue
+		}
+		r := hex4(b[i+2 : i+6])
+		switch {
+		case r == 0:
+			return skipValue(b, start), msgNUL
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+12 <= len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+				if lo := hex4(b[i+8 : i+12]); lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 12
+					continue
+				}
+			}
+			return skipValue(b, start), surrogateProblem(r)
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return skipValue(b, start), surrogateProblem(r)
+		}
+		i += 6
+	}
+}
+
+func surrogateProblem(r rune) string {
+	return fmt.Sprintf("must not contain an unpaired UTF-16 surrogate escape (\\u%04x): PostgreSQL cannot store it", r)
+}
+
+// hex4 decodes the four hex digits of a \u escape; -1 if they are not.
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return r
+}
+
+// field renders the path to the value being scanned: a member whose name is
+// a plain word as .name, any other as ["name"] with the name as written in
+// the event (escapes stay escapes, so that a NUL never reaches the error, the
+// API's response or the quarantine table), an array element as [i].
+func (s *limitScan) field() string {
+	b := make([]byte, 0, 64)
+	b = append(b, "properties"...)
+	for _, seg := range s.path[:s.n] {
+		if seg.index >= 0 {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(seg.index), 10)
+			b = append(b, ']')
+			continue
+		}
+		name, plain := seg.key, plainName(seg.key)
+		if utf8.RuneCount(name) > 60 {
+			name = []byte(truncate(string(name), 60))
+		}
+		if plain {
+			b = append(b, '.')
+			b = append(b, name...)
+		} else {
+			b = append(b, `["`...)
+			b = append(b, name...)
+			b = append(b, `"]`...)
+		}
+	}
+	return string(b)
+}
+
+// plainName reports whether a member name can follow a dot in a path
+// unquoted: letters, digits, _, - and $, or any non-ASCII character.
+func plainName(name []byte) bool {
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '$' || c >= 0x80) {
+			return false
+		}
+	}
+	return len(name) > 0
+}
+
+// displayName is a decoded field name as an error names it: as it is, or,
+// when it holds a control character (NUL among them), JSON-quoted so that
+// the character is spelled out as an escape.
+func displayName(name string) string {
+	name = truncate(name, 60)
+	for i := 0; i < len(name); i++ {
+		if name[i] < 0x20 || name[i] == 0x7f {
+			return string(AppendJSONString(nil, name))
+		}
+	}
+	return name
+}
