@@ -600,11 +600,16 @@ func (a *Activities) outOfRange(ctx context.Context, topic string, p int32, next
 	}
 	bd := b[p]
 	if next < bd.First {
+		// Recorded before the offset past the gap is stored with the next
+		// load, so a gap is never skipped without a trace.
+		if err := a.wh.RecordLostOffsets(ctx, topic, p, next, bd.First-1); err != nil {
+			return pf, err
+		}
 		pf.lost = bd.First - next
 		pf.next = bd.First
 		pf.hwm = bd.Next
 		log.Error("records deleted by retention before the stream read them; skipping to the earliest retained offset",
-			"offset", next, "earliest", bd.First, "lost", pf.lost)
+			"offset", next, "earliest", bd.First, "lost", pf.lost, "lost_offsets", fmt.Sprintf("%d..%d", next, bd.First-1))
 		return pf, nil
 	}
 	if next > bd.Next {
