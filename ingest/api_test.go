@@ -286,7 +286,7 @@ func TestRefusals(t *testing.T) {
 		{name: "amount too precise", body: []byte(ev("payment.captured", `"properties":{"amount":"1.1234567","currency":"EUR"}`)), status: 400, errs: []wantErr{{0, "properties.amount", "6 fractional digits"}}},
 		{name: "bad currency", body: []byte(ev("payment.captured", `"properties":{"amount":"1","currency":"usd"}`)), status: 400, errs: []wantErr{{0, "properties.currency", "ISO 4217"}}},
 		{name: "audit without actor and action", body: []byte(ev("audit.login", `"properties":{}`)), status: 400, errs: []wantErr{{0, "properties.actor", "is required"}, {0, "properties.action", "is required"}}},
-		{name: "NUL in properties", body: []byte(ev("a", `"properties":{"x":"a\u0000b"}`)), status: 400, errs: []wantErr{{0, "properties", "NUL"}}},
+		{name: "NUL in properties", body: []byte(ev("a", `"properties":{"x":"a\u0000b"}`)), status: 400, errs: []wantErr{{0, "properties.x", "NUL"}}},
 		{name: "invalid UTF-8", body: []byte(ev("a", "\"source\":\"\xff\"")), status: 400, errs: []wantErr{{0, "", "UTF-8"}}},
 		{name: "one bad among good", body: jsonArray(good, good, good, `{"type":"a"}`, good), status: 400, msg: "1 of 5 events are invalid", errs: []wantErr{{3, "occurred_at", "is required"}}},
 		{name: "every error listed", body: jsonArray(`{"occurred_at":"2026-11-24T14:05:09Z"}`, good, ev("payment.x", `"properties":{"amount":"1","currency":"XYZ"}`)), status: 400,

@@ -31,6 +31,8 @@ var parserSeeds = []string{
 	`{"type":"a","occurred_at":"2026-11-24T14:05:09Z","properties":{"x":"\udc00"}}`,
 	`{"type":"a","occurred_at":"2026-11-24T14:05:09Z","properties":{"blob":"` + strings.Repeat("x", 700) + `"}}`,
 	"[\"\xff\"]", `[{"type":"a","occurred_at":"2026-11-24T14:05:09Z"},]`, `[[[[]]]]`, `"\"`,
+	`[{"type":"a","occurred_at":"2026-11-24T14:05:09Z","properties":{"x":1e999999}},{"type":"a","occurred_at":"2026-11-24T14:05:09Z","properties":{"x":-1e-999999,"\u0000":1}}]`,
+	`{"type":"a","occurred_at":"2026-11-24T14:05:09Z","properties":{"x":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `}}`,
 }
 
 // FuzzParseEvents checks the body parser: it never panics; it returns events
