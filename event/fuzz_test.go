@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/big"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -250,6 +251,49 @@ func FuzzValidJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if got, want := validJSON(b), json.Valid(b); got != want {
 			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", b, got, want)
+		}
+	})
+}
+
+// FuzzNumberLimits: numberProblem accepts a number exactly when its integer
+// part (computed with math/big) has at most MaxNumberIntDigits digits, its
+// scale at most MaxNumberFracDigits, and its exponent is within
+// ±MaxNumberExponent.
+func FuzzNumberLimits(f *testing.F) {
+	f.Add("1", "", int16(308), false)
+	f.Add("9", "99", int16(306), true)
+	f.Add("0", "000001", int16(314), false)
+	f.Add("0", "", int16(-340), false)
+	f.Add("4", "9406564584124654", int16(-324), true)
+	f.Add("0", "5", int16(1001), false)
+	f.Fuzz(func(t *testing.T, intPart, frac string, exp int16, neg bool) {
+		if len(intPart) > 700 || len(frac) > 700 || strings.Trim(intPart+frac, "0123456789") != "" {
+			return
+		}
+		if intPart = strings.TrimLeft(intPart, "0"); intPart == "" {
+			intPart = "0"
+		}
+		lit := intPart
+		if neg {
+			lit = "-" + lit
+		}
+		if frac != "" {
+			lit += "." + frac
+		}
+		lit += "e" + strconv.Itoa(int(exp))
+		r, ok := new(big.Rat).SetString(lit)
+		if !ok {
+			t.Fatalf("big.Rat cannot parse %s", lit)
+		}
+		whole := new(big.Int).Quo(new(big.Int).Abs(r.Num()), r.Denom())
+		intDigits := 0
+		if whole.Sign() > 0 {
+			intDigits = len(whole.String())
+		}
+		scale := max(0, len(frac)-int(exp))
+		want := intDigits <= MaxNumberIntDigits && scale <= MaxNumberFracDigits && exp >= -MaxNumberExponent && exp <= MaxNumberExponent
+		if got := numberProblem([]byte(lit)); (got == "") != want {
+			t.Fatalf("numberProblem(%s) = %q; %d integer digits, scale %d", lit, got, intDigits, scale)
 		}
 	})
 }
