@@ -85,27 +85,18 @@ func batchConflicts(rows []event.Row, d dedup) []conflict {
 	return out
 }
 
-// goldConflictsSQL lists the staged rows (the batch's winners) whose event_id
-// gold.events held before this load ($1), with content that differs. It is
-// run only when some staged row was not inserted, so that a batch of new ids
-// pays nothing for it.
-const goldConflictsSQL = `SELECT s.event_id, e.event_type, s.event_type, s.source,
-  array_remove(ARRAY[
-    CASE WHEN e.event_type <> s.event_type THEN 'event_type' END,
-    CASE WHEN e.occurred_at <> s.occurred_at THEN 'occurred_at' END,
-    CASE WHEN e.user_id IS DISTINCT FROM NULLIF(s.user_id, '') THEN 'user_id' END,
-    CASE WHEN e.source IS DISTINCT FROM NULLIF(s.source, '') THEN 'source' END,
-    CASE WHEN e.properties <> s.properties THEN 'properties' END], NULL)
-FROM gold_stage s JOIN gold.events e ON e.event_id = s.event_id
-WHERE e.load_id <> $1
-  AND (e.event_type, e.occurred_at, e.user_id, e.source, e.properties)
-    IS DISTINCT FROM (s.event_type, s.occurred_at, NULLIF(s.user_id, ''), NULLIF(s.source, ''), s.properties)`
+// goldConflictsSQL lists the staged rows (the batch's winners) whose
+// event_id gold.events held before this load with other content, as
+// moveStaged found them.
+const goldConflictsSQL = `SELECT event_id, kept_type, other_type, other_source, fields
+FROM gold_stage_known WHERE cardinality(fields) > 0`
 
 // stagedConflicts finds the conflicting duplicates of a live load that took
 // the staged path: rows that lost within the batch (compared in Go, rows
 // being the batch st was staged from), and staged rows whose id gold held
-// already (compared in SQL, when fewer than the staged rows were inserted).
-func stagedConflicts(ctx context.Context, tx pgx.Tx, rows []event.Row, st *copyStats, loadID, inserted int64) ([]conflict, error) {
+// already (compared in SQL by moveStaged, when fewer than the staged rows
+// were inserted).
+func stagedConflicts(ctx context.Context, tx pgx.Tx, rows []event.Row, st *copyStats, inserted int64) ([]conflict, error) {
 	var out []conflict
 	if len(st.Losers) > 0 {
 		out = batchConflicts(rows, loseDuplicates(rows))
@@ -113,7 +104,7 @@ func stagedConflicts(ctx context.Context, tx pgx.Tx, rows []event.Row, st *copyS
 	if st.Sent-int64(len(st.Losers)) <= inserted {
 		return out, nil
 	}
-	q, err := tx.Query(ctx, goldConflictsSQL, loadID)
+	q, err := tx.Query(ctx, goldConflictsSQL)
 	if err != nil {
 		return nil, fmt.Errorf("compare duplicates with gold.events: %w", err)
 	}

@@ -22,7 +22,8 @@ import (
 // catalog work. Temporary tables skip the write-ahead log, and COPY into one
 // without an index is as cheap as PostgreSQL ingestion gets. gold_stage holds
 // every row; gold_stage_payments and gold_stage_audit only the payment and
-// audit rows, so that their moves into gold do not scan every event again.
+// audit rows, so that their moves into gold do not scan every event again;
+// gold_stage_known the staged event_ids that gold held already (move.go).
 // Amounts travel as int8 micro-units and become numeric(18,6) in SQL
 // (amount_micros * 0.000001, exact): no client-side decimal encoding.
 const createStageSQL = `CREATE TEMP TABLE IF NOT EXISTS gold_stage (
@@ -58,6 +59,13 @@ CREATE TEMP TABLE IF NOT EXISTS gold_stage_audit (
   source      text,
   properties  jsonb,
   received_at timestamptz
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS gold_stage_known (
+  event_id     uuid,
+  kept_type    text,
+  other_type   text,
+  other_source text,
+  fields       text[]
 ) ON COMMIT DELETE ROWS`
 
 const (

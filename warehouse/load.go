@@ -133,7 +133,7 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 					return err
 				}
 				res.Duplicates = st.Sent - res.Inserted
-				if conflicts, err = stagedConflicts(ctx, tx, in.Rows, st, res.LoadID, res.Inserted); err != nil {
+				if conflicts, err = stagedConflicts(ctx, tx, in.Rows, st, res.Inserted); err != nil {
 					return err
 				}
 			}
