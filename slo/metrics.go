@@ -44,6 +44,11 @@ func registerMetrics(store *warehouse.Store) error {
 	if err != nil {
 		return err
 	}
+	conflicting, err := meter.Int64ObservableGauge("pipeline.gold.conflicting_duplicates",
+		metric.WithDescription("Conflicting duplicates loaded over the last 24 h (pipeline.loads.rows_conflicting): records whose event_id gold already held with other content (type, time, user, source or properties), kept out of every gold table; usually a client reusing ids. `pipeline status` lists the ids."))
+	if err != nil {
+		return err
+	}
 	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
@@ -53,6 +58,9 @@ func registerMetrics(store *warehouse.Store) error {
 		}
 		if n, err := store.CountSetAsideHours(ctx); err == nil {
 			o.ObserveInt64(setAside, n)
+		}
+		if c, err := store.ConflictingDuplicates(ctx, time.Now().Add(-24*time.Hour), 0); err == nil {
+			o.ObserveInt64(conflicting, c.Records)
 		}
 		if ms, err := store.LatestMeasurements(ctx, time.Now()); err == nil {
 			for _, m := range ms {
@@ -79,6 +87,6 @@ func registerMetrics(store *warehouse.Store) error {
 			}
 		}
 		return nil
-	}, value, good, open, fresh, setAside)
+	}, value, good, open, fresh, setAside, conflicting)
 	return err
 }

@@ -93,6 +93,9 @@ type Snapshot struct {
 
 	// Rebuilding are the days Backfill runs hold, in day order (rebuilding.go).
 	Rebuilding []warehouse.Lease `json:"rebuilding"`
+	// Conflicts are the event ids that arrived again with other content,
+	// over the last ConflictWindow (conflicts.go).
+	Conflicts warehouse.Conflicts `json:"conflicts"`
 
 	Loads     []Load         `json:"loads"`     // newest first
 	Backfills []Load         `json:"backfills"` // newest first
@@ -238,6 +241,9 @@ func (s Source) Snapshot(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	if err := s.rebuilding(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
+	if err := s.conflicts(ctx, &snap); err != nil {
 		return Snapshot{}, err
 	}
 	snap.verdict(s.StaleAfter)

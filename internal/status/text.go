@@ -146,6 +146,8 @@ func (s Snapshot) Text() string {
 		})
 	}
 
+	s.writeConflicts(&b)
+
 	loads := func(title string, ls []Load, backfill bool) {
 		section(title)
 		if len(ls) == 0 {
