@@ -67,18 +67,14 @@ func checkProperties(p []byte) (errs []FieldError, spaced bool) {
 	return s.errs, s.spaced
 }
 
-// limitScan walks a valid JSON value once, keeping the path to where it is
-// so that a problem can be named; the path is only turned into a string
-// when there is one.
+// limitScan walks a valid JSON value once. It keeps no path: the rare
+// problem is named by walking to it again (pathTo).
 type limitScan struct {
-	b     []byte
-	i     int
-	path  [MaxPropertiesDepth]segment
-	n     int // segments of path in use
-	found int
-	errs  []FieldError
-	// spaced is set on white space between tokens.
-	spaced bool
+	b      []byte
+	i      int
+	found  int
+	errs   []FieldError
+	spaced bool // white space between tokens
 }
 
 // space returns the index of the first byte at or after i that is not
@@ -92,16 +88,10 @@ func (s *limitScan) space(i int) int {
 	return i
 }
 
-// segment is one step of a path: an object member (index < 0) or an array
-// element.
-type segment struct {
-	key   []byte // the member's name as written, without quotes
-	index int
-}
-
-func (s *limitScan) problem(msg string) {
+// problem records msg about the value or member name at s.b[at].
+func (s *limitScan) problem(at int, msg string) {
 	if s.found++; s.found <= maxPropertyErrors {
-		s.errs = append(s.errs, FieldError{Field: s.field(), Message: msg})
+		s.errs = append(s.errs, FieldError{Field: pathTo(s.b, at), Message: msg})
 	}
 }
 
@@ -112,7 +102,7 @@ func (s *limitScan) value(depth int) {
 	switch c := b[s.i]; c {
 	case '{', '[':
 		if depth > MaxPropertiesDepth {
-			s.problem(fmt.Sprintf("nests objects and arrays deeper than the limit of %d levels (properties itself is level 1)", MaxPropertiesDepth))
+			s.problem(s.i, fmt.Sprintf("nests objects and arrays deeper than the limit of %d levels (properties itself is level 1)", MaxPropertiesDepth))
 			s.i = skipValue(b, s.i)
 			return
 		}
@@ -124,7 +114,7 @@ func (s *limitScan) value(depth int) {
 	case '"':
 		end, msg := scanString(b, s.i)
 		if msg != "" {
-			s.problem(msg)
+			s.problem(s.i, msg)
 		}
 		s.i = end
 	case 't', 'n':
@@ -145,14 +135,11 @@ func (s *limitScan) object(depth int) {
 	for {
 		start := s.i
 		end, msg := scanString(b, start)
-		s.path[depth-1] = segment{key: b[start+1 : end-1], index: -1}
-		s.n = depth
 		if msg != "" {
-			s.problem("the key " + msg)
+			s.problem(start, "the key "+msg)
 		}
 		s.i = s.space(s.space(end) + 1) // past the colon
 		s.value(depth + 1)
-		s.n = depth
 		s.i = s.space(s.i)
 		c := b[s.i]
 		if s.i = s.space(s.i + 1); c == '}' {
@@ -167,9 +154,7 @@ func (s *limitScan) array(depth int) {
 		s.i++
 		return
 	}
-	for index := 0; ; index++ {
-		s.path[depth-1] = segment{index: index}
-		s.n = depth
+	for {
 		s.value(depth + 1)
 		s.i = s.space(s.i)
 		c := b[s.i]
@@ -194,7 +179,7 @@ func (s *limitScan) number() {
 	s.i = i
 	if exp || i-start > MaxNumberIntDigits {
 		if msg := numberProblem(b[start:i]); msg != "" {
-			s.problem(msg)
+			s.problem(start, msg)
 		}
 	}
 }
@@ -342,34 +327,68 @@ func hex4(h []byte) rune {
 	return r
 }
 
-// field renders the path to the value being scanned: a member whose name is
-// a plain word as .name, any other as ["name"] with the name as written in
-// the event (escapes stay escapes, so that a NUL never reaches the error, the
-// API's response or the quarantine table), an array element as [i].
-func (s *limitScan) field() string {
+// pathTo names the value or member name that starts at p[at], p being
+// properties: a member whose name is a plain word as .name, any other as
+// ["name"] with the name as written in the event (escapes stay escapes, so
+// that a NUL never reaches the error, the API's response or the quarantine
+// table), an array element as [i]. It walks p again from the start, which
+// costs nothing while nothing is wrong.
+func pathTo(p []byte, at int) string {
 	b := make([]byte, 0, 64)
 	b = append(b, "properties"...)
-	for _, seg := range s.path[:s.n] {
-		if seg.index >= 0 {
-			b = append(b, '[')
-			b = strconv.AppendInt(b, int64(seg.index), 10)
-			b = append(b, ']')
+	for i := 0; i < at; {
+		if p[i] == '{' {
+			i = descendObject(p, i, at, &b)
 			continue
 		}
-		name, plain := seg.key, plainName(seg.key)
-		if utf8.RuneCount(name) > 60 {
-			name = []byte(truncate(string(name), 60))
+		j := skipSpace(p, i+1)
+		for index := 0; ; index++ {
+			end := skipValue(p, j)
+			if at < end {
+				b = append(b, '[')
+				b = strconv.AppendInt(b, int64(index), 10)
+				b = append(b, ']')
+				break
+			}
+			j = skipSpace(p, skipSpace(p, end)+1) // past the comma
 		}
-		if plain {
-			b = append(b, '.')
-			b = append(b, name...)
-		} else {
-			b = append(b, `["`...)
-			b = append(b, name...)
-			b = append(b, `"]`...)
-		}
+		i = j
 	}
 	return string(b)
+}
+
+// descendObject appends to *path the member of the object at p[i] that at
+// lies in, and returns where that member's value starts, or at when at is
+// the member's name.
+func descendObject(p []byte, i, at int, path *[]byte) int {
+	for i = skipSpace(p, i+1); ; {
+		keyEnd := skipValue(p, i)
+		if i == at {
+			*path = appendName(*path, p[i+1:keyEnd-1])
+			return at
+		}
+		v := skipSpace(p, skipSpace(p, keyEnd)+1) // past the colon
+		end := skipValue(p, v)
+		if at < end {
+			*path = appendName(*path, p[i+1:keyEnd-1])
+			return v
+		}
+		i = skipSpace(p, skipSpace(p, end)+1) // past the comma
+	}
+}
+
+// appendName appends a member name (as written, without quotes) to a path.
+func appendName(b, name []byte) []byte {
+	plain := plainName(name)
+	if utf8.RuneCount(name) > 60 {
+		name = []byte(truncate(string(name), 60))
+	}
+	if plain {
+		return append(append(b, '.'), name...)
+	}
+	b = append(b, `["`...)
+	b = append(b, name...)
+	return append(b, `"]`...)
 }
 
 // plainName reports whether a member name can follow a dot in a path

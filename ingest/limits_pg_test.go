@@ -1,4 +1,4 @@
-package event_test
+package ingest_test
 
 import (
 	"context"
@@ -17,64 +17,80 @@ import (
 	"github.com/acme/pipeline/warehouse"
 )
 
-// TestLimitsFitPostgreSQL proves the limits of limits.go against a real
-// PostgreSQL: every value Decode accepts at a limit loads into gold through
-// the stream's own path (warehouse.LoadLive), every value PostgreSQL refuses
-// is refused by Decode too, and the refusals themselves can be stored in
+// TestLimitsFitPostgreSQL proves event.Decode's limits against a real
+// PostgreSQL: every value the API accepts at a limit goes through the API and
+// the topic and loads into gold by the stream's own path (event.Decode of the
+// record, then warehouse.LoadLive) unchanged; every value PostgreSQL refuses
+// is refused by Decode too; and the refusals themselves can be stored in
 // pipeline.quarantine, where the stream puts them.
 func TestLimitsFitPostgreSQL(t *testing.T) {
 	st, _ := streamtest.Database(t)
 	ctx := context.Background()
 	pool := st.Pool()
+	_, brokers := startBroker(t)
+	_, base := startAPI(t, brokers, nil)
 
 	// At the limits, accepted: each must load and read back equal.
-	atLimits := []struct{ name, fields string }{
-		{"64 deep", `"properties":` + nested(64)},
-		{"64 deep in objects", `"properties":` + nestedObjects(64)},
-		{"64 deep mixed", `"properties":{"a":` + strings.Repeat(`[{"b":`, 31) + `[]` + strings.Repeat(`}]`, 31) + `}`},
-		{"largest numbers", `"properties":{"a":` + strings.Repeat("9", 309) + `,"b":-` + strings.Repeat("9", 309) + `,"c":1.7976931348623157e308,"d":9.99e308,"e":0.000001e314}`},
-		{"smallest numbers", `"properties":{"a":4.9406564584124654e-324,"b":0.` + strings.Repeat("0", 339) + `1,"c":1e-340,"d":-1.5e-339,"e":0e-340}`},
-		{"longest number", `"properties":{"a":-` + strings.Repeat("9", 309) + "." + strings.Repeat("9", 340) + `}`},
-		{"exponent at the limit", `"properties":{"a":0e1000,"b":0.` + strings.Repeat("0", 700) + `1e1000,"c":1e-0000000000000000340}`},
-		{"many of the longest numbers", `"properties":{"a":[` + strings.TrimSuffix(strings.Repeat("1e308,", 10000), ",") + `]}`},
-		{"long strings", fmt.Sprintf(`"properties":{"%s":"%s","b":"\ud83d\ude00 \uffff \u0001 \\u0000 \" \u2028"}`, strings.Repeat("k", 64<<10), strings.Repeat("é", 512<<10))},
-		{"odd keys", `"properties":{"":1,"a.b":2,"[0]":3,"\"":4,"\u00e9":5,"\ud83d\ude00":{"\\u0000":6}}`},
-		{"text fields at their limits", `"type":"` + strings.Repeat("a", 128) + `","source":"` + strings.Repeat("\u00e9", 127) + `\u0001","user_id":"` + strings.Repeat("u", 254) + `\ud83d\ude00"`},
+	atLimits := []struct{ name, props, fields string }{
+		{"64 deep", nested(64), ""},
+		{"64 deep in objects", nestedObjects(64), ""},
+		{"64 deep mixed", `{"a":` + strings.Repeat(`[{"b":`, 31) + `[]` + strings.Repeat(`}]`, 31) + `}`, ""},
+		{"largest numbers", `{"a":` + strings.Repeat("9", 309) + `,"b":-` + strings.Repeat("9", 309) + `,"c":1.7976931348623157e308,"d":9.99e308,"e":0.000001e314}`, ""},
+		{"smallest numbers", `{"a":4.9406564584124654e-324,"b":0.` + strings.Repeat("0", 339) + `1,"c":1e-340,"d":-1.5e-339,"e":0e-340}`, ""},
+		{"longest number", `{"a":-` + strings.Repeat("9", 309) + "." + strings.Repeat("9", 340) + `}`, ""},
+		{"exponent at the limit", `{"a":0e1000,"b":0.` + strings.Repeat("0", 700) + `1e1000,"c":1e-0000000000000000340}`, ""},
+		{"many of the longest numbers", `{"a":[` + strings.TrimSuffix(strings.Repeat("1e308,", 10000), ",") + `]}`, ""},
+		{"long strings", fmt.Sprintf(`{"%s":"%s","b":"\ud83d\ude00 \uffff \u0001 \\u0000 \" \u2028"}`, strings.Repeat("k", 64<<10), strings.Repeat("é", 400<<10)), ""},
+		{"odd keys", `{"":1,"a.b":2,"[0]":3,"\"":4,"\u00e9":5,"\ud83d\ude00":{"\\u0000":6}}`, ""},
+		{"text fields at their limits", `{}`, `"source":"` + strings.Repeat("\u00e9", 127) + `\u0001","user_id":"` + strings.Repeat("u", 255) + `\ud83d\ude00"`},
 	}
-	var rows []event.Row
-	var props []string
+	sent := map[string]int{} // event_id: case
 	for i, c := range atLimits {
-		ev, errs := event.Decode([]byte(topicRecord(i, c.fields)), event.Options{})
-		if errs != nil {
-			t.Fatalf("%s: refused: %.300v", c.name, errs)
+		extra := `"properties":` + c.props
+		if c.fields != "" {
+			extra += "," + c.fields
 		}
-		row, err := ev.ToRow(0, int64(i))
+		typ := "limits.case_" + strings.Repeat("x", 128-len("limits.case_"))
+		r := post(t, base, []byte(ev(typ, extra)), nil)
+		if r.status != 202 || len(r.EventIDs) != 1 {
+			t.Fatalf("%s: status %d: %.300s", c.name, r.status, r.raw)
+		}
+		sent[r.EventIDs[0]] = i
+	}
+	// The stream's view: the records on the topic, cleaned by Decode.
+	var rows []event.Row
+	for _, rec := range readTopic(t, brokers, testTopic) {
+		e, errs := event.Decode(rec.value, event.Options{})
+		if errs != nil {
+			t.Fatalf("the stream would quarantine an accepted event: %.300v", errs)
+		}
+		row, err := e.ToRow(int32(rec.partition), rec.offset)
 		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
+			t.Fatal(err)
 		}
 		rows = append(rows, row)
-		props = append(props, string(ev.Properties))
 	}
 	res, err := st.LoadLive(ctx, warehouse.LoadInput{Rows: rows})
 	if err != nil {
 		t.Fatalf("gold refused values within the limits: %v", err)
 	}
-	if res.Inserted != int64(len(rows)) {
-		t.Fatalf("%d of %d rows inserted", res.Inserted, len(rows))
+	if res.Inserted != int64(len(atLimits)) {
+		t.Fatalf("%d of %d events inserted", res.Inserted, len(atLimits))
 	}
-	for i, c := range atLimits {
+	for _, row := range rows {
+		c := atLimits[sent[uuid.UUID(row.EventID).String()]]
 		var same bool
 		var typ, source, user string
 		var n int
-		err := pool.QueryRow(ctx, `SELECT properties = COALESCE(NULLIF($2, '')::jsonb, '{}'), event_type, COALESCE(source, ''), COALESCE(user_id, ''), octet_length(properties::text)
-			FROM gold.events WHERE event_id = $1`, uuid.UUID(rows[i].EventID), props[i]).Scan(&same, &typ, &source, &user, &n)
+		err := pool.QueryRow(ctx, `SELECT properties = $2::jsonb, event_type, COALESCE(source, ''), COALESCE(user_id, ''), octet_length(properties::text)
+			FROM gold.events WHERE event_id = $1`, uuid.UUID(row.EventID), c.props).Scan(&same, &typ, &source, &user, &n)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if !same || typ != rows[i].Type || source != rows[i].Source || user != rows[i].UserID {
-			t.Errorf("%s: gold holds something else", c.name)
+		if !same || typ != row.Type || source != row.Source || user != row.UserID {
+			t.Errorf("%s: gold holds something else than was sent", c.name)
 		}
-		t.Logf("%s: %d bytes sent, %d bytes as PostgreSQL prints properties", c.name, len(props[i]), n)
+		t.Logf("%s: %d bytes of properties sent, %d bytes as PostgreSQL prints them", c.name, len(c.props), n)
 	}
 
 	// PostgreSQL refuses these; Decode must refuse them before they reach
@@ -152,7 +168,18 @@ func TestLimitsFitPostgreSQL(t *testing.T) {
 // event_id and received_at.
 func topicRecord(i int, fields string) string {
 	id := fmt.Sprintf("0193a0b4-6b7e-7c3a-9f1e-%012d", i+1)
-	return obj(`"event_id":"` + id + `","received_at":"2026-11-24T14:05:10Z",` + fields + ",")
+	return ev("page_view", `"event_id":"`+id+`","received_at":"2026-11-24T14:05:10Z",`+fields)
+}
+
+// nested returns properties nesting depth containers, counting properties
+// itself: {"a":[[...]]} with depth-1 arrays.
+func nested(depth int) string {
+	return `{"a":` + strings.Repeat("[", depth-1) + strings.Repeat("]", depth-1) + `}`
+}
+
+// nestedObjects is nested with objects: {"a":{"a":...{}}}.
+func nestedObjects(depth int) string {
+	return strings.Repeat(`{"a":`, depth-1) + `{}` + strings.Repeat("}", depth-1)
 }
 
 // mustRefuse decodes an event with props, which must be refused, and returns
