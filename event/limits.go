@@ -13,7 +13,7 @@ import (
 // refuses these values, so the API answers 400 and the stream quarantines a
 // record that another producer wrote straight to the topic. The limits were
 // found against PostgreSQL 15 and are checked there by
-// TestLimitsFitPostgreSQL.
+// TestLimitsFitPostgreSQL (in ingest, through the API and the topic).
 const (
 	// MaxPropertiesDepth is how deeply properties may nest objects and
 	// arrays, counting properties itself: {"a":[1]} is 2 deep. PostgreSQL
