@@ -63,6 +63,7 @@ func TestDecodeLimits(t *testing.T) {
 		// Strings and keys in properties: each problem at its path.
 		{"NUL", `{"x":"a\u0000b"}`, "", []wantErr{{"properties.x", "must not contain the NUL character (\\u0000): PostgreSQL cannot store it"}}},
 		{"NUL deep", `{"a":[0,1,2,{"b":"\u0000"}]}`, "", []wantErr{{"properties.a[3].b", "NUL"}}},
+		{"NUL with white space around", "{ \"x\" : 1 ,\n \"a\" : [ 0 , { \"b\" : 1e999 , \"c\" : \"\\u0000\" } ] }", "", []wantErr{{"properties.a[1].b", "1000 digits"}, {"properties.a[1].c", "NUL"}}},
 		{"NUL in a key", `{"a\u0000b":1}`, "", []wantErr{{`properties["a\u0000b"]`, "the key must not contain the NUL character"}}},
 		{"NUL in a nested key", `{"a":{"b.c":{"\u0000":true}}}`, "", []wantErr{{`properties.a["b.c"]["\u0000"]`, "the key must not"}}},
 		{"lone high surrogate at the end", `{"x":"a\ud800"}`, "", []wantErr{{"properties.x", "unpaired UTF-16 surrogate escape (\\ud800)"}}},
@@ -133,6 +134,21 @@ func TestDecodeLimitsLongValues(t *testing.T) {
 	_, errs := event.Decode([]byte(obj(fmt.Sprintf(`"properties":{"%s":"%s","%s.":"\u0000"},`, long, strings.Repeat("v", 1<<20), long))), event.Options{Now: now, AssignID: true})
 	if len(errs) != 1 || errs[0].Field != `properties["`+strings.Repeat("k", 60)+`…"]` {
 		t.Errorf("errors %v", errs)
+	}
+}
+
+// TestDecodeCompactsProperties: white space between tokens goes, white space
+// inside strings stays (the limit scan tells which).
+func TestDecodeCompactsProperties(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":"x y","b":["\t", " "]}`:   `{"a":"x y","b":["\t"," "]}`,
+		"{\"a\":\"x y\",\"b\":[\" \"]}": `{"a":"x y","b":[" "]}`,
+		"{\n\t\"a\" :\r1 }":             `{"a":1}`,
+	} {
+		ev, errs := event.Decode([]byte(obj(`"properties":`+in+",")), event.Options{Now: now, AssignID: true})
+		if errs != nil || string(ev.Properties) != want {
+			t.Errorf("properties %q became %q, want %q (%v)", in, ev.Properties, want, errs)
+		}
 	}
 }
 
