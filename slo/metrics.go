@@ -49,6 +49,11 @@ func registerMetrics(store *warehouse.Store) error {
 	if err != nil {
 		return err
 	}
+	lost, err := meter.Int64ObservableGauge("pipeline.stream.lost_offsets",
+		metric.WithDescription("Offsets of the topic that retention deleted before the stream read them, ever, by topic and partition (pipeline.lost_offsets): records in no layer; `pipeline status` gives the ranges."))
+	if err != nil {
+		return err
+	}
 	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
@@ -61,6 +66,13 @@ func registerMetrics(store *warehouse.Store) error {
 		}
 		if c, err := store.ConflictingDuplicates(ctx, time.Now().Add(-24*time.Hour), 0); err == nil {
 			o.ObserveInt64(conflicting, c.Records)
+		}
+		if byTopic, err := store.LostOffsetsTotal(ctx); err == nil {
+			for topic, parts := range byTopic {
+				for p, n := range parts {
+					o.ObserveInt64(lost, n, metric.WithAttributes(attribute.String("topic", topic), attribute.Int("partition", int(p))))
+				}
+			}
 		}
 		if ms, err := store.LatestMeasurements(ctx, time.Now()); err == nil {
 			for _, m := range ms {
@@ -87,6 +99,6 @@ func registerMetrics(store *warehouse.Store) error {
 			}
 		}
 		return nil
-	}, value, good, open, fresh, setAside, conflicting)
+	}, value, good, open, fresh, setAside, conflicting, lost)
 	return err
 }

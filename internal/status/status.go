@@ -96,6 +96,11 @@ type Snapshot struct {
 	// Conflicts are the event ids that arrived again with other content,
 	// over the last ConflictWindow (conflicts.go).
 	Conflicts warehouse.Conflicts `json:"conflicts"`
+	// Lost are the offsets retention deleted before the stream read them,
+	// over the last LostWindow, newest first; LostTotal counts their
+	// records (lost.go).
+	Lost      []warehouse.LostRange `json:"lost_offsets"`
+	LostTotal int64                 `json:"lost_offsets_total"`
 
 	Loads     []Load         `json:"loads"`     // newest first
 	Backfills []Load         `json:"backfills"` // newest first
@@ -241,6 +246,9 @@ func (s Source) Snapshot(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	if err := s.rebuilding(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
+	if err := s.lostOffsets(ctx, &snap); err != nil {
 		return Snapshot{}, err
 	}
 	if err := s.conflicts(ctx, &snap); err != nil {

@@ -146,6 +146,7 @@ func (s Snapshot) Text() string {
 		})
 	}
 
+	s.writeLost(&b)
 	s.writeConflicts(&b)
 
 	loads := func(title string, ls []Load, backfill bool) {

@@ -1,0 +1,67 @@
+package status
+
+import (
+	"context"
+	"fmt"
+	"html/template"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/acme/pipeline/warehouse"
+)
+
+// LostWindow is how far back the page lists offsets lost to retention.
+const LostWindow = 7 * 24 * time.Hour
+
+// maxLost bounds the gaps a snapshot lists.
+const maxLost = 20
+
+// lostOffsets reads the offsets retention deleted before the stream read
+// them (pipeline.lost_offsets), when the database has the table.
+func (s Source) lostOffsets(ctx context.Context, snap *Snapshot) error {
+	var ok bool
+	if err := s.DB.QueryRow(ctx, `SELECT to_regclass('pipeline.lost_offsets') IS NOT NULL`).Scan(&ok); err != nil {
+		return fmt.Errorf("status: lost offsets: %w", err)
+	}
+	snap.Lost = []warehouse.LostRange{}
+	if !ok {
+		return nil
+	}
+	var err error
+	if snap.Lost, snap.LostTotal, err = warehouse.FromPool(s.DB).LostOffsets(ctx, time.Now().Add(-LostWindow), maxLost); err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	return nil
+}
+
+const lostTitle = "Offsets lost to retention (deleted from Kafka before the stream read them, last 7 days)"
+
+const lostHelp = "these records are in no layer: look at the topic's retention (retencao_horas) and at why the stream fell behind"
+
+// writeLost writes the gaps for the terminal.
+func (s Snapshot) writeLost(b *strings.Builder) {
+	heading(b, lostTitle)
+	if len(s.Lost) == 0 {
+		fmt.Fprintln(b, "none")
+		return
+	}
+	w := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "topic\tpartition\toffsets\trecords\tfound\n")
+	for _, l := range s.Lost {
+		fmt.Fprintf(w, "%s\t%d\t%d..%d\t%d\t%s\n", l.Topic, l.Partition, l.First, l.Last, l.Records(), clock(l.Detected))
+	}
+	w.Flush()
+	fmt.Fprintf(b, "%d records lost in all; %s\n", s.LostTotal, lostHelp)
+}
+
+// The page's section, {{template "lost" .}} in page.
+var _ = template.Must(page.New("lost").Parse(`
+<h2>` + lostTitle + `</h2>
+{{if .Lost}}<table id="lost-offsets">
+<tr><th>Topic</th><th>Partition</th><th>Offsets</th><th>Records</th><th>Found</th></tr>
+{{range .Lost}}<tr class="lagging"><td>{{.Topic}}</td><td>{{.Partition}}</td><td>{{.First}}..{{.Last}}</td><td>{{.Records}}</td><td>{{clock .Detected}}</td></tr>
+{{end}}</table>
+<p class="muted">{{.LostTotal}} records lost in all; ` + lostHelp + `</p>
+{{else}}<p id="lost-offsets">none</p>{{end}}
+`))
