@@ -15,7 +15,7 @@ import (
 const (
 	// MaxPropertiesDepth is how deeply properties may nest objects and
 	// arrays, counting properties itself: {"a":[1]} is 2 deep. PostgreSQL
-	// 15's parser runs out of stack (max_stack_depth 2MB) at 13,090 nested
+	// 15's parser runs out of stack (max_stack_depth 2MB) at about 13,090 nested
 	// objects or 14,544 arrays; 64 keeps far from that in every function
 	// and tool that walks a value recursively.
 	MaxPropertiesDepth = 64
