@@ -233,7 +233,7 @@ func jsonEqual(a, b any) bool {
 }
 
 // Conflicts summarises the conflicting duplicates that live loads met: event
-// ids that arrived again with other content (see conflicts.go).
+// ids that arrived again with other content.
 type Conflicts struct {
 	// Since is the start of the window the counts cover.
 	Since time.Time `json:"since"`

@@ -19,9 +19,9 @@ import (
 // staging tables and the row-by-row INSERT ... ON CONFLICT, which cost about
 // as much again as the COPY itself. If any event_id is already there, the
 // COPY fails with a unique violation; the load rolls back to a savepoint and
-// takes the staged path, whose ON CONFLICT DO NOTHING gives the same result
-// the direct path would have given with no conflict. Either way the outcome
-// is that of the staged path.
+// takes the staged path, which skips the known ids in all three tables
+// (move.go): the result the direct path would have given with no conflict.
+// Either way the outcome is that of the staged path.
 //
 // After a conflict the Store takes the staged path for the next
 // directCooldown loads, so that a stream full of replays does not pay for a
