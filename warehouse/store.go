@@ -161,3 +161,14 @@ func IsPermanent(err error) bool {
 func describe(cc *pgx.ConnConfig) string {
 	return fmt.Sprintf("%s@%s:%d/%s", cc.User, cc.Host, cc.Port, cc.Database)
 }
+
+// HasTable reports whether the database has the table (schema-qualified):
+// a reader such as the status page can then work against a database that a
+// worker of an older version migrated.
+func (s *Store) HasTable(ctx context.Context, table string) (bool, error) {
+	var ok bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&ok); err != nil {
+		return false, fmt.Errorf("is there a table %s: %w", table, err)
+	}
+	return ok, nil
+}

@@ -26,8 +26,8 @@ const MaxConflictingIDs = 20
 func (s Source) conflicts(ctx context.Context, snap *Snapshot) error {
 	snap.Conflicts = warehouse.Conflicts{Since: snap.Taken.Add(-ConflictWindow), Days: []warehouse.ConflictDay{},
 		Recent: []warehouse.ConflictingID{}}
-	var ok bool
-	if err := s.DB.QueryRow(ctx, `SELECT to_regclass('pipeline.conflicting_ids') IS NOT NULL`).Scan(&ok); err != nil {
+	ok, err := warehouse.FromPool(s.DB).HasTable(ctx, "pipeline.conflicting_ids")
+	if err != nil {
 		return fmt.Errorf("status: conflicting event ids: %w", err)
 	}
 	if !ok {

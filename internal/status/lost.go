@@ -20,15 +20,14 @@ const maxLost = 20
 // lostOffsets reads the offsets retention deleted before the stream read
 // them (pipeline.lost_offsets), when the database has the table.
 func (s Source) lostOffsets(ctx context.Context, snap *Snapshot) error {
-	var ok bool
-	if err := s.DB.QueryRow(ctx, `SELECT to_regclass('pipeline.lost_offsets') IS NOT NULL`).Scan(&ok); err != nil {
+	ok, err := warehouse.FromPool(s.DB).HasTable(ctx, "pipeline.lost_offsets")
+	if err != nil {
 		return fmt.Errorf("status: lost offsets: %w", err)
 	}
 	snap.Lost = []warehouse.LostRange{}
 	if !ok {
 		return nil
 	}
-	var err error
 	if snap.Lost, snap.LostTotal, err = warehouse.FromPool(s.DB).LostOffsets(ctx, time.Now().Add(-LostWindow), maxLost); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}

@@ -13,15 +13,14 @@ import (
 // rebuilding reads the days a Backfill holds (pipeline.backfill_leases),
 // when the database has the table (a worker of this version migrated it).
 func (s Source) rebuilding(ctx context.Context, snap *Snapshot) error {
-	var ok bool
-	if err := s.DB.QueryRow(ctx, `SELECT to_regclass('pipeline.backfill_leases') IS NOT NULL`).Scan(&ok); err != nil {
+	ok, err := warehouse.FromPool(s.DB).HasTable(ctx, "pipeline.backfill_leases")
+	if err != nil {
 		return fmt.Errorf("status: days being rebuilt: %w", err)
 	}
 	snap.Rebuilding = []warehouse.Lease{}
 	if !ok {
 		return nil
 	}
-	var err error
 	if snap.Rebuilding, err = warehouse.FromPool(s.DB).Leases(ctx); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}

@@ -18,8 +18,8 @@ const MaxSetAside = 50
 // (pipeline.silver_set_aside), when the database has the table (a worker of
 // this version migrated it).
 func (s Source) silverSetAside(ctx context.Context, snap *Snapshot) error {
-	var ok bool
-	if err := s.DB.QueryRow(ctx, `SELECT to_regclass('pipeline.silver_set_aside') IS NOT NULL`).Scan(&ok); err != nil {
+	ok, err := warehouse.FromPool(s.DB).HasTable(ctx, "pipeline.silver_set_aside")
+	if err != nil {
 		return fmt.Errorf("status: set-aside silver hours: %w", err)
 	}
 	snap.SilverSetAside = []warehouse.SetAsideHour{}
@@ -27,7 +27,6 @@ func (s Source) silverSetAside(ctx context.Context, snap *Snapshot) error {
 		return nil
 	}
 	store := warehouse.FromPool(s.DB)
-	var err error
 	if snap.SilverSetAside, err = store.SetAsideHours(ctx, MaxSetAside); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}

@@ -24,15 +24,14 @@ func SLOValue(slo string, v float64) string {
 // monitoring reads the SLOs, alerts and arrival hours, when the database has the
 // monitor's tables (a worker of this version migrated it).
 func (s Source) monitoring(ctx context.Context, snap *Snapshot) error {
-	var ok bool
-	if err := s.DB.QueryRow(ctx, `SELECT to_regclass('pipeline.alerts') IS NOT NULL`).Scan(&ok); err != nil {
+	ok, err := warehouse.FromPool(s.DB).HasTable(ctx, "pipeline.alerts")
+	if err != nil {
 		return fmt.Errorf("status: monitoring tables: %w", err)
 	}
 	if !ok {
 		return nil
 	}
 	store := warehouse.FromPool(s.DB)
-	var err error
 	if snap.SLOs, err = store.LatestMeasurements(ctx, snap.Taken); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
