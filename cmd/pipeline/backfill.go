@@ -29,7 +29,7 @@ func runBackfill(ctx context.Context, args []string) error {
 	layers := fs.String("layers", "silver,gold,marts", "layers to rebuild, comma-separated")
 	dry := fs.Bool("dry-run", false, "report the days, bronze objects and rows that would be rebuilt; change nothing")
 	maxDays := fs.Int("max-days", workflows.DefaultBackfillMaxDays, "refuse a longer range")
-	conc := fs.Int("concurrency", workflows.DefaultBackfillConcurrency, "days rebuilt at once")
+	conc := fs.Int("concurrency", workflows.DefaultBackfillConcurrency, "units of work (staging shares of a day, silver hours) run at once over every batch worker")
 	detach := fs.Bool("detach", false, "print the workflow id and return without waiting")
 	if err := parse(fs, args); err != nil {
 		return err
