@@ -396,6 +396,10 @@ func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions
 		}
 		res.Inserted += lr.Inserted
 		res.Duplicates += lr.Duplicates
+		if lr.Conflicting > 0 {
+			log.Warn("records reused known event ids for other content: kept out of gold (pipeline.conflicting_ids names them)",
+				"count", lr.Conflicting, "load_id", lr.LoadID, "offsets", advanced)
+		}
 		a.m.recordFlush(ctx, in.Topic, parts, lr.Inserted, lr.Duplicates, goldTook, time.Since(t0))
 		if err := a.crash("gold", -1); err != nil {
 			return err
