@@ -88,14 +88,23 @@ func (b *Backfiller) StageBackfillUnit(ctx context.Context, in UnitInput) (wareh
 	hb := newHeartbeater(ctx, 10*time.Second)
 	defer hb.stop()
 	var tally warehouse.UnitTally
+	// The unit's rows of the day, object after object; StageRebuildUnit
+	// counts what it stages.
 	rows := func(yield func(event.Row, error) bool) {
+		inDay := func(r event.Row, err error) bool {
+			if err == nil && (r.OccurredAt < lo || r.OccurredAt >= hi) {
+				tally.OtherDays++
+				return true
+			}
+			return yield(r, err)
+		}
 		for i, src := range srcs {
 			var more bool
 			var err error
 			if in.Source == warehouse.RebuildFromSilver {
-				more, err = b.silverRows(ctx, src, &tally, yield)
+				more, err = b.silverRows(ctx, src, &tally, inDay)
 			} else {
-				more, err = b.bronzeRows(ctx, in.Topic, src, &tally, yield)
+				more, err = b.bronzeRows(ctx, in.Topic, src, &tally, inDay)
 			}
 			if err != nil {
 				yield(event.Row{}, err)
@@ -104,24 +113,10 @@ func (b *Backfiller) StageBackfillUnit(ctx context.Context, in UnitInput) (wareh
 			if !more {
 				return
 			}
-			hb.set(BackfillHeartbeat{Day: in.Day, Stage: "stage", Done: i + 1, Total: len(srcs), Rows: tally.Staged})
+			hb.set(BackfillHeartbeat{Day: in.Day, Stage: "stage", Done: i + 1, Total: len(srcs), Rows: tally.Records})
 		}
 	}
-	inDay := func(yield func(event.Row, error) bool) {
-		for r, err := range rows {
-			if err == nil && (r.OccurredAt < lo || r.OccurredAt >= hi) {
-				tally.OtherDays++
-				continue
-			}
-			if err == nil {
-				tally.Staged++
-			}
-			if !yield(r, err) {
-				return
-			}
-		}
-	}
-	if err := b.wh.StageRebuildUnit(ctx, in.Rebuild, in.Unit, inDay, &tally); err != nil {
+	if err := b.wh.StageRebuildUnit(ctx, in.Rebuild, in.Unit, rows, &tally); err != nil {
 		var ae *temporal.ApplicationError
 		if errors.As(err, &ae) {
 			return tally, err

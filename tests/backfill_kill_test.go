@@ -89,25 +89,16 @@ func TestBackfillSurvivesKill9(t *testing.T) {
 					typ, props = "payment.captured", `{"amount":"3.50","currency":"EUR"}`
 					payments++
 				}
-				recs[i] = lake.Record{Partition: p, Offset: first + int64(i), Time: arrival, Value: fmt.Appendf(nil,
+				recs[i] = lake.Record{Offset: first + int64(i), Value: fmt.Appendf(nil,
 					`{"event_id":%q,"type":%q,"occurred_at":%q,"received_at":%q,"user_id":"u-%d","properties":%s}`,
 					uuid.NewString(), typ, occurred.Format(time.RFC3339Nano), occurred.Add(time.Second).Format(time.RFC3339Nano), i%300, props)}
 				events++
-			}
-			key := lake.BronzeKey(topic, p, first, first+int64(len(recs))-1, arrival)
-			data := lake.EncodeBronze(recs)
-			if err := lk.Put(ctx, key, data, "application/x-ndjson"); err != nil {
-				t.Fatal(err)
 			}
 			var hours []time.Time
 			for h := from; h.Before(from.Add(12 * time.Hour)); h = h.Add(time.Hour) {
 				hours = append(hours, h)
 			}
-			if _, err := store.RecordBronze(ctx, warehouse.BronzeObject{Topic: topic, Partition: p, First: first, Last: first + int64(len(recs)) - 1,
-				Records: len(recs), Bytes: int64(len(data)), Key: key, ArrivedAt: arrival, Cleaned: len(recs),
-				MinOccurred: from, MaxOccurred: from.Add(12*time.Hour - time.Second), EventHours: hours}); err != nil {
-				t.Fatal(err)
-			}
+			putBronze(t, ctx, lk, store, topic, p, recs, arrival, len(recs), hours)
 		}
 	}
 

@@ -85,22 +85,7 @@ func TestBackfillOnTemporal(t *testing.T) {
 		{Offset: 6, Value: ev(e7, "page_view", "u7", at(50, 0), at(50, 0), `{}`)},
 	}
 	put := func(p int32, recs []lake.Record, arrival time.Time, cleaned int, hours ...time.Time) string {
-		for i := range recs {
-			recs[i].Partition, recs[i].Time = p, arrival
-		}
-		first, last := recs[0].Offset, recs[len(recs)-1].Offset
-		key := lake.BronzeKey(topic, p, first, last, arrival)
-		data := lake.EncodeBronze(recs)
-		if err := lk.Put(ctx, key, data, "application/x-ndjson"); err != nil {
-			t.Fatal(err)
-		}
-		_, err := store.RecordBronze(ctx, warehouse.BronzeObject{Topic: topic, Partition: p, First: first, Last: last,
-			Records: len(recs), Bytes: int64(len(data)), Key: key, ArrivedAt: arrival, Cleaned: cleaned,
-			Quarantined: len(recs) - cleaned, MinOccurred: hours[0], MaxOccurred: hours[len(hours)-1], EventHours: hours})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return key
+		return putBronze(t, ctx, lk, store, topic, p, recs, arrival, cleaned, hours)
 	}
 	put(0, recs1, at(10, 5), 5, at(-1, 0), at(9, 0), at(10, 0))
 	put(1, recs2, at(11, 0), 3, at(11, 0), at(23, 0))
@@ -412,4 +397,28 @@ func goldSnapshot(t *testing.T, ctx context.Context, store *warehouse.Store, sta
 		b.WriteString(q.table + ":\n" + s + "\n")
 	}
 	return b.String()
+}
+
+// putBronze writes recs as one bronze object of topic partition p, arrived at
+// arrival, and records it in pipeline.bronze_objects, as the stream does:
+// cleaned of them clean, into the event hours given.
+func putBronze(t *testing.T, ctx context.Context, lk *lake.Store, store *warehouse.Store, topic string, p int32,
+	recs []lake.Record, arrival time.Time, cleaned int, hours []time.Time) string {
+	t.Helper()
+	for i := range recs {
+		recs[i].Partition, recs[i].Time = p, arrival
+	}
+	first, last := recs[0].Offset, recs[len(recs)-1].Offset
+	key := lake.BronzeKey(topic, p, first, last, arrival)
+	data := lake.EncodeBronze(recs)
+	if err := lk.Put(ctx, key, data, "application/x-ndjson"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := store.RecordBronze(ctx, warehouse.BronzeObject{Topic: topic, Partition: p, First: first, Last: last,
+		Records: len(recs), Bytes: int64(len(data)), Key: key, ArrivedAt: arrival, Cleaned: cleaned,
+		Quarantined: len(recs) - cleaned, MinOccurred: hours[0], MaxOccurred: hours[len(hours)-1], EventHours: hours})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }

@@ -89,13 +89,6 @@ func (f *fakeSteps) register(env *testsuite.TestWorkflowEnvironment, delay time.
 	var b *activities.Backfiller
 	env.RegisterActivity(&activities.Backfiller{})
 	f.staged = map[int64]int{}
-	day := func(id int64) string {
-		return time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(id)).Format(time.DateOnly)
-	}
-	id := func(d string) int64 {
-		t, _ := time.Parse(time.DateOnly, d)
-		return int64(t.Sub(time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)) / (24 * time.Hour))
-	}
 	env.OnActivity(b.AcquireBackfillDays, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.LeaseInput) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -113,7 +106,7 @@ func (f *fakeSteps) register(env *testsuite.TestWorkflowEnvironment, delay time.
 		f.plans = append(f.plans, in)
 		f.mu.Unlock()
 		d, _ := warehouse.ParseDay(in.Day)
-		return warehouse.Rebuild{ID: id(in.Day), Day: d, Topic: in.Topic, Source: warehouse.RebuildFromBronze, Units: 3, Objects: 6, Records: 33}, nil
+		return warehouse.Rebuild{ID: rebuildOf(in.Day), Day: d, Topic: in.Topic, Source: warehouse.RebuildFromBronze, Units: 3, Objects: 6, Records: 33}, nil
 	}).After(delay)
 	env.OnActivity(b.StageBackfillUnit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UnitInput) (warehouse.UnitTally, error) {
 		f.enter()
@@ -141,10 +134,7 @@ func (f *fakeSteps) register(env *testsuite.TestWorkflowEnvironment, delay time.
 		defer f.leave()
 		return activities.SilverHourResult{Files: 2, Rows: 4, Retired: 1}, nil
 	}).After(delay)
-	env.OnActivity(b.CommitBackfillGold, mock.Anything, mock.Anything).Return(func(_ context.Context, rebuild int64) (warehouse.GoldReplaced, error) {
-		_ = day(rebuild)
-		return warehouse.GoldReplaced{Inserted: 9, Deleted: 5, Kept: 2}, nil
-	}).After(delay)
+	env.OnActivity(b.CommitBackfillGold, mock.Anything, mock.Anything).Return(warehouse.GoldReplaced{Inserted: 9, Deleted: 5, Kept: 2}, nil).After(delay)
 	env.OnActivity(b.BuildBackfillMarts, mock.Anything, mock.Anything).Return(int64(3), nil).After(delay)
 	env.OnActivity(b.FinishBackfillDay, mock.Anything, mock.Anything).Return(nil)
 }
@@ -208,12 +198,16 @@ func TestBackfillRestagesLostUnits(t *testing.T) {
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.staged[id20261101()]; n != 4 {
+	if n := f.staged[rebuildOf("2026-11-01")]; n != 4 {
 		t.Fatalf("staged %d times, want 3 units + 1 again", n)
 	}
 }
 
-func id20261101() int64 { return 31 }
+// rebuildOf is the fake rebuild id of a day: days since 2026-10-01.
+func rebuildOf(day string) int64 {
+	t, _ := time.Parse(time.DateOnly, day)
+	return int64(t.Sub(time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)) / (24 * time.Hour))
+}
 
 func TestBackfillPauseResume(t *testing.T) {
 	var s testsuite.WorkflowTestSuite

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"html/template"
+	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/acme/pipeline/warehouse"
@@ -40,18 +40,12 @@ const lostHelp = "these records are in no layer: look at the topic's retention (
 
 // writeLost writes the gaps for the terminal.
 func (s Snapshot) writeLost(b *strings.Builder) {
-	heading(b, lostTitle)
-	if len(s.Lost) == 0 {
-		fmt.Fprintln(b, "none")
-		return
-	}
-	w := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "topic\tpartition\toffsets\trecords\tfound\n")
-	for _, l := range s.Lost {
+	if listing(b, lostTitle, len(s.Lost), "topic\tpartition\toffsets\trecords\tfound", func(w io.Writer, i int) {
+		l := s.Lost[i]
 		fmt.Fprintf(w, "%s\t%d\t%d..%d\t%d\t%s\n", l.Topic, l.Partition, l.First, l.Last, l.Records(), clock(l.Detected))
+	}) {
+		fmt.Fprintf(b, "%d records lost in all; %s\n", s.LostTotal, lostHelp)
 	}
-	w.Flush()
-	fmt.Fprintf(b, "%d records lost in all; %s\n", s.LostTotal, lostHelp)
 }
 
 // The page's section, {{template "lost" .}} in page.

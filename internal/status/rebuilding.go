@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"html/template"
+	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/acme/pipeline/warehouse"
 )
@@ -32,18 +32,12 @@ const rebuildingTitle = "Days being rebuilt (one backfill of a day at a time)"
 
 // writeRebuilding writes the days held by backfills for the terminal.
 func (s Snapshot) writeRebuilding(b *strings.Builder) {
-	heading(b, rebuildingTitle)
-	if len(s.Rebuilding) == 0 {
-		fmt.Fprintln(b, "none")
-		return
-	}
-	w := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "day\tworkflow\tsince\n")
-	for _, l := range s.Rebuilding {
+	if listing(b, rebuildingTitle, len(s.Rebuilding), "day\tworkflow\tsince", func(w io.Writer, i int) {
+		l := s.Rebuilding[i]
 		fmt.Fprintf(w, "%s\t%s\t%s\n", l.Day, l.WorkflowID, clock(l.AcquiredAt))
+	}) {
+		fmt.Fprintln(b, "progress: temporal workflow query -w WORKFLOW --type progress")
 	}
-	w.Flush()
-	fmt.Fprintln(b, "progress: temporal workflow query -w WORKFLOW --type progress")
 }
 
 // The page's section, {{template "rebuilding" .}} in page.

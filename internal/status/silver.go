@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"html/template"
+	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/acme/pipeline/warehouse"
 )
@@ -46,18 +46,13 @@ const setAsideHelp = "compaction skips these (hour, partition) pairs and goes on
 // writeSilverSetAside writes the set-aside silver hours for the terminal:
 // one line per pair with its reason, or "none".
 func (s Snapshot) writeSilverSetAside(b *strings.Builder) {
-	heading(b, setAsideTitle)
-	if len(s.SilverSetAside) == 0 {
-		fmt.Fprintln(b, "none")
-		return
-	}
-	w := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "hour (UTC)\tpartition\tsince\tattempts\tretry at\tobject\treason\n")
-	for _, h := range s.SilverSetAside {
+	if !listing(b, setAsideTitle, len(s.SilverSetAside), "hour (UTC)\tpartition\tsince\tattempts\tretry at\tobject\treason", func(w io.Writer, i int) {
+		h := s.SilverSetAside[i]
 		fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\t%s\t%s: %s\n", h.Hour.UTC().Format("2006-01-02 15:00"), h.Partition, clock(h.Since),
 			h.Attempts, clock(h.RetryAt), orDash(h.Key), h.ErrorType, firstLine(h.Reason))
+	}) {
+		return
 	}
-	w.Flush()
 	if more := s.SetAsideMore(); more > 0 {
 		fmt.Fprintf(b, "and %d more (pipeline.silver_set_aside)\n", more)
 	}

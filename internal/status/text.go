@@ -2,6 +2,7 @@ package status
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -205,6 +206,24 @@ func firstLine(s string) string {
 		s = string(r[:119]) + "…"
 	}
 	return s
+}
+
+// listing writes a section that lists n things: its heading, then "none", or
+// a table of header and one line per thing; it reports whether there were
+// any.
+func listing(b *strings.Builder, title string, n int, header string, line func(w io.Writer, i int)) bool {
+	heading(b, title)
+	if n == 0 {
+		fmt.Fprintln(b, "none")
+		return false
+	}
+	w := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, header)
+	for i := range n {
+		line(w, i)
+	}
+	w.Flush()
+	return true
 }
 
 // heading writes a section's title, underlined, for the terminal.
