@@ -1,0 +1,342 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.temporal.io/sdk/temporal"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/acme/pipeline/event"
+	"github.com/acme/pipeline/internal/kafkaread"
+	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/warehouse"
+)
+
+// partFlush is one partition's share of a flush.
+type partFlush struct {
+	partition                   int32
+	from, next                  int64
+	bronzeKey                   string
+	reused                      bool
+	records                     int
+	bytes                       int64
+	quarantined                 int
+	rows                        []event.Row   // deduplicated by event_id, offset order
+	recs                        []lake.Record // the records read, offset order
+	tally                       warehouse.PartitionTally
+	silverKeys                  []string
+	hwm                         int64
+	lost                        int64
+	read, bronze, clean, silver time.Duration
+	span                        trace.Span // stream.flush, when there were records; flush ends it
+}
+
+// flush takes every partition one step and loads gold.
+func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions []int32, offsets map[int32]int64,
+	prog map[int32]*PartitionProgress, res *CompactCycleResult, log *slog.Logger) (err error) {
+	t0 := time.Now()
+	parts := make([]partFlush, len(partitions))
+	// The stream.flush spans last until gold has the rows (and the offsets
+	// are committed): a failure anywhere fails the flush of every partition.
+	defer func() {
+		for i := range parts {
+			if parts[i].span != nil {
+				endSpan(parts[i].span, err)
+			}
+		}
+	}()
+	g, gctx := errgroup.WithContext(ctx)
+	for i, p := range partitions {
+		g.Go(func() error {
+			pf, err := a.flushPartition(gctx, in, p, offsets[p], log.With("partition", p))
+			parts[i] = pf
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+
+	var rows []event.Row
+	var sources []string
+	advanced := map[int32]int64{}
+	var tally []warehouse.PartitionTally
+	for i := range parts {
+		pf := &parts[i]
+		rows = append(rows, pf.rows...)
+		sources = append(sources, pf.silverKeys...)
+		if pf.next != pf.from {
+			advanced[pf.partition] = pf.next
+			if pf.records > 0 {
+				tally = append(tally, pf.tally)
+			}
+		}
+	}
+	if len(advanced) > 0 {
+		tg := time.Now()
+		var flushes []trace.Link
+		for i := range parts {
+			if parts[i].span != nil {
+				flushes = append(flushes, trace.Link{SpanContext: parts[i].span.SpanContext()})
+			}
+		}
+		gctx, gspan := tracer.Start(ctx, "stream.gold", trace.WithLinks(flushes...), trace.WithAttributes(
+			attribute.String("messaging.destination.name", in.Topic),
+			attribute.Int("pipeline.partitions", len(advanced)),
+			attribute.Int("pipeline.rows", len(rows)),
+			attribute.Int("pipeline.silver.keys", len(sources))))
+		lr, err := a.wh.LoadLive(gctx, warehouse.LoadInput{Rows: rows, Sources: sources, Topic: in.Topic, Offsets: advanced, Tally: tally})
+		if loadErr := err; err != nil && warehouse.RecordError(err) {
+			// Rows gold cannot take go to quarantine; the others load.
+			var n int
+			if rows, n, err = a.isolateRefused(gctx, in.Topic, parts, rows, log); err == nil && n == 0 {
+				err = fmt.Errorf("gold refused the batch, but no single row of it: %w", loadErr)
+			} else if err == nil {
+				gspan.SetAttributes(attribute.Int("pipeline.refused", n))
+				lr, err = a.wh.LoadLive(gctx, warehouse.LoadInput{Rows: rows, Sources: sources, Topic: in.Topic, Offsets: advanced, Tally: tally})
+			}
+		}
+		goldTook := time.Since(tg)
+		res.Times.Gold += goldTook
+		if err == nil {
+			gspan.SetAttributes(attribute.Int64("pipeline.inserted", lr.Inserted), attribute.Int64("pipeline.duplicates", lr.Duplicates))
+		}
+		endSpan(gspan, err)
+		if err != nil {
+			// No single record explains it (privileges, a missing table, a
+			// full disk): the shard stops here and the cycle is retried
+			// until the warehouse takes the load again; the freshness SLO
+			// pages meanwhile.
+			return fmt.Errorf("gold load of %s: %w", describeRanges(parts), err)
+		}
+		res.Inserted += lr.Inserted
+		res.Duplicates += lr.Duplicates
+		if lr.Conflicting > 0 {
+			log.Warn("records reused known event ids for other content: kept out of gold (pipeline.conflicting_ids names them)",
+				"count", lr.Conflicting, "load_id", lr.LoadID, "offsets", advanced)
+		}
+		a.m.recordFlush(ctx, in.Topic, parts, lr.Inserted, lr.Duplicates, goldTook, time.Since(t0))
+		if err := a.crash("gold", -1); err != nil {
+			return err
+		}
+
+		tc := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := a.kafka.Commit(cctx, a.group, in.Topic, advanced); err != nil {
+			res.CommitErrors++
+			log.Warn("consumer-group commit failed; gold and pipeline.stream_offsets are up to date, the group's lag shows stale until the next commit",
+				"group", a.group, "offsets", advanced, "error", err)
+		}
+		cancel()
+		res.Times.Commit += time.Since(tc)
+	}
+
+	for i := range parts {
+		pf := &parts[i]
+		offsets[pf.partition] = pf.next
+		pp := prog[pf.partition]
+		pp.Next = pf.next
+		pp.Records += int64(pf.records)
+		pp.Quarantined += int64(pf.quarantined)
+		pp.Lost += pf.lost
+		if pf.reused {
+			pp.Reused++
+		}
+		if pf.hwm >= 0 {
+			pp.Lag = max(0, pf.hwm-pf.next)
+		}
+		res.Records += int64(pf.records)
+		res.Quarantined += int64(pf.quarantined)
+		res.Cleaned += int64(pf.records - pf.quarantined)
+		res.Bytes += pf.bytes
+		res.SilverFiles += len(pf.silverKeys)
+		if pf.bronzeKey != "" {
+			res.BronzeObjects++
+		}
+		res.Times.Read += pf.read
+		res.Times.Bronze += pf.bronze
+		res.Times.Clean += pf.clean
+		res.Times.Silver += pf.silver
+	}
+	res.Times.Flushes += time.Since(t0)
+	if len(advanced) > 0 {
+		log.Debug("flush done", "offsets", advanced, "rows", len(rows), "silver_files", len(sources),
+			"took", time.Since(t0).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// flushPartition runs bronze, clean and silver for one partition from offset
+// next.
+func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p int32, next int64, log *slog.Logger) (partFlush, error) {
+	pf := partFlush{partition: p, from: next, next: next, hwm: -1}
+
+	// 1. Bronze: reuse what an earlier attempt recorded, else read Kafka.
+	t := time.Now()
+	obj, found, err := a.wh.BronzeAt(ctx, in.Topic, p, next)
+	if err != nil {
+		return pf, err
+	}
+	var recs []lake.Record
+	if found {
+		if recs, err = readBronze(ctx, a.lake, obj); err != nil {
+			return pf, err
+		}
+		pf.reused = true
+		log.Info("reusing bronze object of an earlier attempt", "key", obj.Key, "first", obj.First, "last", obj.Last)
+	} else {
+		batch, err := a.kafka.Read(ctx, kafkaread.ReadRequest{Topic: in.Topic, Partition: p, Offset: next,
+			MaxRecords: in.MaxRecords, Wait: in.FlushWait})
+		var oor *kafkaread.OutOfRangeError
+		if errors.As(err, &oor) {
+			return a.outOfRange(ctx, in.Topic, p, next, pf, log)
+		}
+		if err != nil {
+			return pf, err
+		}
+		pf.hwm = batch.HighWatermark
+		recs = batch.Records
+	}
+	pf.read = time.Since(t)
+	if len(recs) == 0 {
+		return pf, nil
+	}
+	first, last := recs[0].Offset, recs[len(recs)-1].Offset
+	ctx, pf.span = startFlushSpan(ctx, in.Topic, p, recs, trace.WithTimestamp(t))
+
+	// 2. Clean.
+	t = time.Now()
+	rows, bad := clean(in.Topic, recs)
+	pf.clean = time.Since(t)
+
+	t = time.Now()
+	if !found {
+		key := lake.BronzeKey(in.Topic, p, first, last, recs[0].Time)
+		data := lake.EncodeBronze(recs)
+		if err := a.lake.Put(ctx, key, data, "application/x-ndjson"); err != nil {
+			return pf, fmt.Errorf("bronze partition %d offsets %d..%d: %w", p, first, last, err)
+		}
+		obj = warehouse.BronzeObject{Topic: in.Topic, Partition: p, First: first, Last: last, Records: len(recs),
+			Bytes: int64(len(data)), Key: key, ArrivedAt: recs[0].Time, Cleaned: len(rows), Quarantined: len(bad)}
+		fillEventTimes(&obj, rows)
+		won, err := a.wh.RecordBronze(ctx, obj)
+		if err != nil {
+			return pf, fmt.Errorf("bronze partition %d offsets %d..%d: %w", p, first, last, err)
+		}
+		if won.Reused && won.Key != key {
+			// A concurrent attempt recorded another range from this offset
+			// first: its object is the truth; ours is an orphan.
+			log.Warn("another attempt recorded a bronze object at this offset first; using it", "ours", key, "theirs", won.Key)
+			if err := a.lake.Delete(ctx, key); err != nil {
+				log.Warn("could not delete the orphan bronze object (harmless: readers go through the index)", "key", key, "error", err)
+			}
+			if recs, err = readBronze(ctx, a.lake, won); err != nil {
+				return pf, err
+			}
+			rows, bad = clean(in.Topic, recs)
+			first, last = won.First, won.Last
+			pf.reused = true
+		}
+		obj = won
+		pf.bytes = int64(len(data))
+		if err := a.crash("bronze", p); err != nil {
+			return pf, err
+		}
+	} else {
+		pf.bytes = obj.Bytes
+	}
+	pf.bronzeKey = obj.Key
+	pf.bronze = time.Since(t)
+	pf.records = len(recs)
+	pf.recs = recs
+	pf.quarantined = len(bad)
+	pf.next = last + 1
+	pf.tally = tallyArrivals(p, pf.from, rows, bad)
+
+	// 2b. Quarantine.
+	if len(bad) > 0 {
+		t = time.Now()
+		if err := a.quarantine(ctx, in.Topic, p, first, last, recs[0].Time, bad); err != nil {
+			return pf, err
+		}
+		pf.clean += time.Since(t)
+		log.Warn("records quarantined", "count", len(bad), "first_offset", bad[0].Record.Offset,
+			"key", lake.QuarantineKey(in.Topic, p, first, last, recs[0].Time), "reason", bad[0].Reason)
+	}
+
+	pf.span.SetAttributes(
+		attribute.String("pipeline.bronze.key", obj.Key),
+		attribute.Bool("pipeline.bronze.reused", pf.reused),
+		attribute.Int64("pipeline.offset.first", first), // a concurrent attempt's range may differ
+		attribute.Int64("pipeline.offset.last", last),
+		attribute.Int("pipeline.records", pf.records),
+		attribute.Int("pipeline.quarantined", pf.quarantined))
+
+	// 3. Silver, per event hour.
+	t = time.Now()
+	pf.rows = dedupe(rows)
+	sctx, sspan := tracer.Start(ctx, "stream.silver", trace.WithAttributes(attribute.Int("pipeline.rows", len(pf.rows))))
+	keys, err := a.writeSilver(sctx, in.Topic, p, first, last, pf.rows)
+	if err == nil {
+		sspan.SetAttributes(attribute.Int("pipeline.silver.keys", len(keys)))
+	}
+	endSpan(sspan, err)
+	if err != nil {
+		return pf, err
+	}
+	pf.silverKeys = keys
+	pf.silver = time.Since(t)
+	pf.span.SetAttributes(attribute.Int("pipeline.rows", len(pf.rows)), attribute.Int("pipeline.silver.keys", len(keys)))
+	if err := a.crash("silver", p); err != nil {
+		return pf, err
+	}
+	return pf, nil
+}
+
+// outOfRange handles a read at an offset the partition no longer holds:
+// retention deleted records before the stream read them. It skips to the
+// earliest retained offset, loudly; an offset beyond the end (the topic was
+// recreated) needs an operator.
+func (a *Activities) outOfRange(ctx context.Context, topic string, p int32, next int64, pf partFlush, log *slog.Logger) (partFlush, error) {
+	b, err := a.kafka.Bounds(ctx, topic, []int32{p})
+	if err != nil {
+		return pf, err
+	}
+	bd := b[p]
+	if next < bd.First {
+		// Recorded before the offset past the gap is stored with the next
+		// load, so a gap is never skipped without a trace.
+		if err := a.wh.RecordLostOffsets(ctx, topic, p, next, bd.First-1); err != nil {
+			return pf, err
+		}
+		pf.lost = bd.First - next
+		pf.next = bd.First
+		pf.hwm = bd.Next
+		log.Error("records deleted by retention before the stream read them; skipping to the earliest retained offset",
+			"offset", next, "earliest", bd.First, "lost", pf.lost, "lost_offsets", fmt.Sprintf("%d..%d", next, bd.First-1))
+		return pf, nil
+	}
+	if next > bd.Next {
+		return pf, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("topic %s partition %d: next offset %d is beyond the end (%d); was the topic recreated? Reset pipeline.stream_offsets and restart the workflow",
+				topic, p, next, bd.Next), ErrTypeOffsetAhead, nil)
+	}
+	return pf, fmt.Errorf("topic %s partition %d: offset %d out of range (bounds %d..%d)", topic, p, next, bd.First, bd.Next)
+}
+
+func describeRanges(parts []partFlush) string {
+	var s []string
+	for _, pf := range parts {
+		if pf.next != pf.from {
+			s = append(s, fmt.Sprintf("partition %d offsets %d..%d (%s)", pf.partition, pf.from, pf.next-1, pf.bronzeKey))
+		}
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,85 @@
+package activities
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+)
+
+// What every activity of the package uses: the test hook, the logger,
+// the heartbeater.
+
+// crash runs the test hook.
+func (a *Activities) crash(stage string, partition int32) error {
+	if a.hook == nil {
+		return nil
+	}
+	return a.hook(stage, partition)
+}
+
+// logger returns the activity's logger with the workflow id and attempt.
+func (a *Activities) logger(ctx context.Context) *slog.Logger {
+	if !activity.IsActivity(ctx) {
+		return a.log
+	}
+	info := activity.GetInfo(ctx)
+	return a.log.With("workflow_id", info.WorkflowExecution.ID, "activity", info.ActivityType.Name, "attempt", info.Attempt)
+}
+
+// heartbeater records the latest progress as the heartbeat detail, right
+// away when it changes and every interval in between, from one goroutine.
+type heartbeater struct {
+	mu     sync.Mutex
+	cur    any
+	kick   chan struct{}
+	done   chan struct{}
+	exited chan struct{}
+}
+
+func newHeartbeater(ctx context.Context, every time.Duration) *heartbeater {
+	h := &heartbeater{kick: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	if !activity.IsActivity(ctx) {
+		close(h.exited)
+		return h
+	}
+	go func() {
+		defer close(h.exited)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.done:
+				return
+			case <-t.C:
+			case <-h.kick:
+			}
+			h.mu.Lock()
+			cur := h.cur
+			h.mu.Unlock()
+			activity.RecordHeartbeat(ctx, cur)
+		}
+	}()
+	return h
+}
+
+func (h *heartbeater) set(v any) {
+	h.mu.Lock()
+	h.cur = v
+	h.mu.Unlock()
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (h *heartbeater) stop() {
+	select {
+	case <-h.done:
+	default:
+		close(h.done)
+	}
+	<-h.exited
+}
