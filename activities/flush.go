@@ -185,11 +185,16 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 		return pf, err
 	}
 	var recs []lake.Record
+	// The offsets the records stand for: a bronze object covers what its
+	// read consumed, transaction markers and aborted records included, so
+	// that the next object starts where this one ends.
+	var first, last int64
 	if found {
 		if recs, err = readBronze(ctx, a.lake, obj); err != nil {
 			return pf, err
 		}
 		pf.reused = true
+		first, last = obj.First, obj.Last
 		log.Info("reusing bronze object of an earlier attempt", "key", obj.Key, "first", obj.First, "last", obj.Last)
 	} else {
 		batch, err := a.kafka.Read(ctx, kafkaread.ReadRequest{Topic: in.Topic, Partition: p, Offset: next,
@@ -203,12 +208,15 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 		}
 		pf.hwm = batch.HighWatermark
 		recs = batch.Records
+		first, last = next, batch.Next-1
 	}
 	pf.read = time.Since(t)
 	if len(recs) == 0 {
+		// Nothing, or only what read_committed leaves out (markers, aborted
+		// transactions): the position moves with the next load, no object.
+		pf.next = max(next, last+1)
 		return pf, nil
 	}
-	first, last := recs[0].Offset, recs[len(recs)-1].Offset
 	ctx, pf.span = startFlushSpan(ctx, in.Topic, p, recs, trace.WithTimestamp(t))
 
 	// 2. Clean.

@@ -185,8 +185,10 @@ type ReadRequest struct {
 // Batch is the result of a read.
 type Batch struct {
 	Records []lake.Record // in offset order
-	// Next is the offset to read from next: one past the last record, or the
-	// requested offset when nothing was read.
+	// Next is the offset to read from next: one past the last offset
+	// consumed (a record, a transaction marker or an aborted record), or the
+	// requested offset when nothing was consumed. Records may therefore be
+	// empty while Next moved.
 	Next int64
 	// HighWatermark is the partition's next offset as of the last fetch.
 	HighWatermark int64
@@ -206,8 +208,10 @@ func (e *OutOfRangeError) Error() string {
 	return fmt.Sprintf("topic %s partition %d: offset %d is out of range", e.Topic, e.Partition, e.Offset)
 }
 
-// Read fetches records of one partition in batches (one round trip brings
-// up to MaxBytes) until MaxRecords are in or Wait has elapsed.
+// Read fetches the committed records of one partition in batches (one round
+// trip brings up to MaxBytes) until MaxRecords are in or Wait has elapsed.
+// Records of aborted transactions and transaction markers are not returned,
+// but Next moves past them (committed.go).
 func (c *Client) Read(ctx context.Context, req ReadRequest) (Batch, error) {
 	if req.MaxBytes <= 0 {
 		req.MaxBytes = 4 << 20
@@ -232,29 +236,22 @@ func (c *Client) Read(ctx context.Context, req ReadRequest) (Batch, error) {
 			minBytes = min(req.MaxBytes, (req.MaxRecords-len(b.Records))*avg)
 		}
 		fctx, cancel := context.WithTimeout(ctx, wait+c.c.Timeout)
-		resp, err := c.c.Fetch(fctx, &kafka.FetchRequest{
-			Topic:     req.Topic,
-			Partition: int(req.Partition),
-			Offset:    b.Next,
-			MinBytes:  int64(minBytes),
-			MaxBytes:  int64(req.MaxBytes),
-			MaxWait:   wait,
-		})
+		resp, err := c.fetch(fctx, req.Topic, req.Partition, b.Next, minBytes, req.MaxBytes, wait)
 		b.Fetches++
 		if err != nil {
 			cancel()
 			return b, fmt.Errorf("fetch topic %s partition %d at offset %d: %w", req.Topic, req.Partition, b.Next, err)
 		}
-		if resp.Error != nil {
+		if resp.err != nil {
 			cancel()
-			if errors.Is(resp.Error, kafka.OffsetOutOfRange) {
+			if errors.Is(resp.err, kafka.OffsetOutOfRange) {
 				return b, &OutOfRangeError{Topic: req.Topic, Partition: req.Partition, Offset: b.Next}
 			}
-			return b, fmt.Errorf("fetch topic %s partition %d at offset %d: %w", req.Topic, req.Partition, b.Next, resp.Error)
+			return b, fmt.Errorf("fetch topic %s partition %d at offset %d: %w", req.Topic, req.Partition, b.Next, resp.err)
 		}
-		b.HighWatermark = resp.HighWatermark
+		b.HighWatermark = resp.hwm
 		n0 := len(b.Records)
-		err = c.collect(resp.Records, req, &b)
+		err = c.collect(resp, req, &b)
 		cancel()
 		if err != nil {
 			return b, fmt.Errorf("read topic %s partition %d at offset %d: %w", req.Topic, req.Partition, b.Next, err)
@@ -266,7 +263,41 @@ func (c *Client) Read(ctx context.Context, req ReadRequest) (Batch, error) {
 	return b, nil
 }
 
-func (c *Client) collect(rr kafka.RecordReader, req ReadRequest, b *Batch) error {
+// collect appends the committed records of one fetch response to b and moves
+// b.Next past what it consumed, markers and aborted records included.
+func (c *Client) collect(resp fetched, req ReadRequest, b *Batch) error {
+	f := newAbortFilter(resp.aborted)
+	for _, rr := range batches(resp.records) {
+		if len(b.Records) >= req.MaxRecords {
+			return nil
+		}
+		var past int64
+		var err error
+		switch batch := rr.(type) {
+		case *protocol.ControlBatch:
+			past, err = f.marker(batch)
+		case *protocol.RecordBatch:
+			if f.skip(batch) {
+				past, err = drain(batch)
+			} else {
+				err = c.keep(batch, req, b)
+			}
+		default:
+			err = c.keep(rr, req, b)
+		}
+		if err != nil {
+			return err
+		}
+		// Skipped offsets at or past the position are consumed; a batch
+		// partly before it (Kafka returns whole batches) moves nothing back.
+		b.Next = max(b.Next, past)
+	}
+	return nil
+}
+
+// keep appends the records of one data batch from b.Next on, up to
+// req.MaxRecords.
+func (c *Client) keep(rr protocol.RecordReader, req ReadRequest, b *Batch) error {
 	for len(b.Records) < req.MaxRecords {
 		r, err := rr.ReadRecord()
 		if errors.Is(err, io.EOF) {
