@@ -24,6 +24,9 @@ type EvaluatorConfig struct {
 	// Webhook, when set, receives every alert as it opens and resolves
 	// (POST, JSON; see Notification). PIPELINE_ALERT_WEBHOOK.
 	Webhook string
+	// Shards reads the stream's shards for the stream_running SLO; nil: not
+	// measured.
+	Shards ShardLister
 	// StatusURL is put in notifications so that people find /status.
 	StatusURL string
 	HTTP      *http.Client // default: 10s timeout
@@ -82,6 +85,13 @@ func (e *Evaluator) Evaluate(ctx context.Context, c Config, at time.Time) (Resul
 		return res, err
 	}
 	res.Measurements = []warehouse.Measurement{fresh, complete, errRate}
+	running, ok, err := e.streamRunning(ctx, c, at)
+	if err != nil {
+		return res, err
+	}
+	if ok {
+		res.Measurements = append(res.Measurements, running)
+	}
 	if err := e.cfg.Store.RecordMeasurements(ctx, res.Measurements); err != nil {
 		return res, err
 	}
@@ -278,6 +288,9 @@ func (e *Evaluator) alert(ctx context.Context, c Config, at time.Time, res *Resu
 			return err
 		}
 		d := Decide(ms, at, c)
+		if name == StreamRunning {
+			d = decideNow(ms)
+		}
 		switch {
 		case d.Fire:
 			latest := ms[len(ms)-1]

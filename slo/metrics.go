@@ -18,7 +18,7 @@ import (
 func registerMetrics(store *warehouse.Store) error {
 	meter := otel.Meter("github.com/acme/pipeline/slo")
 	value, err := meter.Float64ObservableGauge("pipeline.slo.value",
-		metric.WithDescription("The SLO's latest measured value: freshness in seconds, completeness in missing events, error_rate as a share."))
+		metric.WithDescription("The SLO's latest measured value: freshness in seconds, completeness in missing events, error_rate as a share, stream_running in shards not running."))
 	if err != nil {
 		return err
 	}

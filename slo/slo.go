@@ -16,6 +16,9 @@
 //     missing.
 //   - error_rate: the quarantined share of the records that arrived in the
 //     last hour.
+//   - stream_running: the stream's shards (StreamCompaction workflows) that
+//     are not running, read from Temporal (shards.go); it pages at the first
+//     bad measurement, with no error budget.
 //
 // A measurement is good when its value is within the objective. Alerts
 // follow the multiwindow burn-rate policy of the Google SRE workbook: the
@@ -40,7 +43,7 @@ const (
 )
 
 // Names lists the SLOs in display order.
-var Names = []string{Freshness, Completeness, ErrorRate}
+var Names = []string{Freshness, Completeness, ErrorRate, StreamRunning}
 
 // Config is what the monitor measures against. Zero values take the
 // defaults of Defaults.

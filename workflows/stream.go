@@ -4,18 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
-	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/acme/pipeline/activities"
+	"github.com/acme/pipeline/internal/shards"
 )
 
 // Names of the stream workflow's signal and query.
@@ -115,8 +115,15 @@ type StreamCompactionResult struct {
 
 // StreamWorkflowID is the workflow id of one shard.
 func StreamWorkflowID(topic string, shard, shards int) string {
-	return fmt.Sprintf("stream-compaction-%s-%d-of-%d", topic, shard, shards)
+	return shardID(topic, shard, shards)
 }
+
+// The shards package's naming, under names its callers' parameters do not
+// shadow.
+var (
+	shardID  = shards.WorkflowID
+	shardsOf = shards.Parse
+)
 
 // StreamCompaction is the live stream of one shard: a loop of CompactCycle
 // activities, each taking the shard's partitions from Kafka through bronze,
@@ -328,8 +335,6 @@ func StartStream(ctx context.Context, c client.Client, in StreamCompactionInput)
 // whose shard count is not shards: two cuts of the partitions must never
 // run at once.
 func terminateOtherShards(ctx context.Context, c client.Client, topic string, shards int) error {
-	prefix := "stream-compaction-" + topic + "-"
-	keep := fmt.Sprintf("-of-%d", shards)
 	var token []byte
 	for {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
@@ -341,8 +346,7 @@ func terminateOtherShards(ctx context.Context, c client.Client, topic string, sh
 		}
 		for _, e := range resp.GetExecutions() {
 			id := e.GetExecution().GetWorkflowId()
-			rest, ok := strings.CutPrefix(id, prefix)
-			if !ok || strings.HasSuffix(rest, keep) || strings.Count(rest, "-") != 2 {
+			if _, n, ok := shardsOf(id, topic); !ok || n == shards {
 				continue
 			}
 			reason := fmt.Sprintf("resharding topic %s to %d shards", topic, shards)

@@ -7,18 +7,21 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
 
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/internal/kafkaread"
+	"github.com/acme/pipeline/internal/shards"
 	"github.com/acme/pipeline/slo"
 	"github.com/acme/pipeline/warehouse"
 )
 
 // newMonitor builds the SLOMonitor's activity. PIPELINE_ALERT_WEBHOOK, when
 // set, receives every alert as it opens and resolves; PIPELINE_STATUS_URL
-// is the /status link put in the notifications.
-func newMonitor(cfg config.Config, store *warehouse.Store) (*activities.Monitor, error) {
+// is the /status link put in the notifications. tc reads the stream's
+// shards from Temporal (the stream_running SLO).
+func newMonitor(cfg config.Config, store *warehouse.Store, tc client.Client) (*activities.Monitor, error) {
 	var kc *kafkaread.Client
 	if brokers := cfg.Brokers(); len(brokers) > 0 {
 		var err error
@@ -26,7 +29,11 @@ func newMonitor(cfg config.Config, store *warehouse.Store) (*activities.Monitor,
 			return nil, err
 		}
 	}
-	ev, err := slo.NewEvaluator(slo.EvaluatorConfig{Store: store, Kafka: kc,
+	lister, err := shards.NewLister(tc)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := slo.NewEvaluator(slo.EvaluatorConfig{Store: store, Kafka: kc, Shards: lister,
 		Webhook: os.Getenv("PIPELINE_ALERT_WEBHOOK"), StatusURL: os.Getenv("PIPELINE_STATUS_URL"),
 		Log: slog.Default().With("component", "slo")})
 	if err != nil {

@@ -169,7 +169,7 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 			return err
 		}
 	}
-	mon, err := newMonitor(cfg, store)
+	mon, err := newMonitor(cfg, store, tc)
 	if err != nil {
 		return err
 	}

@@ -150,6 +150,8 @@ var page = template.Must(template.New("status").Funcs(funcs).Parse(`<!doctype ht
 <tr><th>Last live load</th><td></td><td>{{clock .Freshness.LastLoad}}</td></tr>
 </table>
 
+{{template "shards" .}}
+
 <h2>Consumer lag</h2>
 {{if .KafkaError}}<p id="lag-total" class="lagging">unknown: {{.KafkaError}}</p>
 {{else}}<table id="lag">

@@ -100,6 +100,9 @@ type Snapshot struct {
 	// records (lost.go).
 	Lost      []warehouse.LostRange `json:"lost_offsets"`
 	LostTotal int64                 `json:"lost_offsets_total"`
+	// Shards are the stream's shards as the SLO monitor last read them
+	// from Temporal (shards.go).
+	Shards []warehouse.StreamShard `json:"stream_shards"`
 
 	Loads     []Load         `json:"loads"`     // newest first
 	Backfills []Load         `json:"backfills"` // newest first
@@ -253,6 +256,9 @@ func (s Source) Snapshot(ctx context.Context) (Snapshot, error) {
 	if err := s.conflicts(ctx, &snap); err != nil {
 		return Snapshot{}, err
 	}
+	if err := s.streamShards(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
 	snap.verdict(s.StaleAfter)
 	return snap, nil
 }
@@ -289,6 +295,10 @@ func (snap *Snapshot) verdict(staleAfter time.Duration) {
 	default:
 		snap.OK = true
 		snap.Verdict = fmt.Sprintf("OK: %s, lag %d", fresh, snap.LagTotal)
+	}
+	if stopped := snap.StoppedShards(); len(stopped) > 0 {
+		snap.OK = false
+		snap.Verdict = fmt.Sprintf("STREAM STOPPED: %s · %s", joinComma(stopped), snap.Verdict)
 	}
 	if snap.OpenAlerts > 0 {
 		snap.OK = false

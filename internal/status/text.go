@@ -88,6 +88,8 @@ func (s Snapshot) Text() string {
 		fmt.Fprintf(w, "last live load\t\t%s\t\n", clock(s.Freshness.LastLoad))
 	})
 
+	s.writeShards(&b)
+
 	section("Consumer lag")
 	if s.KafkaError != "" {
 		fmt.Fprintf(&b, "unknown: %s\n", s.KafkaError)
