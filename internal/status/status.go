@@ -141,44 +141,15 @@ type PartitionLag struct {
 	Updated time.Time `json:"updated,omitzero"`
 }
 
-// Bucket is one throughput bucket.
-type Bucket struct {
-	Start  time.Time `json:"start"`
-	Events int64     `json:"events"`
-}
+// Bucket is one throughput bucket: the rows live loads inserted into gold
+// in it.
+type Bucket = warehouse.InsertedBucket
 
 // HourCounts counts one hour's records per layer.
-type HourCounts struct {
-	Hour        time.Time `json:"hour"`
-	Bronze      int64     `json:"bronze"`      // records in bronze objects that arrived that hour
-	Quarantined int64     `json:"quarantined"` // records quarantined, by their Kafka timestamp
-	Silver      int64     `json:"silver"`      // rows in live silver files of that event hour
-	Gold        int64     `json:"gold"`        // gold.events rows that occurred that hour
-}
+type HourCounts = warehouse.HourCounts
 
 // Load is a row of pipeline.loads.
-type Load struct {
-	ID        int64     `json:"load_id"`
-	Kind      string    `json:"kind"`
-	Started   time.Time `json:"started_at"`
-	Finished  time.Time `json:"finished_at,omitzero"`
-	Seen      int64     `json:"rows_seen"`
-	Inserted  int64     `json:"rows_inserted"`
-	Duplicate int64     `json:"rows_duplicate"`
-	Deleted   int64     `json:"rows_deleted"`
-	Sources   int       `json:"sources"`
-	DayFrom   string    `json:"day_from,omitempty"` // backfills, YYYY-MM-DD
-	DayTo     string    `json:"day_to,omitempty"`
-	TimeZone  string    `json:"time_zone,omitempty"`
-}
-
-// Duration is Finished − Started (0 when unfinished).
-func (l Load) Duration() time.Duration {
-	if l.Finished.IsZero() {
-		return 0
-	}
-	return l.Finished.Sub(l.Started)
-}
+type Load = warehouse.LoadRow
 
 // CatalogEntry is a provisioned resource.
 type CatalogEntry struct {
@@ -229,10 +200,10 @@ func (s Source) Snapshot(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	var err error
-	if snap.Loads, err = s.loads(ctx, `TRUE`, DefaultLoads); err != nil {
+	if snap.Loads, err = s.loads(ctx, "", DefaultLoads); err != nil {
 		return Snapshot{}, err
 	}
-	if snap.Backfills, err = s.loads(ctx, `kind = 'backfill'`, DefaultBackfills); err != nil {
+	if snap.Backfills, err = s.loads(ctx, "backfill", DefaultBackfills); err != nil {
 		return Snapshot{}, err
 	}
 	if err := s.catalog(ctx, &snap); err != nil {
