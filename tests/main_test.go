@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/acme/pipeline/internal/devstack"
+	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/worker"
 )
 
@@ -88,7 +89,7 @@ func dialTemporal(t *testing.T) client.Client {
 // ends.
 func dialTemporalAt(t *testing.T, address string) client.Client {
 	t.Helper()
-	tc, err := worker.Dial(worker.DialConfig{Address: address, Namespace: "default"}, slog.New(slog.DiscardHandler))
+	tc, err := starter.Dial(starter.DialConfig{Address: address, Namespace: "default"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,17 +15,18 @@ import (
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/event"
 	"github.com/acme/pipeline/internal/devstack"
+	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
 	"github.com/acme/pipeline/workflows"
 )
 
 // martsHarness is an in-process worker on batch-jobs with the warehouse and
-// a Provisioner (for EnsureSchedule).
+// the starter's activities (for EnsureSchedule).
 type martsHarness struct {
 	store *warehouse.Store
 	tc    client.Client
-	prov  *activities.Provisioner
+	ens   *starter.Ensurer
 }
 
 func startMartsWorker(ctx context.Context, t *testing.T) martsHarness {
@@ -44,7 +45,11 @@ func startMartsWorker(ctx context.Context, t *testing.T) martsHarness {
 		t.Fatal(err)
 	}
 	runWorker(t, worker.Config{Client: tc, Store: store, Provisioner: prov})
-	return martsHarness{store: store, tc: tc, prov: prov}
+	ens, err := starter.NewEnsurer(tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return martsHarness{store: store, tc: tc, ens: ens}
 }
 
 func (h martsHarness) load(ctx context.Context, t *testing.T, typ string, at ...string) {
@@ -97,7 +102,7 @@ func TestNightlyScheduleCatchUp(t *testing.T) {
 	} {
 		t.Run("zone "+tc.zone, func(t *testing.T) {
 			id := fmt.Sprintf("nightly-catchup-%d", time.Now().UnixNano())
-			res, err := h.prov.EnsureSchedule(ctx, activities.ScheduleInput{ID: id, Workflow: "NightlyAggregation", TaskQueue: workflows.BatchQueue,
+			res, err := h.ens.EnsureSchedule(ctx, activities.ScheduleInput{ID: id, Workflow: "NightlyAggregation", TaskQueue: workflows.BatchQueue,
 				Hour: workflows.NightlyHour, Zone: tc.zone, CatchupWindow: workflows.NightlyCatchupWindow})
 			if err != nil || !res.Created {
 				t.Fatalf("EnsureSchedule: %+v, %v", res, err)
@@ -217,7 +222,7 @@ func TestEnsureSchedules(t *testing.T) {
 		{refresh, activities.ScheduleResult{ID: refresh.ID, Created: true}, ""},
 		{refresh, activities.ScheduleResult{ID: refresh.ID}, ""},
 	} {
-		res, err := h.prov.EnsureSchedule(ctx, step.in)
+		res, err := h.ens.EnsureSchedule(ctx, step.in)
 		if err != nil || res != step.want {
 			t.Fatalf("EnsureSchedule(%s, zone %q): %+v, %v; want %+v", step.in.ID, step.in.Zone, res, err, step.want)
 		}

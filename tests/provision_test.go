@@ -23,6 +23,7 @@ import (
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/blueprint"
 	"github.com/acme/pipeline/internal/devstack"
+	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
 	"github.com/acme/pipeline/workflows"
@@ -295,6 +296,11 @@ func startProvisionWorker(ctx context.Context, t *testing.T) *provisionHarness {
 	w := sdkworker.New(tc, queue, sdkworker.Options{})
 	w.RegisterWorkflow(workflows.Provision)
 	w.RegisterActivity(prov)
+	ens, err := starter.NewEnsurer(tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.RegisterActivity(ens)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -313,6 +319,15 @@ func (h *provisionHarness) provision(ctx context.Context, t *testing.T, bp []byt
 	}
 	var res workflows.ProvisionResult
 	err = run.Get(ctx, &res)
+	// Provision starts the stream and the SLO monitor; they must not outlive
+	// the test in the shared Temporal server.
+	t.Cleanup(func() {
+		for _, id := range append(res.Stream, res.Monitor) {
+			if id != "" {
+				_ = h.tc.TerminateWorkflow(context.Background(), id, "", "test done")
+			}
+		}
+	})
 	return res, err
 }
 

@@ -9,6 +9,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/workflows"
 )
 
@@ -35,7 +36,7 @@ func TestStartStreamReshards(t *testing.T) {
 		}
 	})
 
-	if _, err := workflows.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: topic, Shards: 1}); err != nil {
+	if _, err := starter.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: topic, Shards: 1}); err != nil {
 		t.Fatal(err)
 	}
 	one := workflows.StreamWorkflowID(topic, 0, 1)
@@ -56,7 +57,7 @@ func TestStartStreamReshards(t *testing.T) {
 	}
 
 	for range 2 { // the second start finds the three shards running and keeps them
-		runs, err := workflows.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: topic, Shards: 3})
+		runs, err := starter.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: topic, Shards: 3})
 		if err != nil || len(runs) != 3 {
 			t.Fatalf("StartStream with 3 shards: %d runs, %v", len(runs), err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/acme/pipeline/internal/shards"
 	"github.com/acme/pipeline/internal/status"
 	"github.com/acme/pipeline/slo"
+	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/workflows"
 )
@@ -100,7 +101,7 @@ func TestStoppedShardPages(t *testing.T) {
 		return snap
 	}
 
-	if _, err := workflows.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: topic, Shards: 2}); err != nil {
+	if _, err := starter.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: topic, Shards: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if m := evaluate("running,running"); !m.Good || m.Value != 0 {
@@ -130,7 +131,7 @@ func TestStoppedShardPages(t *testing.T) {
 
 	// What `pipeline provision` does: start the stream; the stopped shard
 	// starts again and the running one is kept.
-	if _, err := workflows.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: topic, Shards: 2}); err != nil {
+	if _, err := starter.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: topic, Shards: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if m := evaluate("running,running"); !m.Good {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/blueprint"
+	"github.com/acme/pipeline/slo"
 )
 
 // Nightly aggregation schedule created by Provision.
@@ -45,6 +46,10 @@ type ProvisionInput struct {
 	// of the marts, recorded in the warehouse for every path that builds
 	// them. Empty keeps the recorded zone (UTC the first time).
 	ScheduleZone string `json:"schedule_zone,omitempty"`
+	// StreamShards is how many StreamCompaction workflows split the topic's
+	// partitions; 0: StreamShards' default. A change reshards the running
+	// stream.
+	StreamShards int `json:"stream_shards,omitempty"`
 }
 
 // ProvisionResult reports the plan and what was applied.
@@ -64,6 +69,12 @@ type ProvisionResult struct {
 	RefreshSchedule string `json:"refresh_schedule,omitempty"`
 	// MartZone is the zone the marts' days are cut in, as recorded.
 	MartZone string `json:"mart_zone,omitempty"`
+	// Stream names the stream's shard workflows, all running; Monitor the
+	// SLO monitor's workflow and MonitorConfig its configuration ("" and
+	// zero without an insight resource, or on a dry run).
+	Stream        []string   `json:"stream,omitempty"`
+	Monitor       string     `json:"monitor,omitempty"`
+	MonitorConfig slo.Config `json:"monitor_config,omitzero"`
 }
 
 // Summary renders the outcome in one line per applied resource.
@@ -89,6 +100,14 @@ func (r ProvisionResult) Summary() string {
 	if r.MartZone != "" {
 		fmt.Fprintf(&b, "Marts: days cut in %s.\n", r.MartZone)
 	}
+	if len(r.Stream) > 0 {
+		fmt.Fprintf(&b, "Stream compaction running: %d shard(s) on task queue %s: %s.\n", len(r.Stream), StreamQueue, strings.Join(r.Stream, ", "))
+	}
+	if r.Monitor != "" {
+		c := r.MonitorConfig
+		fmt.Fprintf(&b, "SLO monitor running: workflow %s on task queue %s (every %s; alerts %v; measurements kept %d days).\n",
+			r.Monitor, BatchQueue, c.Interval, c.Alerts, c.RetentionDays)
+	}
 	return b.String()
 }
 
@@ -97,8 +116,9 @@ func (r ProvisionResult) Summary() string {
 // workflow), refuses a plan with refusals as a whole, then applies every
 // created or changed resource with one activity each, in dependency order
 // (datastore, archive, conduit, lane, insight, gateway, compute), and finally
-// records the marts' zone and creates the nightly-aggregation and
-// marts-refresh schedules if they are absent. Each activity
+// records the marts' zone, creates the nightly-aggregation and
+// marts-refresh schedules if they are absent, and starts the stream's
+// shards and the SLO monitor (provision_runtime.go). Each activity
 // records its resource in the catalog on success, so a rerun after a failure
 // plans only what is left.
 func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
@@ -168,19 +188,22 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 		}
 		zone, res.MartZone = z.Zone, z.Zone
 	}
-	if res.Schedule, err = ensureSchedule(ctx, p, activities.ScheduleInput{
+	if res.Schedule, err = ensureSchedule(ctx, activities.ScheduleInput{
 		ID: NightlyScheduleID, Workflow: "NightlyAggregation", TaskQueue: BatchQueue,
 		Hour: NightlyHour, Zone: zone, CatchupWindow: NightlyCatchupWindow,
 	}); err != nil {
 		return res, err
 	}
 	if marts {
-		if res.RefreshSchedule, err = ensureSchedule(ctx, p, activities.ScheduleInput{
+		if res.RefreshSchedule, err = ensureSchedule(ctx, activities.ScheduleInput{
 			ID: RefreshScheduleID, Workflow: "RefreshMarts", TaskQueue: BatchQueue,
 			Every: RefreshEvery, CatchupWindow: RefreshCatchupWindow,
 		}); err != nil {
 			return res, err
 		}
+	}
+	if err := ensureRuntime(ctx, bp, in, &res); err != nil {
+		return res, err
 	}
 	return res, nil
 }
@@ -191,9 +214,9 @@ const martsFollowGold = "marts-follow-gold"
 
 // ensureSchedule runs EnsureSchedule and says what it did: "created",
 // "zone updated" or "exists".
-func ensureSchedule(ctx workflow.Context, p *activities.Provisioner, in activities.ScheduleInput) (string, error) {
+func ensureSchedule(ctx workflow.Context, in activities.ScheduleInput) (string, error) {
 	var sr activities.ScheduleResult
-	if err := workflow.ExecuteActivity(ctx, p.EnsureSchedule, in).Get(ctx, &sr); err != nil {
+	if err := workflow.ExecuteActivity(ctx, activities.EnsureScheduleActivity, in).Get(ctx, &sr); err != nil {
 		return "", fmt.Errorf("schedule %s: %w", in.ID, err)
 	}
 	switch {

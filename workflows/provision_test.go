@@ -10,11 +10,13 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/blueprint"
+	"github.com/acme/pipeline/slo"
 )
 
 // seed returns deploy/blueprint.json, parsed, and its raw bytes.
@@ -56,6 +58,8 @@ type provisionEnv struct {
 	order     []string // "kind/name" of every resource activity run
 	schedules []string // ids of the schedules ensured
 	zone      string   // the zone the nightly schedule must get; default UTC
+	stream    []activities.StreamEnsureInput
+	monitor   []slo.Config
 }
 
 // newProvisionEnv stubs every Provisioner activity: the catalog returns
@@ -66,6 +70,30 @@ func newProvisionEnv(t *testing.T, catalog []blueprint.CatalogEntry, fail map[st
 	pe := &provisionEnv{env: s.NewTestWorkflowEnvironment(), zone: "UTC"}
 	var p *activities.Provisioner
 	pe.env.RegisterActivity(p)
+	pe.env.RegisterActivityWithOptions(
+		func(_ context.Context, in activities.ScheduleInput) (activities.ScheduleResult, error) {
+			nightly := in.ID == NightlyScheduleID && in.Workflow == "NightlyAggregation" && in.Hour == 2 && in.Every == 0 && in.Zone == pe.zone
+			refresh := in.ID == RefreshScheduleID && in.Workflow == "RefreshMarts" && in.Every == RefreshEvery
+			if !(nightly || refresh) || in.TaskQueue != BatchQueue || in.CatchupWindow <= 0 {
+				return activities.ScheduleResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("bad schedule input %+v", in), "Test", nil)
+			}
+			pe.schedules = append(pe.schedules, in.ID)
+			return activities.ScheduleResult{ID: in.ID, Created: true}, nil
+		}, activity.RegisterOptions{Name: activities.EnsureScheduleActivity})
+	pe.env.RegisterActivityWithOptions(
+		func(_ context.Context, in activities.StreamEnsureInput) (activities.StreamEnsureResult, error) {
+			pe.stream = append(pe.stream, in)
+			var res activities.StreamEnsureResult
+			for i := range in.Shards {
+				res.WorkflowIDs = append(res.WorkflowIDs, StreamWorkflowID(in.Topic, i, in.Shards))
+			}
+			return res, nil
+		}, activity.RegisterOptions{Name: activities.EnsureStreamActivity})
+	pe.env.RegisterActivityWithOptions(
+		func(_ context.Context, cfg slo.Config) (string, error) {
+			pe.monitor = append(pe.monitor, cfg)
+			return SLOMonitorWorkflowID, nil
+		}, activity.RegisterOptions{Name: activities.EnsureSLOMonitorActivity})
 	pe.env.OnActivity(p.LoadCatalog, mock.Anything).Return(activities.LoadCatalogResult{Entries: catalog}, nil)
 	for _, fn := range []any{p.ApplyDatastore, p.ApplyArchive, p.ApplyConduit, p.ApplyLane, p.ApplyInsight, p.ApplyGateway, p.ApplyCompute} {
 		pe.env.OnActivity(fn, mock.Anything, mock.Anything).Return(
@@ -84,16 +112,6 @@ func newProvisionEnv(t *testing.T, catalog []blueprint.CatalogEntry, fail map[st
 				return activities.MartZoneResult{Zone: "UTC"}, nil
 			}
 			return activities.MartZoneResult{Zone: in.Zone}, nil
-		})
-	pe.env.OnActivity(p.EnsureSchedule, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ScheduleInput) (activities.ScheduleResult, error) {
-			nightly := in.ID == NightlyScheduleID && in.Workflow == "NightlyAggregation" && in.Hour == 2 && in.Every == 0 && in.Zone == pe.zone
-			refresh := in.ID == RefreshScheduleID && in.Workflow == "RefreshMarts" && in.Every == RefreshEvery
-			if !(nightly || refresh) || in.TaskQueue != BatchQueue || in.CatchupWindow <= 0 {
-				return activities.ScheduleResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("bad schedule input %+v", in), "Test", nil)
-			}
-			pe.schedules = append(pe.schedules, in.ID)
-			return activities.ScheduleResult{ID: in.ID, Created: true}, nil
 		})
 	return pe
 }
@@ -255,5 +273,71 @@ func TestProvisionFailureNamesTheResourceAndStops(t *testing.T) {
 	var res ProvisionResult
 	if err := appErr.Details(&res); err != nil || len(res.Applied) != 2 {
 		t.Fatalf("details: %v %+v", err, res.Applied)
+	}
+}
+
+// TestProvisionStartsTheStreamAndTheMonitor: Provision's last steps start
+// the stream's shards (the count from the input, else one per 4 partitions
+// within replicas_max) and the SLO monitor with the insight resource's
+// configuration; a dry run starts neither.
+func TestProvisionStartsTheStreamAndTheMonitor(t *testing.T) {
+	bp, raw := seed(t)
+	topic, parts, _ := bp.Topic()
+	_, ins, _ := bp.Insight()
+	tests := []struct {
+		name   string
+		in     ProvisionInput
+		shards int
+	}{
+		{"default shard count", ProvisionInput{Blueprint: raw}, StreamShards(bp, 0)},
+		{"shards given", ProvisionInput{Blueprint: raw, StreamShards: 5}, 5},
+		{"dry run", ProvisionInput{Blueprint: raw, DryRun: true}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pe := newProvisionEnv(t, nil, nil)
+			res, err := pe.run(t, tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.shards == 0 {
+				if len(pe.stream)+len(pe.monitor) != 0 || len(res.Stream) != 0 || res.Monitor != "" {
+					t.Fatalf("a dry run started %v %v", pe.stream, pe.monitor)
+				}
+				return
+			}
+			if len(pe.stream) != 1 || pe.stream[0] != (activities.StreamEnsureInput{Topic: topic, Shards: tt.shards}) || len(res.Stream) != tt.shards {
+				t.Fatalf("stream started %+v (result %v); want %d shards of %s (%d partitions)", pe.stream, res.Stream, tt.shards, topic, parts)
+			}
+			if len(pe.monitor) != 1 || pe.monitor[0].Topic != topic || pe.monitor[0].Alerts != ins.Alerts || res.Monitor != SLOMonitorWorkflowID {
+				t.Fatalf("monitor started %+v (%q)", pe.monitor, res.Monitor)
+			}
+			if !strings.Contains(res.Summary(), "Stream compaction running") || !strings.Contains(res.Summary(), "SLO monitor running") {
+				t.Fatalf("summary:\n%s", res.Summary())
+			}
+		})
+	}
+}
+
+func TestStreamShards(t *testing.T) {
+	bp, raw := seed(t)
+	_, w, _ := bp.Worker()
+	tests := []struct {
+		partitions, want, expect int
+	}{
+		{1, 0, 1},
+		{4, 0, 1},
+		{5, 0, 2},
+		{12, 0, min(3, max(1, w.ReplicasMax))},
+		{12, 7, 7},
+	}
+	for _, tt := range tests {
+		b, err := blueprint.Parse(withPartitions(t, raw, tt.partitions), "bp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := StreamShards(b, tt.want); got != tt.expect {
+			t.Errorf("StreamShards(%d partitions, want %d) = %d, expect %d", tt.partitions, tt.want, got, tt.expect)
+		}
 	}
 }

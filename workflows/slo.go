@@ -1,12 +1,8 @@
 package workflows
 
 import (
-	"context"
-	"fmt"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -110,25 +106,4 @@ func SLOMonitor(ctx workflow.Context, in SLOMonitorInput) (SLOMonitorResult, err
 		}
 	}
 	return SLOMonitorResult{}, workflow.NewContinueAsNewError(ctx, SLOMonitor, in)
-}
-
-// StartSLOMonitor starts the namespace's SLOMonitor on task queue
-// batch-jobs, or, when it runs already, sends it cfg.
-func StartSLOMonitor(ctx context.Context, c client.Client, cfg slo.Config) (client.WorkflowRun, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       SLOMonitorWorkflowID,
-		TaskQueue:                BatchQueue,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, SLOMonitor, SLOMonitorInput{Config: cfg})
-	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", SLOMonitorWorkflowID, err)
-	}
-	if err := c.SignalWorkflow(ctx, SLOMonitorWorkflowID, "", SLOConfigSignal, cfg); err != nil {
-		return run, fmt.Errorf("send the SLO configuration to %s: %w", SLOMonitorWorkflowID, err)
-	}
-	return run, nil
 }

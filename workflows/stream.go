@@ -1,15 +1,9 @@
 package workflows
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -118,12 +112,9 @@ func StreamWorkflowID(topic string, shard, shards int) string {
 	return shardID(topic, shard, shards)
 }
 
-// The shards package's naming, under names its callers' parameters do not
-// shadow.
-var (
-	shardID  = shards.WorkflowID
-	shardsOf = shards.Parse
-)
+// shardID is the shards package's naming, under a name the parameters do
+// not shadow.
+var shardID = shards.WorkflowID
 
 // StreamCompaction is the live stream of one shard: a loop of CompactCycle
 // activities, each taking the shard's partitions from Kafka through bronze,
@@ -142,7 +133,7 @@ var (
 // still going on shows in `temporal workflow describe` under pending
 // activities, with its attempt and last failure.
 func StreamCompaction(ctx workflow.Context, in StreamCompactionInput) (StreamCompactionResult, error) {
-	in = withStreamDefaults(in)
+	in = in.WithDefaults()
 	if in.Shards < 1 || in.Shard < 0 || in.Shard >= in.Shards {
 		return StreamCompactionResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("shard %d of %d: need 0 ≤ shard < shards", in.Shard, in.Shards), activities.ErrTypeInvalidInput, nil)
@@ -271,7 +262,10 @@ func StreamCompaction(ctx workflow.Context, in StreamCompactionInput) (StreamCom
 	}
 }
 
-func withStreamDefaults(in StreamCompactionInput) StreamCompactionInput {
+// WithDefaults fills the zero fields with the defaults the workflow runs
+// with (one shard of topic events, ...), for starters that need the shard
+// count before the workflow runs.
+func (in StreamCompactionInput) WithDefaults() StreamCompactionInput {
 	if in.Topic == "" {
 		in.Topic = DefaultTopic
 	}
@@ -297,68 +291,4 @@ func withStreamDefaults(in StreamCompactionInput) StreamCompactionInput {
 		in.AllowedLateness = activities.DefaultAllowedLateness
 	}
 	return in
-}
-
-// StartStream starts the StreamCompaction workflow of every shard on task
-// queue StreamQueue, or finds it running (an id already running is kept as
-// it is). in.Shard is ignored. Running shards of the topic cut for another
-// number of shards are terminated first (reported in resharded): the new
-// ones resume from pipeline.stream_offsets, and a flush that was cut short
-// is redone from its recorded bronze object, so nothing is lost or doubled.
-func StartStream(ctx context.Context, c client.Client, in StreamCompactionInput) ([]client.WorkflowRun, error) {
-	in = withStreamDefaults(in)
-	var runs []client.WorkflowRun
-	var errs []error
-	if err := terminateOtherShards(ctx, c, in.Topic, in.Shards); err != nil {
-		return nil, err
-	}
-	for shard := range in.Shards {
-		sin := in
-		sin.Shard = shard
-		id := StreamWorkflowID(in.Topic, shard, in.Shards)
-		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID:                       id,
-			TaskQueue:                StreamQueue,
-			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		}, StreamCompaction, sin)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("start %s: %w", id, err))
-			continue
-		}
-		runs = append(runs, run)
-	}
-	return runs, errors.Join(errs...)
-}
-
-// terminateOtherShards ends the running StreamCompaction workflows of topic
-// whose shard count is not shards: two cuts of the partitions must never
-// run at once.
-func terminateOtherShards(ctx context.Context, c client.Client, topic string, shards int) error {
-	var token []byte
-	for {
-		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query:         "WorkflowType = 'StreamCompaction' AND ExecutionStatus = 'Running'",
-			NextPageToken: token,
-		})
-		if err != nil {
-			return fmt.Errorf("list the running stream shards: %w", err)
-		}
-		for _, e := range resp.GetExecutions() {
-			id := e.GetExecution().GetWorkflowId()
-			if _, n, ok := shardsOf(id, topic); !ok || n == shards {
-				continue
-			}
-			reason := fmt.Sprintf("resharding topic %s to %d shards", topic, shards)
-			if err := c.TerminateWorkflow(ctx, id, "", reason); err != nil {
-				var nf *serviceerror.NotFound
-				if !errors.As(err, &nf) {
-					return fmt.Errorf("terminate %s (%s): %w", id, reason, err)
-				}
-			}
-		}
-		if token = resp.GetNextPageToken(); len(token) == 0 {
-			return nil
-		}
-	}
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/lake"
-	"github.com/acme/pipeline/worker"
+	"github.com/acme/pipeline/starter"
 )
 
 // dialTemporal connects to Temporal as cfg says: TEMPORAL_ADDRESS and
@@ -18,7 +18,7 @@ func dialTemporal(cfg config.Config, log *slog.Logger) (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return worker.Dial(worker.DialConfig{
+	return starter.Dial(starter.DialConfig{
 		Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
 		TLS: tlsCfg, Credentials: cfg.TemporalCredentials(),
 	}, log)

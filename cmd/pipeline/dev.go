@@ -18,6 +18,8 @@ import (
 	"github.com/acme/pipeline/internal/demo"
 	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/internal/telemetry"
+	"github.com/acme/pipeline/starter"
+	"github.com/acme/pipeline/workflows"
 )
 
 func runDev(ctx context.Context, args []string) error {
@@ -193,16 +195,12 @@ func provisionDev(ctx context.Context, cfg config.Config, bp *blueprint.Blueprin
 	}
 	defer tc.Close()
 	var out strings.Builder
-	res, err := provisionAndWait(ctx, tc, bp, raw, false, "", 0, 2*time.Minute, &out)
+	req := starter.ProvisionRequest{Name: bp.Name, Input: workflows.ProvisionInput{Blueprint: raw}}
+	res, err := provisionAndWait(ctx, tc, req, 2*time.Minute, &out)
 	if err != nil {
 		fmt.Print(out.String())
 		return fmt.Errorf("provision %s: %w", path, err)
 	}
 	fmt.Printf("\nProvisioned %s through the Provision workflow:\n%s\n%s", path, res.PlanText, res.Summary())
-	for _, line := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(line, "Stream compaction running") || strings.HasPrefix(line, "SLO monitor running") {
-			fmt.Println(line)
-		}
-	}
 	return nil
 }

@@ -10,13 +10,12 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/ingest"
 	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/internal/telemetry"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
 	"github.com/acme/pipeline/workflows"
@@ -197,12 +196,9 @@ func runAggregate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer tc.Close()
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:        "nightly-aggregation-" + *date,
-		TaskQueue: workflows.BatchQueue,
-	}, workflows.NightlyAggregation, workflows.NightlyAggregationInput{Date: *date, Zone: *zone})
+	run, err := starter.StartAggregation(ctx, tc, workflows.NightlyAggregationInput{Date: *date, Zone: *zone})
 	if err != nil {
-		return fmt.Errorf("start NightlyAggregation for %s: %w", *date, err)
+		return err
 	}
 	fmt.Printf("NightlyAggregation for %s started: workflow %s run %s\n", *date, run.GetID(), run.GetRunID())
 	var res workflows.NightlyAggregationResult

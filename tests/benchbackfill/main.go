@@ -43,6 +43,7 @@ import (
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/tests/benchutil"
 	"github.com/acme/pipeline/tests/cluster"
 	"github.com/acme/pipeline/warehouse"
@@ -97,7 +98,7 @@ func runWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tc, err := worker.Dial(worker.DialConfig{Address: os.Getenv("TEMPORAL_ADDRESS"), Namespace: "default"}, log)
+	tc, err := starter.Dial(starter.DialConfig{Address: os.Getenv("TEMPORAL_ADDRESS"), Namespace: "default"}, log)
 	if err != nil {
 		return err
 	}
@@ -177,7 +178,7 @@ func run(ctx context.Context) error {
 	if err := lk.EnsureBucket(ctx); err != nil {
 		return err
 	}
-	tc, err := worker.Dial(worker.DialConfig{Address: stack.TemporalAddress, Namespace: "default"}, log)
+	tc, err := starter.Dial(starter.DialConfig{Address: stack.TemporalAddress, Namespace: "default"}, log)
 	if err != nil {
 		return err
 	}
@@ -340,9 +341,7 @@ func (b *bench) backfill(ctx context.Context, what string) (float64, int, error)
 		return 0, 0, fmt.Errorf("vacuum: %w", err)
 	}
 	t0 := time.Now()
-	run, err := b.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: workflows.BatchQueue,
-		ID: fmt.Sprintf("bench-backfill-%s-%d", b.day, time.Now().UnixNano())},
-		workflows.Backfill, workflows.BackfillInput{From: b.day.String(), To: b.day.String(), Topic: topic, Concurrency: 4})
+	run, err := starter.StartBackfill(ctx, b.tc, workflows.BackfillInput{From: b.day.String(), To: b.day.String(), Topic: topic, Concurrency: 4})
 	if err != nil {
 		return 0, 0, err
 	}

@@ -6,7 +6,7 @@
 // on free ports with a fresh state dir and database, one `pipeline api` and
 // N `pipeline worker` processes with its export lines, then the stream
 // started on task queue `pipeline` as `pipeline provision` starts it
-// (workflows.StartStream). Once every shard's CompactCycle is running, the
+// (starter.StartStream). Once every shard's CompactCycle is running, the
 // program sends -events events through the API (NDJSON batches of 1,000,
 // 4 requests in flight) and measures from the first send to the moment
 // gold.events holds them all (polled every 50 ms), then checks gold
@@ -40,6 +40,7 @@ import (
 	"go.temporal.io/sdk/log"
 
 	"github.com/acme/pipeline/internal/devstack"
+	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/tests/cluster"
 	"github.com/acme/pipeline/workflows"
 )
@@ -178,7 +179,7 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 		return res, err
 	}
 	defer tc.Close()
-	runs, err := workflows.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: "events", Shards: shards})
+	runs, err := starter.StartStream(ctx, tc, workflows.StreamCompactionInput{Topic: "events", Shards: shards})
 	if err != nil {
 		return res, err
 	}
