@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -20,7 +21,10 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // pki is a throwaway CA with a server certificate for 127.0.0.1/localhost
@@ -148,6 +152,37 @@ func roundTrip(t *testing.T, brokers []string, cfg Config) {
 	if got := offs.Topics["t"]; len(got) != 1 || got[0].LastOffset != 1 {
 		t.Fatalf("offsets %+v, want next offset 1", got)
 	}
+	if id, err := topicID(brokers, cfg); err != nil || id == ([16]byte{}) {
+		t.Fatalf("topic id through franz-go (%s): %x %v", cfg, id, err)
+	}
+}
+
+// topicID asks for the id of topic "t" with a franz-go client (Metadata
+// v10+) secured by cfg.FranzOpts.
+func topicID(brokers []string, cfg Config) ([16]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts, err := cfg.FranzOpts()
+	if err != nil {
+		return [16]byte{}, err
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(brokers...), kgo.RetryTimeout(5*time.Second))...)
+	if err != nil {
+		return [16]byte{}, err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr("t")
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return [16]byte{}, err
+	}
+	if len(resp.Topics) != 1 {
+		return [16]byte{}, fmt.Errorf("%d topics in the answer", len(resp.Topics))
+	}
+	return resp.Topics[0].TopicID, kerr.ErrorForCode(resp.Topics[0].ErrorCode)
 }
 
 func TestSASLOverTLS(t *testing.T) {
@@ -230,6 +265,9 @@ func TestWrongCredentialsRefused(t *testing.T) {
 				}
 			}
 			t.Logf("wrong password refused: %v", err)
+			if _, err := topicID(brokers, bad); err == nil {
+				t.Fatal("a wrong password was accepted by the franz-go client")
+			}
 
 			// A client without TLS against the TLS listener does not get in either.
 			plain := good

@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/acme/pipeline/internal/kafkaconn"
 	"github.com/acme/pipeline/lake"
@@ -37,8 +39,13 @@ type Config struct {
 // Client reads partitions and commits offsets. It is safe for concurrent use
 // and keeps its connections between calls.
 type Client struct {
-	c    *kafka.Client
-	conn kafkaconn.Config
+	c        *kafka.Client
+	conn     kafkaconn.Config
+	brokers  []string
+	clientID string
+
+	franzMu sync.Mutex
+	franz   *kgo.Client // for TopicID (topicid.go); nil until first used
 }
 
 // New builds a Client; it connects on first use.
@@ -64,7 +71,7 @@ func New(cfg Config) (*Client, error) {
 		Addr:      kafka.TCP(cfg.Brokers...),
 		Timeout:   cfg.Timeout,
 		Transport: t,
-	}, conn: cfg.Conn}, nil
+	}, conn: cfg.Conn, brokers: cfg.Brokers, clientID: cfg.ClientID}, nil
 }
 
 // Close releases idle connections.
@@ -72,6 +79,7 @@ func (c *Client) Close() {
 	if t, ok := c.c.Transport.(*kafka.Transport); ok {
 		t.CloseIdleConnections()
 	}
+	c.closeFranz()
 }
 
 // Partitions lists the partitions of topic, in order.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/acme/pipeline/internal/devstack"
@@ -239,4 +241,35 @@ func Temporal(t testing.TB) (address, ui string) {
 		t.Fatalf("Temporal dev server did not start: %v\n%s", err, b)
 	}
 	return address, "http://127.0.0.1:" + strconv.Itoa(uiPort)
+}
+
+// RecreateTopic deletes topic and creates it again with partitions
+// partitions, as an operator would: Kafka gives the new topic a new id and
+// numbers its records from offset 0 again.
+func RecreateTopic(t testing.TB, brokers []string, topic string, partitions int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	del, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+	if err == nil {
+		err = del.Errors[topic]
+	}
+	if err != nil {
+		t.Fatalf("delete topic %s: %v", topic, err)
+	}
+	for {
+		resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+			Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}}})
+		if err == nil {
+			err = resp.Errors[topic]
+		}
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, kafka.TopicAlreadyExists) || ctx.Err() != nil {
+			t.Fatalf("create topic %s again: %v", topic, err)
+		}
+		time.Sleep(100 * time.Millisecond) // the deletion is still under way
+	}
 }
