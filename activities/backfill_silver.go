@@ -31,8 +31,8 @@ type SilverHourResult struct {
 }
 
 // WriteBackfillSilverHour writes the hour's winners, streamed from the
-// database, as one Parquet file per partition (named by the rebuild, so no
-// key is ever reused) and swaps them in for the live files of the offsets
+// database, as one Parquet file per topic incarnation and partition (named
+// by the rebuild, so no key is ever reused) and swaps them in for the live files of the offsets
 // the rebuild read.
 func (b *Backfiller) WriteBackfillSilverHour(ctx context.Context, in SilverHourInput) (SilverHourResult, error) {
 	began := time.Now()
@@ -63,7 +63,7 @@ func (b *Backfiller) WriteBackfillSilverHour(ctx context.Context, in SilverHourI
 		if err != nil {
 			return res, err
 		}
-		if cur != nil && cur.partition != r.Partition {
+		if cur != nil && (cur.partition != r.Partition || cur.incarnation != r.Incarnation) {
 			if err := cur.write(batch); err != nil {
 				return res, err
 			}
@@ -73,7 +73,7 @@ func (b *Backfiller) WriteBackfillSilverHour(ctx context.Context, in SilverHourI
 			}
 		}
 		if cur == nil {
-			if cur, err = newHourFile(b.tmp, r.Partition, r.Offset, b.rg); err != nil {
+			if cur, err = newHourFile(b.tmp, r.Incarnation, r.Partition, r.Offset, b.rg); err != nil {
 				return res, err
 			}
 		}
@@ -113,21 +113,22 @@ func (b *Backfiller) WriteBackfillSilverHour(ctx context.Context, in SilverHourI
 	return res, nil
 }
 
-// hourFile is one partition's silver file of an hour, being written to a
-// temporary file.
+// hourFile is one partition's silver file of an hour (of one incarnation of
+// the topic), being written to a temporary file.
 type hourFile struct {
+	incarnation int32
 	partition   int32
 	first, last int64
 	f           *os.File
 	w           *lake.RowWriter
 }
 
-func newHourFile(dir string, p int32, first int64, rg int64) (*hourFile, error) {
+func newHourFile(dir string, inc, p int32, first int64, rg int64) (*hourFile, error) {
 	f, err := os.CreateTemp(dir, "backfill-*.parquet")
 	if err != nil {
 		return nil, fmt.Errorf("silver temp file: %w", err)
 	}
-	return &hourFile{partition: p, first: first, last: first, f: f, w: lake.NewRowWriter(f, rg)}, nil
+	return &hourFile{incarnation: inc, partition: p, first: first, last: first, f: f, w: lake.NewRowWriter(f, rg)}, nil
 }
 
 func (h *hourFile) write(rows []event.Row) error {
@@ -144,7 +145,8 @@ func (h *hourFile) discard() {
 
 func (h *hourFile) upload(ctx context.Context, lk *lake.Store, hour time.Time, topic string, rebuild int64) (warehouse.SilverObject, error) {
 	defer h.discard()
-	key := lake.RebuildSilverKey(hour, h.partition, h.first, h.last, rebuild)
+	inc := max(int(h.incarnation), 1)
+	key := lake.RebuildSilverKey(hour, inc, h.partition, h.first, h.last, rebuild)
 	if err := h.w.Close(); err != nil {
 		return warehouse.SilverObject{}, fmt.Errorf("silver %s: %w", key, err)
 	}
@@ -155,6 +157,6 @@ func (h *hourFile) upload(ctx context.Context, lk *lake.Store, hour time.Time, t
 	if err != nil {
 		return warehouse.SilverObject{}, err
 	}
-	return warehouse.SilverObject{Key: key, Hour: hour, Topic: topic, Partition: h.partition, First: h.first, Last: h.last,
+	return warehouse.SilverObject{Key: key, Hour: hour, Topic: topic, Incarnation: inc, Partition: h.partition, First: h.first, Last: h.last,
 		Rows: h.w.Rows(), Bytes: st.Size(), Compacted: true}, nil
 }

@@ -130,12 +130,12 @@ func (b *Backfiller) StageBackfillUnit(ctx context.Context, in UnitInput) (wareh
 // bronzeRows yields the cleaned rows of one bronze object; it reports false
 // when yield asked to stop.
 func (b *Backfiller) bronzeRows(ctx context.Context, topic string, src warehouse.RebuildSource, tally *warehouse.UnitTally, yield func(event.Row, error) bool) (bool, error) {
-	recs, err := readBronze(ctx, b.lake, warehouse.BronzeObject{Topic: topic, Key: src.Key, Partition: src.Partition,
-		First: src.First, Last: src.Last, Records: int(src.Records)})
+	recs, err := readBronze(ctx, b.lake, warehouse.BronzeObject{Topic: topic, Incarnation: src.Incarnation, Key: src.Key,
+		Partition: src.Partition, First: src.First, Last: src.Last, Records: int(src.Records)})
 	if err != nil {
 		return false, err
 	}
-	rows, bad := clean(topic, recs)
+	rows, bad := clean(topic, src.Incarnation, recs)
 	tally.Records += int64(len(recs))
 	tally.Quarantined += int64(len(bad))
 	for _, r := range rows {
@@ -147,7 +147,7 @@ func (b *Backfiller) bronzeRows(ctx context.Context, topic string, src warehouse
 }
 
 // silverRows yields the rows of one silver file, read in batches from a
-// temporary copy.
+// temporary copy, with the file's topic incarnation (not a silver column).
 func (b *Backfiller) silverRows(ctx context.Context, src warehouse.RebuildSource, tally *warehouse.UnitTally, yield func(event.Row, error) bool) (bool, error) {
 	f, err := b.lake.GetFile(ctx, src.Key, b.tmp)
 	if errors.Is(err, lake.ErrNotFound) {
@@ -175,6 +175,7 @@ func (b *Backfiller) silverRows(ctx context.Context, src warehouse.RebuildSource
 		n, rerr := rr.Read(buf)
 		tally.Records += int64(n)
 		for _, r := range buf[:n] {
+			r.Incarnation = int32(src.Incarnation)
 			if !yield(r, nil) {
 				return false, nil
 			}

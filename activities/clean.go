@@ -34,8 +34,8 @@ func tallyArrivals(p int32, from int64, rows []event.Row, bad []lake.Quarantined
 // clean decodes every record with the topic's cleaning rule (event.Decode
 // without assigning ids; occurred_at bounded by the record's Kafka
 // timestamp, so a retry decides the same). It returns the rows in offset
-// order and the records that failed.
-func clean(topic string, recs []lake.Record) ([]event.Row, []lake.Quarantined) {
+// order, with inc as their topic incarnation, and the records that failed.
+func clean(topic string, inc int, recs []lake.Record) ([]event.Row, []lake.Quarantined) {
 	rows := make([]event.Row, 0, len(recs))
 	var bad []lake.Quarantined
 	for i := range recs {
@@ -59,6 +59,7 @@ func clean(topic string, recs []lake.Record) ([]event.Row, []lake.Quarantined) {
 				Errors: []lake.FieldProblem{{Message: err.Error()}}})
 			continue
 		}
+		row.Incarnation = int32(inc)
 		rows = append(rows, row)
 	}
 	return rows, bad

@@ -70,8 +70,9 @@ type CompactHoursResult struct {
 }
 
 // CompactHours merges the small silver files of every closed event hour (its
-// end plus AllowedLateness is before Now), per partition, into files of at
-// most MaxRows rows, deduplicated by event_id (the first received wins), then
+// end plus AllowedLateness is before Now), per partition and topic
+// incarnation, into files of at most MaxRows rows, deduplicated by event_id
+// (the first received wins), then
 // retires the small ones: the swap is one transaction in
 // pipeline.silver_objects, after which the replaced objects are deleted. A
 // late file reopens its hour, and the next run compacts it again. Compacted
@@ -162,14 +163,17 @@ func (a *Activities) deleteReplaced(ctx context.Context) (int, error) {
 	}
 }
 
-// chunk is one output file of a compaction: consecutive input files.
+// chunk is one output file of a compaction: consecutive input files of one
+// topic incarnation (offset ranges of two incarnations mean different
+// records, so one file never holds both).
 type chunk struct {
-	inputs  []warehouse.SilverObject
-	rows    int64
-	dropped int64 // duplicates dropped from its inputs
-	file    *os.File
-	sum     hash.Hash // SHA-256 of the bytes written to file
-	w       *lake.RowWriter
+	incarnation int
+	inputs      []warehouse.SilverObject
+	rows        int64
+	dropped     int64 // duplicates dropped from its inputs
+	file        *os.File
+	sum         hash.Hash // SHA-256 of the bytes written to file
+	w           *lake.RowWriter
 }
 
 func (c *chunk) changed() bool { return len(c.inputs) > 1 || c.dropped > 0 }
@@ -203,18 +207,22 @@ func (a *Activities) compactPartitionHour(ctx context.Context, ph warehouse.Silv
 			}
 		}
 	}()
-	seen := map[[16]byte]struct{}{}
+	var seen map[[16]byte]struct{} // event ids of the incarnation's files so far
 	buf := make([]event.Row, 8192)
 	var cur *chunk
 	for _, in := range inputs {
-		if cur == nil || (cur.rows > 0 && cur.rows+in.Rows > maxRows) {
+		other := cur == nil || cur.incarnation != in.Incarnation
+		if other || (cur.rows > 0 && cur.rows+in.Rows > maxRows) {
 			f, err := os.CreateTemp(a.tmp, "compact-*.parquet")
 			if err != nil {
 				return ch, fmt.Errorf("%s: %w", where, err)
 			}
 			sum := sha256.New()
-			cur = &chunk{file: f, sum: sum, w: lake.NewRowWriter(io.MultiWriter(f, sum), a.rg)}
+			cur = &chunk{incarnation: in.Incarnation, file: f, sum: sum, w: lake.NewRowWriter(io.MultiWriter(f, sum), a.rg)}
 			chunks = append(chunks, cur)
+		}
+		if other {
+			seen = map[[16]byte]struct{}{}
 		}
 		cur.inputs = append(cur.inputs, in)
 		kept, dropped, err := a.copyDeduped(ctx, in, cur.w, seen, buf)
@@ -258,7 +266,7 @@ func (a *Activities) compactPartitionHour(ctx context.Context, ph warehouse.Silv
 		}
 		var sum [sha256.Size]byte
 		c.sum.Sum(sum[:0])
-		key := lake.MergedSilverKey(ph.Hour, ph.Partition, first, last, gen+1, sum)
+		key := lake.MergedSilverKey(ph.Hour, c.incarnation, ph.Partition, first, last, gen+1, sum)
 		if err := a.lake.PutFile(ctx, key, c.file, lake.ParquetContentType); err != nil {
 			return ch, fmt.Errorf("%s: %w", where, err)
 		}
@@ -266,7 +274,7 @@ func (a *Activities) compactPartitionHour(ctx context.Context, ph warehouse.Silv
 		if err != nil {
 			return ch, fmt.Errorf("%s: %w", where, err)
 		}
-		outputs = append(outputs, warehouse.SilverObject{Key: key, Hour: ph.Hour, Topic: c.inputs[0].Topic, Partition: ph.Partition,
+		outputs = append(outputs, warehouse.SilverObject{Key: key, Hour: ph.Hour, Topic: c.inputs[0].Topic, Incarnation: c.incarnation, Partition: ph.Partition,
 			First: first, Last: last, Rows: c.rows, Bytes: st.Size(), Compacted: true})
 		ch.FilesOut++
 		ch.RowsOut += c.rows

@@ -38,8 +38,9 @@ type partFlush struct {
 	span                        trace.Span // stream.flush, when there were records; flush ends it
 }
 
-// flush takes every partition one step and loads gold.
-func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions []int32, offsets map[int32]int64,
+// flush takes every partition one step and loads gold. guard checks that
+// what the partitions read came from the cycle's incarnation of the topic.
+func (a *Activities) flush(ctx context.Context, in CompactCycleInput, guard *topicGuard, partitions []int32, offsets map[int32]int64,
 	prog map[int32]*PartitionProgress, res *CompactCycleResult, log *slog.Logger) (err error) {
 	t0 := time.Now()
 	parts := make([]partFlush, len(partitions))
@@ -55,7 +56,7 @@ func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions
 	g, gctx := errgroup.WithContext(ctx)
 	for i, p := range partitions {
 		g.Go(func() error {
-			pf, err := a.flushPartition(gctx, in, p, offsets[p], log.With("partition", p))
+			pf, err := a.flushPartition(gctx, in, guard, p, offsets[p], log.With("partition", p))
 			parts[i] = pf
 			return err
 		})
@@ -92,15 +93,17 @@ func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions
 			attribute.Int("pipeline.partitions", len(advanced)),
 			attribute.Int("pipeline.rows", len(rows)),
 			attribute.Int("pipeline.silver.keys", len(sources))))
-		lr, err := a.wh.LoadLive(gctx, warehouse.LoadInput{Rows: rows, Sources: sources, Topic: in.Topic, Offsets: advanced, Tally: tally})
+		load := warehouse.LoadInput{Rows: rows, Sources: sources, Topic: in.Topic, Incarnation: in.Incarnation, Offsets: advanced, Tally: tally}
+		lr, err := a.wh.LoadLive(gctx, load)
 		if loadErr := err; err != nil && warehouse.RecordError(err) {
 			// Rows gold cannot take go to quarantine; the others load.
 			var n int
-			if rows, n, err = a.isolateRefused(gctx, in.Topic, parts, rows, log); err == nil && n == 0 {
+			if load.Rows, n, err = a.isolateRefused(gctx, in.Topic, in.Incarnation, parts, rows, log); err == nil && n == 0 {
 				err = fmt.Errorf("gold refused the batch, but no single row of it: %w", loadErr)
 			} else if err == nil {
 				gspan.SetAttributes(attribute.Int("pipeline.refused", n))
-				lr, err = a.wh.LoadLive(gctx, warehouse.LoadInput{Rows: rows, Sources: sources, Topic: in.Topic, Offsets: advanced, Tally: tally})
+				rows = load.Rows
+				lr, err = a.wh.LoadLive(gctx, load)
 			}
 		}
 		goldTook := time.Since(tg)
@@ -109,6 +112,13 @@ func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions
 			gspan.SetAttributes(attribute.Int64("pipeline.inserted", lr.Inserted), attribute.Int64("pipeline.duplicates", lr.Duplicates))
 		}
 		endSpan(gspan, err)
+		if errors.Is(err, warehouse.ErrNotCurrentIncarnation) {
+			// An operator started a new incarnation while this flush ran:
+			// its offsets are the old topic's, and stay unstored.
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("gold load of %s: %v; the shard stops: start it again "+
+				"(`pipeline provision BLUEPRINT`) and it starts from the current incarnation's stored offsets",
+				describeRanges(parts), err), ErrTypeStaleOffsets, err)
+		}
 		if err != nil {
 			// No single record explains it (privileges, a missing table, a
 			// full disk): the shard stops here and the cycle is retried
@@ -175,12 +185,13 @@ func (a *Activities) flush(ctx context.Context, in CompactCycleInput, partitions
 
 // flushPartition runs bronze, clean and silver for one partition from offset
 // next.
-func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p int32, next int64, log *slog.Logger) (partFlush, error) {
+func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, guard *topicGuard, p int32, next int64, log *slog.Logger) (partFlush, error) {
 	pf := partFlush{partition: p, from: next, next: next, hwm: -1}
 
-	// 1. Bronze: reuse what an earlier attempt recorded, else read Kafka.
+	// 1. Bronze: reuse what an earlier attempt recorded (of this
+	// incarnation of the topic), else read Kafka.
 	t := time.Now()
-	obj, found, err := a.wh.BronzeAt(ctx, in.Topic, p, next)
+	obj, found, err := a.wh.BronzeAt(ctx, in.Topic, in.Incarnation, p, next)
 	if err != nil {
 		return pf, err
 	}
@@ -201,10 +212,17 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 			MaxRecords: in.MaxRecords, Wait: in.FlushWait})
 		var oor *kafkaread.OutOfRangeError
 		if errors.As(err, &oor) {
-			return a.outOfRange(ctx, in.Topic, p, next, pf, log)
+			return a.outOfRange(ctx, in.Topic, guard, p, next, pf, log)
 		}
 		if err != nil {
 			return pf, err
+		}
+		// Nothing read is written before Kafka's topic is known to be
+		// still the cycle's incarnation.
+		if batch.Next > next {
+			if err := guard.after(ctx, time.Now()); err != nil {
+				return pf, err
+			}
 		}
 		pf.hwm = batch.HighWatermark
 		recs = batch.Records
@@ -221,17 +239,17 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 
 	// 2. Clean.
 	t = time.Now()
-	rows, bad := clean(in.Topic, recs)
+	rows, bad := clean(in.Topic, in.Incarnation, recs)
 	pf.clean = time.Since(t)
 
 	t = time.Now()
 	if !found {
-		key := lake.BronzeKey(in.Topic, p, first, last, recs[0].Time)
+		key := lake.BronzeKey(in.Topic, in.Incarnation, p, first, last, recs[0].Time)
 		data := lake.EncodeBronze(recs)
 		if err := a.lake.Put(ctx, key, data, "application/x-ndjson"); err != nil {
 			return pf, fmt.Errorf("bronze partition %d offsets %d..%d: %w", p, first, last, err)
 		}
-		obj = warehouse.BronzeObject{Topic: in.Topic, Partition: p, First: first, Last: last, Records: len(recs),
+		obj = warehouse.BronzeObject{Topic: in.Topic, Incarnation: in.Incarnation, Partition: p, First: first, Last: last, Records: len(recs),
 			Bytes: int64(len(data)), Key: key, ArrivedAt: recs[0].Time, Cleaned: len(rows), Quarantined: len(bad)}
 		fillEventTimes(&obj, rows)
 		won, err := a.wh.RecordBronze(ctx, obj)
@@ -248,7 +266,7 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 			if recs, err = readBronze(ctx, a.lake, won); err != nil {
 				return pf, err
 			}
-			rows, bad = clean(in.Topic, recs)
+			rows, bad = clean(in.Topic, in.Incarnation, recs)
 			first, last = won.First, won.Last
 			pf.reused = true
 		}
@@ -271,12 +289,12 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 	// 2b. Quarantine.
 	if len(bad) > 0 {
 		t = time.Now()
-		if err := a.quarantine(ctx, in.Topic, p, first, last, recs[0].Time, bad); err != nil {
+		if err := a.quarantine(ctx, in.Topic, in.Incarnation, p, first, last, recs[0].Time, bad); err != nil {
 			return pf, err
 		}
 		pf.clean += time.Since(t)
 		log.Warn("records quarantined", "count", len(bad), "first_offset", bad[0].Record.Offset,
-			"key", lake.QuarantineKey(in.Topic, p, first, last, recs[0].Time), "reason", bad[0].Reason)
+			"key", lake.QuarantineKey(in.Topic, in.Incarnation, p, first, last, recs[0].Time), "reason", bad[0].Reason)
 	}
 
 	pf.span.SetAttributes(
@@ -291,7 +309,7 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 	t = time.Now()
 	pf.rows = dedupe(rows)
 	sctx, sspan := tracer.Start(ctx, "stream.silver", trace.WithAttributes(attribute.Int("pipeline.rows", len(pf.rows))))
-	keys, err := a.writeSilver(sctx, in.Topic, p, first, last, pf.rows)
+	keys, err := a.writeSilver(sctx, in.Topic, in.Incarnation, p, first, last, pf.rows)
 	if err == nil {
 		sspan.SetAttributes(attribute.Int("pipeline.silver.keys", len(keys)))
 	}
@@ -310,11 +328,15 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, p
 
 // outOfRange handles a read at an offset the partition no longer holds:
 // retention deleted records before the stream read them. It skips to the
-// earliest retained offset, loudly; an offset beyond the end (the topic was
-// recreated) needs an operator.
-func (a *Activities) outOfRange(ctx context.Context, topic string, p int32, next int64, pf partFlush, log *slog.Logger) (partFlush, error) {
+// earliest retained offset, loudly; an offset beyond the end needs an
+// operator. Either way it first makes sure that the topic was not deleted
+// and created again (guard), which explains both better.
+func (a *Activities) outOfRange(ctx context.Context, topic string, guard *topicGuard, p int32, next int64, pf partFlush, log *slog.Logger) (partFlush, error) {
 	b, err := a.kafka.Bounds(ctx, topic, []int32{p})
 	if err != nil {
+		return pf, err
+	}
+	if err := guard.after(ctx, time.Now()); err != nil {
 		return pf, err
 	}
 	bd := b[p]
@@ -332,11 +354,28 @@ func (a *Activities) outOfRange(ctx context.Context, topic string, p int32, next
 		return pf, nil
 	}
 	if next > bd.Next {
-		return pf, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("topic %s partition %d: next offset %d is beyond the end (%d); was the topic recreated? Reset pipeline.stream_offsets and restart the workflow",
-				topic, p, next, bd.Next), ErrTypeOffsetAhead, nil)
+		return pf, offsetAhead(topic, guard, p, next, bd.Next)
 	}
 	return pf, fmt.Errorf("topic %s partition %d: offset %d out of range (bounds %d..%d)", topic, p, next, bd.First, bd.Next)
+}
+
+// offsetAhead is the error of a stored offset beyond the partition's end.
+// With topic ids, the guard has ruled out a recreated topic: records the
+// stream loaded are gone from Kafka. Without them, a recreated topic is the
+// likely cause, and the operator's command is the same as for one caught by
+// its id.
+func offsetAhead(topic string, guard *topicGuard, p int32, next, end int64) error {
+	msg := fmt.Sprintf("topic %s partition %d: next offset %d is beyond the end (%d)", topic, p, next, end)
+	if guard != nil && guard.inc.TopicID != "" {
+		msg += fmt.Sprintf(", though the topic is the one the stream streams (incarnation %d, topic id %s): records the stream loaded "+
+			"are gone from Kafka (an unclean leader election, or records deleted by hand); an operator must look before the stream goes on",
+			guard.inc.Number, guard.inc.TopicID)
+	} else {
+		msg += fmt.Sprintf("; the brokers report no topic id, so this is the sign of a topic deleted and created again. If it was, "+
+			"start its new incarnation: `pipeline incarnation --topic %s --start-new %s`, then start the stream again (`pipeline provision BLUEPRINT`)",
+			topic, NoTopicID)
+	}
+	return temporal.NewNonRetryableApplicationError(msg, ErrTypeOffsetAhead, nil)
 }
 
 func describeRanges(parts []partFlush) string {

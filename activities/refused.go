@@ -26,7 +26,7 @@ import (
 // Every step repeats the same way on a retry: the search is deterministic,
 // the object is the same bytes under the same key, and quarantine rows are
 // inserted once.
-func (a *Activities) isolateRefused(ctx context.Context, topic string, parts []partFlush, rows []event.Row, log *slog.Logger) ([]event.Row, int, error) {
+func (a *Activities) isolateRefused(ctx context.Context, topic string, inc int, parts []partFlush, rows []event.Row, log *slog.Logger) ([]event.Row, int, error) {
 	refused, err := a.wh.FindRefused(ctx, rows)
 	if err != nil || len(refused) == 0 {
 		return rows, 0, err
@@ -53,13 +53,13 @@ func (a *Activities) isolateRefused(ctx context.Context, topic string, parts []p
 	}
 	for _, p := range slices.Sorted(maps.Keys(byPart)) {
 		pf, qs := partOf(parts, p), byPart[p]
-		key := lake.GoldRefusedKey(topic, p, pf.recs[0].Offset, pf.recs[len(pf.recs)-1].Offset, pf.recs[0].Time)
+		key := lake.GoldRefusedKey(topic, inc, p, pf.recs[0].Offset, pf.recs[len(pf.recs)-1].Offset, pf.recs[0].Time)
 		if err := a.lake.Put(ctx, key, lake.EncodeQuarantine(qs), "application/x-ndjson"); err != nil {
 			return nil, 0, fmt.Errorf("quarantine refused records of partition %d: %w", p, err)
 		}
 		entries := make([]warehouse.QuarantineEntry, len(qs))
 		for i, q := range qs {
-			entries[i] = warehouse.QuarantineEntry{Topic: topic, Partition: p, Offset: q.Record.Offset, Key: key,
+			entries[i] = warehouse.QuarantineEntry{Topic: topic, Incarnation: inc, Partition: p, Offset: q.Record.Offset, Key: key,
 				Reason: q.Reason, Errors: q.Errors, Timestamp: q.Record.Time}
 		}
 		if err := a.wh.RecordQuarantine(ctx, entries); err != nil {
@@ -67,7 +67,7 @@ func (a *Activities) isolateRefused(ctx context.Context, topic string, parts []p
 		}
 		log.Error("gold refused records: quarantined with PostgreSQL's reason, the rest of the flush loads",
 			"partition", p, "count", len(qs), "first_offset", qs[0].Record.Offset, "key", key, "reason", qs[0].Reason)
-		if err := a.dropFromSilver(ctx, topic, pf, qs, log); err != nil {
+		if err := a.dropFromSilver(ctx, topic, inc, pf, qs, log); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -85,7 +85,7 @@ func (a *Activities) isolateRefused(ctx context.Context, topic string, parts []p
 // that holds one is replaced, in one index transaction, by a file of the
 // hour's other rows under a new key (MergedSilverKey: named by its content).
 // A retry finds the old file replaced and the new one live, and goes on.
-func (a *Activities) dropFromSilver(ctx context.Context, topic string, pf *partFlush, qs []lake.Quarantined, log *slog.Logger) error {
+func (a *Activities) dropFromSilver(ctx context.Context, topic string, inc int, pf *partFlush, qs []lake.Quarantined, log *slog.Logger) error {
 	refused := map[int64]bool{}
 	for _, q := range qs {
 		refused[q.Record.Offset] = true
@@ -102,18 +102,18 @@ func (a *Activities) dropFromSilver(ctx context.Context, topic string, pf *partF
 		byHour[h] = append(byHour[h], r)
 	}
 	for _, h := range slices.SortedFunc(maps.Keys(touched), time.Time.Compare) {
-		old := lake.SilverKey(h, pf.partition, first, last)
+		old := lake.SilverKey(h, inc, pf.partition, first, last)
 		var outputs []warehouse.SilverObject
 		if rows := byHour[h]; len(rows) > 0 {
 			data, err := lake.EncodeRows(rows, a.rg)
 			if err != nil {
 				return fmt.Errorf("silver without refused records, partition %d: %w", pf.partition, err)
 			}
-			key := lake.MergedSilverKey(h, pf.partition, first, last, 1, sha256.Sum256(data))
+			key := lake.MergedSilverKey(h, inc, pf.partition, first, last, 1, sha256.Sum256(data))
 			if err := a.lake.Put(ctx, key, data, lake.ParquetContentType); err != nil {
 				return fmt.Errorf("silver without refused records, partition %d: %w", pf.partition, err)
 			}
-			outputs = append(outputs, warehouse.SilverObject{Key: key, Hour: h, Topic: topic, Partition: pf.partition,
+			outputs = append(outputs, warehouse.SilverObject{Key: key, Hour: h, Topic: topic, Incarnation: inc, Partition: pf.partition,
 				First: first, Last: last, Rows: int64(len(rows)), Bytes: int64(len(data))})
 		}
 		err := a.wh.ReplaceSilver(ctx, outputs, []string{old}, nil)

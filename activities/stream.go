@@ -39,8 +39,12 @@ type StreamStartInput struct {
 	Shard  int `json:"shard"`
 	Shards int `json:"shards"`
 	// Known are offsets the workflow already holds (carried across
-	// continue-as-new); they win over everything else.
+	// continue-as-new); they win over everything else, unless they cannot
+	// be the current incarnation's (foreignOffsets).
 	Known map[int32]int64 `json:"known,omitempty"`
+	// Incarnation, when set, is the topic incarnation of Known: Known of
+	// another incarnation than the current one are dropped. 0: unknown.
+	Incarnation int `json:"incarnation,omitempty"`
 }
 
 // StreamStartResult gives the shard's partitions and where each starts.
@@ -48,23 +52,36 @@ type StreamStartResult struct {
 	Partitions []int32          `json:"partitions"`
 	Offsets    map[int32]int64  `json:"offsets"`
 	Sources    map[int32]string `json:"sources"` // "carried", "stored" (pipeline.stream_offsets) or "earliest"
+	// Incarnation is the topic incarnation (pipeline.topic_incarnations)
+	// the offsets belong to: the input of every cycle.
+	Incarnation int `json:"incarnation"`
 }
 
 // StreamStart lists the partitions of the shard and their next offsets: the
 // carried offset, else the offset stored with the last gold load (so a
 // terminated and restarted workflow resumes), else the earliest retained
 // offset. Partitions added to the topic since are picked up here.
+//
+// Offsets belong to one incarnation of the topic: first it makes sure that
+// Kafka's topic is the incarnation the stream streams (adopting a topic
+// seen for the first time), and fails with ErrTypeTopicRecreated when the
+// topic was deleted and created again. Carried offsets that cannot be the
+// current incarnation's (an operator retired theirs since) are dropped.
 func (a *Activities) StreamStart(ctx context.Context, in StreamStartInput) (StreamStartResult, error) {
 	if in.Topic == "" || in.Shards < 1 || in.Shard < 0 || in.Shard >= in.Shards {
 		return StreamStartResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("stream start: topic %q shard %d of %d: need a topic and 0 ≤ shard < shards", in.Topic, in.Shard, in.Shards),
 			ErrTypeInvalidInput, nil)
 	}
+	inc, _, err := a.incarnation(ctx, in.Topic, true)
+	if err != nil {
+		return StreamStartResult{}, wrapRetryable("stream start", err)
+	}
 	all, err := a.kafka.Partitions(ctx, in.Topic)
 	if err != nil {
 		return StreamStartResult{}, fmt.Errorf("stream start: %w", err)
 	}
-	res := StreamStartResult{Offsets: map[int32]int64{}, Sources: map[int32]string{}}
+	res := StreamStartResult{Offsets: map[int32]int64{}, Sources: map[int32]string{}, Incarnation: inc.Number}
 	for _, p := range all {
 		if int(p)%in.Shards == in.Shard {
 			res.Partitions = append(res.Partitions, p)
@@ -72,6 +89,9 @@ func (a *Activities) StreamStart(ctx context.Context, in StreamStartInput) (Stre
 	}
 	stored, err := a.wh.StreamOffsets(ctx, in.Topic)
 	if err != nil {
+		return StreamStartResult{}, fmt.Errorf("stream start: %w", err)
+	}
+	if in.Known, err = a.currentKnown(ctx, in, inc, stored); err != nil {
 		return StreamStartResult{}, fmt.Errorf("stream start: %w", err)
 	}
 	var need []int32
@@ -93,7 +113,7 @@ func (a *Activities) StreamStart(ctx context.Context, in StreamStartInput) (Stre
 			res.Offsets[p], res.Sources[p] = bounds[p].First, "earliest"
 		}
 	}
-	a.logger(ctx).Info("stream shard starting", "topic", in.Topic, "shard", in.Shard, "shards", in.Shards,
+	a.logger(ctx).Info("stream shard starting", "topic", in.Topic, "incarnation", inc.Number, "shard", in.Shard, "shards", in.Shards,
 		"partitions", res.Partitions, "offsets", res.Offsets, "sources", res.Sources)
 	return res, nil
 }
@@ -117,6 +137,11 @@ type CompactCycleInput struct {
 	// MaxDuration ends the cycle after the flush that passes it. Default 0:
 	// only MaxFlushes bounds the cycle.
 	MaxDuration time.Duration `json:"max_duration,omitempty"`
+	// Incarnation is the topic incarnation of Offsets (StreamStartResult's).
+	// A cycle of an incarnation that is no longer current fails with
+	// ErrTypeIncarnationRetired. 0 (a workflow from before incarnations):
+	// the current one.
+	Incarnation int `json:"incarnation,omitempty"`
 }
 
 // PartitionProgress is what a cycle did to one partition.
@@ -215,7 +240,12 @@ func (a *Activities) CompactCycle(ctx context.Context, in CompactCycleInput) (Co
 	in.FlushWait = cmp.Or(max(in.FlushWait, 0), DefaultFlushWait)
 	in.MaxFlushes = cmp.Or(max(in.MaxFlushes, 0), 1)
 
-	log := a.logger(ctx).With("topic", in.Topic)
+	inc, guard, err := a.incarnation(ctx, in.Topic, false)
+	if err != nil {
+		return CompactCycleResult{}, wrapRetryable("compact cycle", err)
+	}
+
+	log := a.logger(ctx).With("topic", in.Topic, "incarnation", inc.Number)
 	offsets := maps.Clone(in.Offsets)
 	if activity.HasHeartbeatDetails(ctx) {
 		var hb cycleProgress
@@ -234,6 +264,15 @@ func (a *Activities) CompactCycle(ctx context.Context, in CompactCycleInput) (Co
 	stored, err := a.wh.StreamOffsets(ctx, in.Topic)
 	if err != nil {
 		return CompactCycleResult{}, fmt.Errorf("compact cycle: %w", err)
+	}
+	if in.Incarnation != 0 && in.Incarnation != inc.Number {
+		return CompactCycleResult{}, staleOffsets(inc, offsets, stored)
+	}
+	in.Incarnation = inc.Number
+	if foreign, err := a.foreignOffsets(ctx, in.Topic, offsets, stored); err != nil {
+		return CompactCycleResult{}, fmt.Errorf("compact cycle: %w", err)
+	} else if len(foreign) > 0 {
+		return CompactCycleResult{}, staleOffsets(inc, foreign, stored)
 	}
 	for p, o := range stored {
 		if cur, ok := offsets[p]; ok && o > cur {
@@ -257,7 +296,7 @@ func (a *Activities) CompactCycle(ctx context.Context, in CompactCycleInput) (Co
 	start := time.Now()
 	stopCh := activity.GetWorkerStopChannel(ctx)
 	for res.Flushes < in.MaxFlushes {
-		if err := a.flush(ctx, in, partitions, offsets, prog, &res, log); err != nil {
+		if err := a.flush(ctx, in, guard, partitions, offsets, prog, &res, log); err != nil {
 			return CompactCycleResult{}, err
 		}
 		res.Flushes++

@@ -17,14 +17,14 @@ import (
 
 // quarantine writes the quarantine object of a bronze range and records its
 // records.
-func (a *Activities) quarantine(ctx context.Context, topic string, p int32, first, last int64, arrival time.Time, bad []lake.Quarantined) error {
-	key := lake.QuarantineKey(topic, p, first, last, arrival)
+func (a *Activities) quarantine(ctx context.Context, topic string, inc int, p int32, first, last int64, arrival time.Time, bad []lake.Quarantined) error {
+	key := lake.QuarantineKey(topic, inc, p, first, last, arrival)
 	if err := a.lake.Put(ctx, key, lake.EncodeQuarantine(bad), "application/x-ndjson"); err != nil {
 		return fmt.Errorf("quarantine partition %d offsets %d..%d: %w", p, first, last, err)
 	}
 	entries := make([]warehouse.QuarantineEntry, len(bad))
 	for i, q := range bad {
-		entries[i] = warehouse.QuarantineEntry{Topic: topic, Partition: p, Offset: q.Record.Offset, Key: key,
+		entries[i] = warehouse.QuarantineEntry{Topic: topic, Incarnation: inc, Partition: p, Offset: q.Record.Offset, Key: key,
 			Reason: q.Reason, Errors: q.Errors, Timestamp: q.Record.Time}
 	}
 	if err := a.wh.RecordQuarantine(ctx, entries); err != nil {
@@ -34,10 +34,10 @@ func (a *Activities) quarantine(ctx context.Context, topic string, p int32, firs
 }
 
 // writeSilver writes one Parquet file per event hour of rows (deduplicated,
-// offset order) for the bronze range first..last, skipping files recorded
-// already (written by an earlier attempt, possibly compacted since), and
-// records the new ones. It returns every file's key.
-func (a *Activities) writeSilver(ctx context.Context, topic string, p int32, first, last int64, rows []event.Row) ([]string, error) {
+// offset order) for the bronze range first..last of incarnation inc,
+// skipping files recorded already (written by an earlier attempt, possibly
+// compacted since), and records the new ones. It returns every file's key.
+func (a *Activities) writeSilver(ctx context.Context, topic string, inc int, p int32, first, last int64, rows []event.Row) ([]string, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
@@ -49,7 +49,7 @@ func (a *Activities) writeSilver(ctx context.Context, topic string, p int32, fir
 	hours := slices.SortedFunc(maps.Keys(byHour), time.Time.Compare)
 	keys := make([]string, len(hours))
 	for i, h := range hours {
-		keys[i] = lake.SilverKey(h, p, first, last)
+		keys[i] = lake.SilverKey(h, inc, p, first, last)
 	}
 	states, err := a.wh.SilverStates(ctx, keys)
 	if err != nil {
@@ -67,7 +67,7 @@ func (a *Activities) writeSilver(ctx context.Context, topic string, p int32, fir
 		if err := a.lake.Put(ctx, keys[i], data, lake.ParquetContentType); err != nil {
 			return nil, fmt.Errorf("silver partition %d offsets %d..%d: %w", p, first, last, err)
 		}
-		objs = append(objs, warehouse.SilverObject{Key: keys[i], Hour: h, Topic: topic, Partition: p,
+		objs = append(objs, warehouse.SilverObject{Key: keys[i], Hour: h, Topic: topic, Incarnation: inc, Partition: p,
 			First: first, Last: last, Rows: int64(len(byHour[h])), Bytes: int64(len(data))})
 	}
 	if err := a.wh.RecordSilver(ctx, objs); err != nil {

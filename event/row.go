@@ -31,6 +31,12 @@ type Row struct {
 	// Lineage: where the record was read from.
 	Partition int32 `parquet:"kafka_partition"`
 	Offset    int64 `parquet:"kafka_offset"`
+	// Incarnation is the topic incarnation the record was read from (a
+	// topic deleted and created again numbers its offsets from 0 again);
+	// 0 means the first. Not a silver column: a silver file holds one
+	// incarnation, named by its key and in pipeline.silver_objects, so files
+	// written before incarnations existed keep their schema.
+	Incarnation int32 `parquet:"-"`
 }
 
 // ToRow converts a validated event into its silver row.

@@ -23,19 +23,30 @@ func hourPath(t time.Time) string {
 }
 
 // rangeName is "p03-000000001000-000000001999": partition, first and last
-// offset (both inclusive), zero-padded so that keys sort by offset.
-func rangeName(partition int32, first, last int64) string {
-	return fmt.Sprintf("p%02d-%012d-%012d", partition, first, last)
+// offset (both inclusive), zero-padded so that keys sort by offset. Offsets
+// of a topic's incarnation after the first (a topic deleted and created
+// again numbers its records from 0 again) get "-iN", so that its objects
+// never take the keys of the old topic's: "p03-000000001000-000000001999-i2".
+// Keys of the first incarnation, every key written before incarnations
+// existed among them, have no suffix.
+func rangeName(incarnation int, partition int32, first, last int64) string {
+	name := fmt.Sprintf("p%02d-%012d-%012d", partition, first, last)
+	if incarnation > 1 {
+		name += fmt.Sprintf("-i%d", incarnation)
+	}
+	return name
 }
 
 // BronzeKey is the key of the bronze object holding the records first..last
-// (inclusive) of one partition of topic, as consumed. arrival is the Kafka
-// timestamp of the first record: it places the object by arrival date and
-// hour, and a retry computes the same key.
+// (inclusive) of one partition of one incarnation of topic (0 or 1: the
+// first), as consumed. arrival is the Kafka timestamp of the first record:
+// it places the object by arrival date and hour, and a retry computes the
+// same key.
 //
 //	bronze/events/dt=2026-11-24/hour=14/events-p03-000000001000-000000001999.ndjson
-func BronzeKey(topic string, partition int32, first, last int64, arrival time.Time) string {
-	return BronzePrefix + hourPath(arrival) + topic + "-" + rangeName(partition, first, last) + ".ndjson"
+//	bronze/events/dt=2026-11-24/hour=14/events-p03-000000001000-000000001999-i2.ndjson
+func BronzeKey(topic string, incarnation int, partition int32, first, last int64, arrival time.Time) string {
+	return BronzePrefix + hourPath(arrival) + topic + "-" + rangeName(incarnation, partition, first, last) + ".ndjson"
 }
 
 // QuarantineKey is the key of the quarantine object for the records of the
@@ -43,8 +54,8 @@ func BronzeKey(topic string, partition int32, first, last int64, arrival time.Ti
 // object.
 //
 //	quarantine/events/dt=2026-11-24/hour=14/events-p03-000000001000-000000001999.ndjson
-func QuarantineKey(topic string, partition int32, first, last int64, arrival time.Time) string {
-	return QuarantinePrefix + hourPath(arrival) + topic + "-" + rangeName(partition, first, last) + ".ndjson"
+func QuarantineKey(topic string, incarnation int, partition int32, first, last int64, arrival time.Time) string {
+	return QuarantinePrefix + hourPath(arrival) + topic + "-" + rangeName(incarnation, partition, first, last) + ".ndjson"
 }
 
 // GoldRefusedKey is the key of the quarantine object for the records of the
@@ -54,21 +65,22 @@ func QuarantineKey(topic string, partition int32, first, last int64, arrival tim
 // written twice with different bytes.
 //
 //	quarantine/events/dt=2026-11-24/hour=14/events-p03-000000001000-000000001999.gold-refused.ndjson
-func GoldRefusedKey(topic string, partition int32, first, last int64, arrival time.Time) string {
-	return QuarantinePrefix + hourPath(arrival) + topic + "-" + rangeName(partition, first, last) + goldRefusedSuffix + ".ndjson"
+func GoldRefusedKey(topic string, incarnation int, partition int32, first, last int64, arrival time.Time) string {
+	return QuarantinePrefix + hourPath(arrival) + topic + "-" + rangeName(incarnation, partition, first, last) + goldRefusedSuffix + ".ndjson"
 }
 
 const goldRefusedSuffix = ".gold-refused"
 
 // SilverKey is the key of the silver Parquet file holding the cleaned rows of
-// one partition's offsets first..last whose event time (occurred_at) falls in
-// hour. A stream cycle writes one per bronze range and event hour; hour
-// compaction merges them into files named the same way by the wider range
-// they cover.
+// one partition's offsets first..last (of the topic's incarnation) whose
+// event time (occurred_at) falls in hour. A stream cycle writes one per
+// bronze range and event hour; hour compaction merges them into files named
+// by the wider range they cover (MergedSilverKey).
 //
 //	silver/events/dt=2026-11-24/hour=14/p03-000000001000-000000001999.parquet
-func SilverKey(hour time.Time, partition int32, first, last int64) string {
-	return SilverPrefix + hourPath(hour) + rangeName(partition, first, last) + ".parquet"
+//	silver/events/dt=2026-11-24/hour=14/p03-000000001000-000000001999-i2.parquet
+func SilverKey(hour time.Time, incarnation int, partition int32, first, last int64) string {
+	return SilverPrefix + hourPath(hour) + rangeName(incarnation, partition, first, last) + ".parquet"
 }
 
 // MergedSilverKey is the key of a file written by hour compaction: the
@@ -77,6 +89,7 @@ func SilverKey(hour time.Time, partition int32, first, last int64) string {
 // files it merges (a stream cycle's or a rebuild's file is generation 0).
 //
 //	silver/events/dt=2026-11-24/hour=14/p03-000000000000-000000099999-5f1c0e9a2b7d4c13-g2.parquet
+//	silver/events/dt=2026-11-24/hour=14/p03-000000000000-000000099999-i2-5f1c0e9a2b7d4c13-g2.parquet
 //
 // The key names the content, not the inputs or the attempt: two writes of
 // one key are the same bytes, whatever raced. Neither the range nor the
@@ -87,8 +100,8 @@ func SilverKey(hour time.Time, partition int32, first, last int64) string {
 // a reader is reading) must never change what that key holds. Naming the
 // inputs instead would hold only as long as every encoder since the first
 // produced the very same bytes.
-func MergedSilverKey(hour time.Time, partition int32, first, last int64, generation int, sum [sha256.Size]byte) string {
-	return SilverPrefix + hourPath(hour) + rangeName(partition, first, last) +
+func MergedSilverKey(hour time.Time, incarnation int, partition int32, first, last int64, generation int, sum [sha256.Size]byte) string {
+	return SilverPrefix + hourPath(hour) + rangeName(incarnation, partition, first, last) +
 		"-" + hex.EncodeToString(sum[:sumBytes]) + fmt.Sprintf("-g%d", generation) + ".parquet"
 }
 
@@ -104,8 +117,9 @@ const sumBytes = 8
 // merged and deleted meanwhile.
 //
 //	silver/events/dt=2026-11-24/hour=14/p03-000000000000-000000099999-r42.parquet
-func RebuildSilverKey(hour time.Time, partition int32, first, last int64, rebuild int64) string {
-	return SilverPrefix + hourPath(hour) + rangeName(partition, first, last) + fmt.Sprintf("-r%d", rebuild) + ".parquet"
+//	silver/events/dt=2026-11-24/hour=14/p03-000000000000-000000099999-i2-r42.parquet
+func RebuildSilverKey(hour time.Time, incarnation int, partition int32, first, last int64, rebuild int64) string {
+	return SilverPrefix + hourPath(hour) + rangeName(incarnation, partition, first, last) + fmt.Sprintf("-r%d", rebuild) + ".parquet"
 }
 
 // CompactedSilverKey is the key form that hour compaction and backfills
@@ -118,7 +132,7 @@ func RebuildSilverKey(hour time.Time, partition int32, first, last int64, rebuil
 // rerun, two compactions of different files). Use MergedSilverKey for hour
 // compaction and RebuildSilverKey for backfills.
 func CompactedSilverKey(hour time.Time, partition int32, first, last int64, generation int) string {
-	return SilverPrefix + hourPath(hour) + rangeName(partition, first, last) + fmt.Sprintf("-g%d", generation) + ".parquet"
+	return SilverPrefix + hourPath(hour) + rangeName(1, partition, first, last) + fmt.Sprintf("-g%d", generation) + ".parquet"
 }
 
 // SilverHourPrefix is the prefix of every silver file of one event hour.
@@ -131,12 +145,15 @@ func SilverDayPrefix(day time.Time) string {
 
 // KeyInfo is what a lake key says about its object.
 type KeyInfo struct {
-	Layer     string    // "bronze", "silver" or "quarantine"
-	Hour      time.Time // arrival hour (bronze, quarantine) or event hour (silver), UTC
-	Topic     string    // bronze and quarantine only
-	Partition int32
-	First     int64 // first offset, inclusive
-	Last      int64 // last offset, inclusive
+	Layer string    // "bronze", "silver" or "quarantine"
+	Hour  time.Time // arrival hour (bronze, quarantine) or event hour (silver), UTC
+	Topic string    // bronze and quarantine only
+	// Incarnation is the topic's incarnation the offsets belong to: 1 for a
+	// key without "-iN".
+	Incarnation int
+	Partition   int32
+	First       int64 // first offset, inclusive
+	Last        int64 // last offset, inclusive
 	// Generation is 0 for a stream cycle's or a rebuild's silver file,
 	// N ≥ 1 for one written by hour compaction (or an old backfill: 1000).
 	Generation int
@@ -188,14 +205,22 @@ func ParseKey(key string) (KeyInfo, error) {
 	if ki.Layer == "quarantine" && strings.HasSuffix(name, goldRefusedSuffix) {
 		name, ki.GoldRefused = strings.TrimSuffix(name, goldRefusedSuffix), true
 	}
-	// [topic-]pNN-FIRST-LAST, then for silver one of -gN, -SUM-gN or -rN;
-	// the topic itself may contain '-'.
+	// [topic-]pNN-FIRST-LAST[-iN], then for silver one of -gN, -SUM-gN or
+	// -rN; the topic itself may contain '-'.
 	f := strings.Split(name, "-")
 	if ki.Layer == "silver" {
 		var ok bool
 		if f, ok = ki.silverSuffix(f); !ok {
 			return bad("bad generation, sum or rebuild")
 		}
+	}
+	ki.Incarnation = 1
+	if n := len(f); n > 0 && strings.HasPrefix(f[n-1], "i") {
+		inc, err := strconv.Atoi(f[n-1][1:])
+		if err != nil || inc < 2 {
+			return bad("bad incarnation (-iN, N ≥ 2)")
+		}
+		ki.Incarnation, f = inc, f[:n-1]
 	}
 	if len(f) < 3 {
 		return bad("want [topic-]pNN-FIRST-LAST")
@@ -222,31 +247,41 @@ func ParseKey(key string) (KeyInfo, error) {
 	return ki, nil
 }
 
-// silverSuffix parses the suffix of a silver name split at '-' (-gN,
-// -SUM-gN or -rN after pNN-FIRST-LAST) into ki and returns the fields
-// before it; false when a suffix is there but malformed.
+// silverSuffix parses the end of a silver name split at '-': after
+// pNN-FIRST-LAST and an optional -iN (which it keeps, for ParseKey), one of
+// -gN, -SUM-gN or -rN, into ki. It returns the fields before that suffix;
+// false when a suffix is there but malformed.
 func (ki *KeyInfo) silverSuffix(f []string) ([]string, bool) {
+	if len(f) < 3 {
+		return f, true // ParseKey says what is missing
+	}
+	base, rest := f[:3], f[3:]
+	if len(rest) > 0 && strings.HasPrefix(rest[0], "i") {
+		base, rest = f[:4], f[4:]
+	}
 	gen := func(s string) (int, bool) {
 		g, err := strconv.Atoi(strings.TrimPrefix(s, "g"))
 		return g, strings.HasPrefix(s, "g") && err == nil && g >= 1
 	}
 	switch {
-	case len(f) == 4 && strings.HasPrefix(f[3], "g"):
-		g, ok := gen(f[3])
+	case len(rest) == 0:
+		return base, true
+	case len(rest) == 1 && strings.HasPrefix(rest[0], "g"):
+		g, ok := gen(rest[0])
 		ki.Generation = g
-		return f[:3], ok
-	case len(f) == 4 && strings.HasPrefix(f[3], "r"):
-		r, err := strconv.ParseInt(f[3][1:], 10, 64)
+		return base, ok
+	case len(rest) == 1 && strings.HasPrefix(rest[0], "r"):
+		r, err := strconv.ParseInt(rest[0][1:], 10, 64)
 		ki.Rebuild = r
-		return f[:3], err == nil && r >= 1
-	case len(f) == 5:
-		g, ok := gen(f[4])
-		_, err := hex.DecodeString(f[3])
-		if !ok || err != nil || len(f[3]) != 2*sumBytes || strings.ToLower(f[3]) != f[3] {
+		return base, err == nil && r >= 1
+	case len(rest) == 2:
+		g, ok := gen(rest[1])
+		_, err := hex.DecodeString(rest[0])
+		if !ok || err != nil || len(rest[0]) != 2*sumBytes || strings.ToLower(rest[0]) != rest[0] {
 			return f, false
 		}
-		ki.Generation, ki.Sum = g, f[3]
-		return f[:3], true
+		ki.Generation, ki.Sum = g, rest[0]
+		return base, true
 	}
-	return f, true
+	return f, true // an unknown suffix: ParseKey refuses the extra fields
 }

@@ -23,27 +23,43 @@ func TestKeys(t *testing.T) {
 		name, got, want string
 		info            lake.KeyInfo
 	}{
-		{"bronze", lake.BronzeKey("events", 3, 1000, 1999, at),
+		{"bronze", lake.BronzeKey("events", 1, 3, 1000, 1999, at),
 			"bronze/events/dt=2026-11-24/hour=13/events-p03-000000001000-000000001999.ndjson",
-			lake.KeyInfo{Layer: "bronze", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Topic: "events", Partition: 3, First: 1000, Last: 1999}},
-		{"quarantine, topic with dashes", lake.QuarantineKey("my-events", 12, 0, 0, at),
+			lake.KeyInfo{Layer: "bronze", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Topic: "events", Incarnation: 1, Partition: 3, First: 1000, Last: 1999}},
+		{"quarantine, topic with dashes", lake.QuarantineKey("my-events", 0, 12, 0, 0, at),
 			"quarantine/events/dt=2026-11-24/hour=13/my-events-p12-000000000000-000000000000.ndjson",
-			lake.KeyInfo{Layer: "quarantine", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Topic: "my-events", Partition: 12}},
-		{"gold refused", lake.GoldRefusedKey("events", 3, 1000, 1999, at),
+			lake.KeyInfo{Layer: "quarantine", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Topic: "my-events", Incarnation: 1, Partition: 12}},
+		{"gold refused", lake.GoldRefusedKey("events", 1, 3, 1000, 1999, at),
 			"quarantine/events/dt=2026-11-24/hour=13/events-p03-000000001000-000000001999.gold-refused.ndjson",
-			lake.KeyInfo{Layer: "quarantine", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Topic: "events", Partition: 3, First: 1000, Last: 1999, GoldRefused: true}},
-		{"silver", lake.SilverKey(at, 0, 5, 99),
+			lake.KeyInfo{Layer: "quarantine", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Topic: "events", Incarnation: 1, Partition: 3, First: 1000, Last: 1999, GoldRefused: true}},
+		{"silver", lake.SilverKey(at, 1, 0, 5, 99),
 			"silver/events/dt=2026-11-24/hour=13/p00-000000000005-000000000099.parquet",
-			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Partition: 0, First: 5, Last: 99}},
-		{"merged by hour compaction", lake.MergedSilverKey(at, 3, 0, 99999, 2, sha256.Sum256([]byte("file"))),
+			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Incarnation: 1, Partition: 0, First: 5, Last: 99}},
+		{"merged by hour compaction", lake.MergedSilverKey(at, 1, 3, 0, 99999, 2, sha256.Sum256([]byte("file"))),
 			"silver/events/dt=2026-11-24/hour=13/p03-000000000000-000000099999-" + sum8("file") + "-g2.parquet",
-			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Partition: 3, Last: 99999, Generation: 2, Sum: sum8("file")}},
-		{"rebuild", lake.RebuildSilverKey(at, 7, 10, 20, 42),
+			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Incarnation: 1, Partition: 3, Last: 99999, Generation: 2, Sum: sum8("file")}},
+		{"rebuild", lake.RebuildSilverKey(at, 1, 7, 10, 20, 42),
 			"silver/events/dt=2026-11-24/hour=13/p07-000000000010-000000000020-r42.parquet",
-			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Partition: 7, First: 10, Last: 20, Rebuild: 42}},
+			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Incarnation: 1, Partition: 7, First: 10, Last: 20, Rebuild: 42}},
 		{"old compacted or backfill", lake.CompactedSilverKey(at, 1, 0, 9, 1000),
 			"silver/events/dt=2026-11-24/hour=13/p01-000000000000-000000000009-g1000.parquet",
-			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Partition: 1, Last: 9, Generation: 1000}},
+			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Incarnation: 1, Partition: 1, Last: 9, Generation: 1000}},
+		// A topic deleted and created again: its keys never take the old one's.
+		{"bronze, incarnation 2", lake.BronzeKey("events", 2, 3, 1000, 1999, at),
+			"bronze/events/dt=2026-11-24/hour=13/events-p03-000000001000-000000001999-i2.ndjson",
+			lake.KeyInfo{Layer: "bronze", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Topic: "events", Incarnation: 2, Partition: 3, First: 1000, Last: 1999}},
+		{"gold refused, incarnation 3, topic with dashes", lake.GoldRefusedKey("my-events", 3, 3, 0, 9, at),
+			"quarantine/events/dt=2026-11-24/hour=13/my-events-p03-000000000000-000000000009-i3.gold-refused.ndjson",
+			lake.KeyInfo{Layer: "quarantine", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Topic: "my-events", Incarnation: 3, Partition: 3, Last: 9, GoldRefused: true}},
+		{"silver, incarnation 2", lake.SilverKey(at, 2, 0, 5, 99),
+			"silver/events/dt=2026-11-24/hour=13/p00-000000000005-000000000099-i2.parquet",
+			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Incarnation: 2, Partition: 0, First: 5, Last: 99}},
+		{"merged, incarnation 2", lake.MergedSilverKey(at, 2, 3, 0, 99999, 2, sha256.Sum256([]byte("file"))),
+			"silver/events/dt=2026-11-24/hour=13/p03-000000000000-000000099999-i2-" + sum8("file") + "-g2.parquet",
+			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Incarnation: 2, Partition: 3, Last: 99999, Generation: 2, Sum: sum8("file")}},
+		{"rebuild, incarnation 12", lake.RebuildSilverKey(at, 12, 7, 10, 20, 42),
+			"silver/events/dt=2026-11-24/hour=13/p07-000000000010-000000000020-i12-r42.parquet",
+			lake.KeyInfo{Layer: "silver", Hour: time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC), Incarnation: 12, Partition: 7, First: 10, Last: 20, Rebuild: 42}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +85,12 @@ func TestKeys(t *testing.T) {
 		"silver/events/dt=2026-11-24/hour=13/p00-1-2-0123456789abcdeg-g1.parquet",
 		"silver/events/dt=2026-11-24/hour=13/p00-1-2-0123456789ABCDEF-g1.parquet",
 		"silver/events/dt=2026-11-24/hour=13/p00-1-2-01234567-g1.parquet",
-		"silver/events/dt=2026-11-24/hour=13/p00-1-2-0123456789abcdef-g0.parquet"} {
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-0123456789abcdef-g0.parquet",
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-i1.parquet",
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-ix-r1.parquet",
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-i2-x1.parquet",
+		"silver/events/dt=2026-11-24/hour=13/p00-1-2-r1-i2.parquet",
+		"bronze/events/dt=2026-11-24/hour=13/events-p00-1-2-i0.ndjson"} {
 		if _, err := lake.ParseKey(bad); err == nil {
 			t.Errorf("ParseKey(%q): no error", bad)
 		}
@@ -261,20 +282,29 @@ func TestSilverKeysNeverReused(t *testing.T) {
 			t.Errorf("%s: %v", what, err)
 		}
 	}
-	add("stream file", lake.SilverKey(h, 3, 0, 99))
+	add("stream file", lake.SilverKey(h, 1, 3, 0, 99))
 	add("old compaction", lake.CompactedSilverKey(h, 3, 0, 99, 1))
 	add("old backfill", lake.CompactedSilverKey(h, 3, 0, 99, 1000))
 	for gen := 1; gen <= 3; gen++ {
 		for _, content := range []string{"a", "b", "c"} {
-			add(fmt.Sprintf("merge %d of %s", gen, content), lake.MergedSilverKey(h, 3, 0, 99, gen, sha256.Sum256([]byte(content))))
+			add(fmt.Sprintf("merge %d of %s", gen, content), lake.MergedSilverKey(h, 1, 3, 0, 99, gen, sha256.Sum256([]byte(content))))
 		}
 	}
 	for r := int64(1); r <= 3; r++ {
-		add(fmt.Sprintf("rebuild %d", r), lake.RebuildSilverKey(h, 3, 0, 99, r))
+		add(fmt.Sprintf("rebuild %d", r), lake.RebuildSilverKey(h, 1, 3, 0, 99, r))
+	}
+	// The same offsets of a recreated topic: other records, other keys.
+	for inc := 2; inc <= 3; inc++ {
+		add(fmt.Sprintf("incarnation %d stream file", inc), lake.SilverKey(h, inc, 3, 0, 99))
+		add(fmt.Sprintf("incarnation %d merge", inc), lake.MergedSilverKey(h, inc, 3, 0, 99, 1, sha256.Sum256([]byte("a"))))
+		add(fmt.Sprintf("incarnation %d rebuild", inc), lake.RebuildSilverKey(h, inc, 3, 0, 99, 1))
+	}
+	if a, b := lake.SilverKey(h, 0, 3, 0, 99), lake.SilverKey(h, 1, 3, 0, 99); a != b {
+		t.Errorf("incarnation 0 and 1 are both the first: %s %s", a, b)
 	}
 	// The same bytes are the same key: a retried compaction rewrites its
 	// own output, never another file.
-	if a, b := lake.MergedSilverKey(h, 3, 0, 99, 1, sha256.Sum256([]byte("a"))), lake.MergedSilverKey(h, 3, 0, 99, 1, sha256.Sum256([]byte("a"))); a != b {
+	if a, b := lake.MergedSilverKey(h, 1, 3, 0, 99, 1, sha256.Sum256([]byte("a"))), lake.MergedSilverKey(h, 1, 3, 0, 99, 1, sha256.Sum256([]byte("a"))); a != b {
 		t.Errorf("same content, two keys: %s %s", a, b)
 	}
 }

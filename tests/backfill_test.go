@@ -92,7 +92,7 @@ func TestBackfillOnTemporal(t *testing.T) {
 	put(0, recs3, at(50, 0), 1, at(50, 0))
 	// A live silver file of the day, as the stream would have left it: the
 	// backfill retires it.
-	streamKey := lake.SilverKey(at(9, 0), 0, 0, 5)
+	streamKey := lake.SilverKey(at(9, 0), 1, 0, 0, 5)
 	if err := store.RecordSilver(ctx, []warehouse.SilverObject{{Key: streamKey, Hour: at(9, 0), Topic: topic, Partition: 0, First: 0, Last: 5, Rows: 1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +409,7 @@ func putBronze(t *testing.T, ctx context.Context, lk *lake.Store, store *warehou
 		recs[i].Partition, recs[i].Time = p, arrival
 	}
 	first, last := recs[0].Offset, recs[len(recs)-1].Offset
-	key := lake.BronzeKey(topic, p, first, last, arrival)
+	key := lake.BronzeKey(topic, 1, p, first, last, arrival)
 	data := lake.EncodeBronze(recs)
 	if err := lk.Put(ctx, key, data, "application/x-ndjson"); err != nil {
 		t.Fatal(err)

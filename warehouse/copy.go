@@ -36,7 +36,8 @@ const createStageSQL = `CREATE TEMP TABLE IF NOT EXISTS gold_stage (
   user_id         text,
   properties      jsonb,
   kafka_partition int4,
-  kafka_offset    int8
+  kafka_offset    int8,
+  kafka_incarnation int4
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS gold_stage_payments (
   event_id      uuid,
@@ -70,7 +71,7 @@ CREATE TEMP TABLE IF NOT EXISTS gold_stage_known (
 
 const (
 	copyStageSQL = `COPY gold_stage (seq, event_id, event_type, occurred_at, received_at, source, user_id,
-  properties, kafka_partition, kafka_offset) FROM STDIN (FORMAT binary)`
+  properties, kafka_partition, kafka_offset, kafka_incarnation) FROM STDIN (FORMAT binary)`
 	copyStagePaymentsSQL = `COPY gold_stage_payments (event_id, event_type, occurred_at, received_at, source, user_id,
   amount_micros, currency) FROM STDIN (FORMAT binary)`
 	copyStageAuditSQL = `COPY gold_stage_audit (event_id, occurred_at, event_type, actor, action, outcome, user_id,
@@ -98,7 +99,7 @@ var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 // 2000; jsonb: version byte 1, then the text; NULL: length -1).
 
 func appendStageRow(b []byte, seq int32, r *event.Row) []byte {
-	b = binary.BigEndian.AppendUint16(b, 10)
+	b = binary.BigEndian.AppendUint16(b, 11)
 	b = appendInt4(b, seq)
 	b = appendUUID(b, &r.EventID)
 	b = appendText(b, r.Type)
@@ -108,8 +109,13 @@ func appendStageRow(b []byte, seq int32, r *event.Row) []byte {
 	b = appendText(b, r.UserID)
 	b = appendJSONB(b, r.Properties)
 	b = appendInt4(b, r.Partition)
-	return appendInt8(b, r.Offset)
+	b = appendInt8(b, r.Offset)
+	return appendInt4(b, incarnationOf(r))
 }
+
+// incarnationOf is the row's topic incarnation for gold's lineage: 0 (not
+// set) is the first.
+func incarnationOf(r *event.Row) int32 { return max(r.Incarnation, 1) }
 
 func appendStagePayment(b []byte, r *event.Row) []byte {
 	b = binary.BigEndian.AppendUint16(b, 8)

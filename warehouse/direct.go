@@ -39,7 +39,7 @@ const (
 
 const (
 	copyEventsSQL = `COPY gold.events (event_id, event_type, occurred_at, received_at, source, user_id, properties,
-  kafka_partition, kafka_offset, load_id) FROM STDIN (FORMAT binary)`
+  kafka_partition, kafka_offset, kafka_incarnation, load_id) FROM STDIN (FORMAT binary)`
 	copyPaymentsSQL = `COPY gold.payments (event_id, event_type, occurred_at, received_at, source, user_id, amount,
   currency, is_refund, load_id) FROM STDIN (FORMAT binary)`
 	copyAuditSQL = `COPY gold.audit_log (event_id, occurred_at, event_type, actor, action, outcome, user_id, source,
@@ -181,7 +181,7 @@ func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loa
 // numeric(18,6), a missing outcome is success.
 
 func appendGoldEvent(b []byte, r *event.Row, loadID int64) []byte {
-	b = binary.BigEndian.AppendUint16(b, 10)
+	b = binary.BigEndian.AppendUint16(b, 11)
 	b = appendUUID(b, &r.EventID)
 	b = appendText(b, r.Type)
 	b = appendTimestamptz(b, r.OccurredAt)
@@ -191,6 +191,7 @@ func appendGoldEvent(b []byte, r *event.Row, loadID int64) []byte {
 	b = appendJSONB(b, r.Properties)
 	b = appendInt4(b, r.Partition)
 	b = appendInt8(b, r.Offset)
+	b = appendInt4(b, incarnationOf(r))
 	return appendInt8(b, loadID)
 }
 

@@ -33,6 +33,14 @@ type LoadInput struct {
 	Sources []string
 	// Topic is the Kafka topic of Offsets. Required when Offsets is set.
 	Topic string
+	// Incarnation is the topic incarnation (pipeline.topic_incarnations) the
+	// rows and Offsets belong to. When set, the load fails with
+	// ErrNotCurrentIncarnation unless it is the topic's current one, and
+	// holds it so until the commit: an operator who starts a new
+	// incarnation meanwhile never sees offsets of the old topic stored for
+	// the new one. 0 stores the offsets as incarnation 1 unchecked (loads
+	// from before incarnations, tests).
+	Incarnation int
 	// Offsets maps partition to the offset of the next record not yet loaded.
 	// They are stored in pipeline.stream_offsets in the same transaction as
 	// the rows; a stored offset never moves backwards.
@@ -94,6 +102,11 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 		return res, nil
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if in.Incarnation > 0 {
+			if err := lockCurrentIncarnation(ctx, tx, in.Topic, in.Incarnation); err != nil {
+				return err
+			}
+		}
 		counted, err := countedTallies(ctx, tx, in)
 		if err != nil {
 			return err
@@ -151,11 +164,11 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 			for _, p := range slices.Sorted(maps.Keys(in.Offsets)) {
 				parts, offs = append(parts, p), append(offs, in.Offsets[p])
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO pipeline.stream_offsets AS o (topic, partition, next_offset, updated_at)
-				SELECT $1, p, n, now() FROM unnest($2::int4[], $3::int8[]) AS u(p, n)
+			_, err := tx.Exec(ctx, `INSERT INTO pipeline.stream_offsets AS o (topic, partition, next_offset, updated_at, incarnation)
+				SELECT $1, p, n, now(), greatest($4::int4, 1) FROM unnest($2::int4[], $3::int8[]) AS u(p, n)
 				ON CONFLICT (topic, partition) DO UPDATE
-				SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at
-				WHERE o.next_offset <= EXCLUDED.next_offset`, in.Topic, parts, offs)
+				SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at, incarnation = EXCLUDED.incarnation
+				WHERE o.next_offset <= EXCLUDED.next_offset`, in.Topic, parts, offs, in.Incarnation)
 			if err != nil {
 				return fmt.Errorf("store offsets of topic %s: %w", in.Topic, err)
 			}

@@ -11,11 +11,12 @@ import (
 // LostRange is a range of offsets that retention deleted before the stream
 // read them (pipeline.lost_offsets).
 type LostRange struct {
-	Topic     string    `json:"topic"`
-	Partition int32     `json:"partition"`
-	First     int64     `json:"first_offset"`
-	Last      int64     `json:"last_offset"`
-	Detected  time.Time `json:"detected_at"`
+	Topic       string    `json:"topic"`
+	Incarnation int       `json:"incarnation"` // of the topic (pipeline.topic_incarnations)
+	Partition   int32     `json:"partition"`
+	First       int64     `json:"first_offset"`
+	Last        int64     `json:"last_offset"`
+	Detected    time.Time `json:"detected_at"`
 }
 
 // Records is how many offsets the range holds.
@@ -24,13 +25,17 @@ func (l LostRange) Records() int64 { return l.Last - l.First + 1 }
 // RecordLostOffsets records that the offsets first..last of a partition were
 // deleted by retention before the stream read them. The stream records the
 // gap before it stores the offset past it, and a retry records it again:
-// the row of the same first offset keeps the widest range.
+// the row of the same first offset keeps the widest range. The offsets are
+// the topic's current incarnation's (the stream only reads that one; 1
+// before the stream adopted the topic).
 func (s *Store) RecordLostOffsets(ctx context.Context, topic string, partition int32, first, last int64) error {
 	if last < first {
 		return &InputError{Field: "last", Msg: fmt.Sprintf("%d is before first %d", last, first)}
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO pipeline.lost_offsets AS l (topic, partition, first_offset, last_offset)
-		VALUES ($1, $2, $3, $4) ON CONFLICT (topic, partition, first_offset)
+	_, err := s.pool.Exec(ctx, `INSERT INTO pipeline.lost_offsets AS l (topic, partition, first_offset, last_offset, incarnation)
+		VALUES ($1, $2, $3, $4, COALESCE((SELECT incarnation FROM pipeline.topic_incarnations
+			WHERE topic = $1 AND retired_at IS NULL), 1))
+		ON CONFLICT (topic, incarnation, partition, first_offset)
 		DO UPDATE SET last_offset = greatest(l.last_offset, EXCLUDED.last_offset)`, topic, partition, first, last)
 	if err != nil {
 		return fmt.Errorf("record lost offsets %d..%d of %s partition %d: %w", first, last, topic, partition, err)
@@ -41,14 +46,14 @@ func (s *Store) RecordLostOffsets(ctx context.Context, topic string, partition i
 // LostOffsets lists the gaps found since since, newest first, at most limit,
 // and the offsets lost in them all (since since).
 func (s *Store) LostOffsets(ctx context.Context, since time.Time, limit int) ([]LostRange, int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT topic, partition, first_offset, last_offset, detected_at FROM pipeline.lost_offsets
+	rows, err := s.pool.Query(ctx, `SELECT topic, incarnation, partition, first_offset, last_offset, detected_at FROM pipeline.lost_offsets
 		WHERE detected_at >= $1 ORDER BY detected_at DESC, topic, partition LIMIT $2`, since, limit)
 	if err != nil {
 		return nil, 0, fmt.Errorf("lost offsets: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LostRange, error) {
 		var l LostRange
-		err := r.Scan(&l.Topic, &l.Partition, &l.First, &l.Last, &l.Detected)
+		err := r.Scan(&l.Topic, &l.Incarnation, &l.Partition, &l.First, &l.Last, &l.Detected)
 		return l, err
 	})
 	if err != nil {

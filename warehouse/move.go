@@ -24,9 +24,9 @@ import (
 // duplicates.
 const (
 	moveEventsSQL = `INSERT INTO gold.events (event_id, event_type, occurred_at, received_at, source, user_id,
-  properties, kafka_partition, kafka_offset, load_id)
+  properties, kafka_partition, kafka_offset, kafka_incarnation, load_id)
 SELECT event_id, event_type, occurred_at, received_at, NULLIF(source, ''), NULLIF(user_id, ''),
-  properties, kafka_partition, kafka_offset, $1
+  properties, kafka_partition, kafka_offset, kafka_incarnation, $1
 FROM gold_stage
 ON CONFLICT (event_id) DO NOTHING`
 

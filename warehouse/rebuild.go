@@ -98,11 +98,13 @@ func (s *Store) PlanRebuild(ctx context.Context, in RebuildPlanInput) (Rebuild, 
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		sources := `SELECT object_key, partition, start_offset, end_offset, records::int8 AS records
+		// Sources of every incarnation of the topic: a retired one's days
+		// are rebuilt from its own objects, each replacing its own rows.
+		sources := `SELECT object_key, incarnation, partition, start_offset, end_offset, records::int8 AS records
 			FROM pipeline.bronze_objects
 			WHERE topic = $1 AND EXISTS (SELECT 1 FROM unnest(event_hours) AS h WHERE h >= $2 AND h < $3)`
 		if in.Source == RebuildFromSilver {
-			sources = `SELECT object_key, partition, start_offset, end_offset, rows AS records
+			sources = `SELECT object_key, incarnation, partition, start_offset, end_offset, rows AS records
 				FROM pipeline.silver_objects WHERE topic = $1 AND state = 'live' AND hour >= $2 AND hour < $3`
 		}
 		if err := tx.QueryRow(ctx, `SELECT count(*), COALESCE(sum(records), 0) FROM (`+sources+`) AS s`,
@@ -126,10 +128,10 @@ func (s *Store) PlanRebuild(ctx context.Context, in RebuildPlanInput) (Rebuild, 
 		}
 		// Unit = the share of the records before an object, so units hold
 		// about the same number of records and never split an object.
-		_, err = tx.Exec(ctx, `INSERT INTO pipeline.rebuild_sources (rebuild_id, unit, object_key, partition, start_offset, end_offset, records)
-			SELECT $4, least($5 - 1, ((sum(records) OVER w) - records) * $5 / greatest($6, 1)), object_key, partition, start_offset, end_offset, records
+		_, err = tx.Exec(ctx, `INSERT INTO pipeline.rebuild_sources (rebuild_id, unit, object_key, incarnation, partition, start_offset, end_offset, records)
+			SELECT $4, least($5 - 1, ((sum(records) OVER w) - records) * $5 / greatest($6, 1)), object_key, incarnation, partition, start_offset, end_offset, records
 			FROM (`+sources+`) AS s
-			WINDOW w AS (ORDER BY partition, start_offset, object_key ROWS UNBOUNDED PRECEDING)`,
+			WINDOW w AS (ORDER BY incarnation, partition, start_offset, object_key ROWS UNBOUNDED PRECEDING)`,
 			in.Topic, start, end, r.ID, r.Units, r.Records)
 		if err != nil {
 			return fmt.Errorf("record sources: %w", err)
@@ -151,22 +153,23 @@ func (s *Store) PlanRebuild(ctx context.Context, in RebuildPlanInput) (Rebuild, 
 // RebuildSource is one object a rebuild reads.
 type RebuildSource struct {
 	Key         string
+	Incarnation int // the topic incarnation of its records
 	Partition   int32
 	First, Last int64
 	Records     int64
 }
 
-// RebuildSources lists the objects of one unit, in partition and offset
-// order.
+// RebuildSources lists the objects of one unit, in incarnation, partition
+// and offset order.
 func (s *Store) RebuildSources(ctx context.Context, rebuild int64, unit int) ([]RebuildSource, error) {
-	rows, err := s.pool.Query(ctx, `SELECT object_key, partition, start_offset, end_offset, records
-		FROM pipeline.rebuild_sources WHERE rebuild_id = $1 AND unit = $2 ORDER BY partition, start_offset, object_key`, rebuild, unit)
+	rows, err := s.pool.Query(ctx, `SELECT object_key, incarnation, partition, start_offset, end_offset, records
+		FROM pipeline.rebuild_sources WHERE rebuild_id = $1 AND unit = $2 ORDER BY incarnation, partition, start_offset, object_key`, rebuild, unit)
 	if err != nil {
 		return nil, fmt.Errorf("sources of rebuild %d unit %d: %w", rebuild, unit, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RebuildSource, error) {
 		var o RebuildSource
-		err := r.Scan(&o.Key, &o.Partition, &o.First, &o.Last, &o.Records)
+		err := r.Scan(&o.Key, &o.Incarnation, &o.Partition, &o.First, &o.Last, &o.Records)
 		return o, err
 	})
 	if err != nil {
@@ -222,8 +225,8 @@ type Resolved struct {
 }
 
 // ResolveRebuild keeps one row per event_id of the staged rows, the first by
-// (received_at, partition, offset) as gold loads decide, and deletes the
-// others. When a unit is not staged, it returns them in Missing and resolves
+// (received_at, incarnation, partition, offset) as gold loads decide, and
+// deletes the others. When a unit is not staged, it returns them in Missing and resolves
 // nothing. Resolving again changes nothing.
 func (s *Store) ResolveRebuild(ctx context.Context, rebuild int64) (Resolved, error) {
 	var res Resolved
@@ -254,7 +257,7 @@ func (s *Store) ResolveRebuild(ctx context.Context, rebuild int64) (Resolved, er
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM pipeline.rebuild_rows WHERE rebuild_id = $1 AND ctid IN (
 			SELECT ctid FROM (SELECT ctid, row_number() OVER (PARTITION BY event_id
-				ORDER BY received_at NULLS FIRST, kafka_partition, kafka_offset) AS n
+				ORDER BY received_at NULLS FIRST, kafka_incarnation, kafka_partition, kafka_offset) AS n
 				FROM pipeline.rebuild_rows WHERE rebuild_id = $1) AS r WHERE n > 1)`, rebuild); err != nil {
 			return err
 		}
@@ -289,13 +292,14 @@ func (s *Store) ResolveRebuild(ctx context.Context, rebuild int64) (Resolved, er
 }
 
 // WinnersOfHour streams the winners of a rebuild that occurred in [hour,
-// hour+1h), in partition and offset order, straight from the database.
+// hour+1h), in incarnation, partition and offset order, straight from the
+// database.
 func (s *Store) WinnersOfHour(ctx context.Context, rebuild int64, hour time.Time) iter.Seq2[event.Row, error] {
 	return func(yield func(event.Row, error) bool) {
 		rows, err := s.pool.Query(ctx, `SELECT event_id, event_type, occurred_at, received_at, source, user_id, properties::text,
-				kafka_partition, kafka_offset, amount_micros, currency, actor, action, outcome
+				kafka_partition, kafka_offset, kafka_incarnation, amount_micros, currency, actor, action, outcome
 			FROM pipeline.rebuild_rows WHERE rebuild_id = $1 AND occurred_at >= $2 AND occurred_at < $3
-			ORDER BY kafka_partition, kafka_offset`, rebuild, hour, hour.Add(time.Hour))
+			ORDER BY kafka_incarnation, kafka_partition, kafka_offset`, rebuild, hour, hour.Add(time.Hour))
 		if err != nil {
 			yield(event.Row{}, fmt.Errorf("winners of rebuild %d hour %s: %w", rebuild, hour.Format(time.RFC3339), err))
 			return
@@ -306,7 +310,7 @@ func (s *Store) WinnersOfHour(ctx context.Context, rebuild int64, hour time.Time
 			var occurred time.Time
 			var received *time.Time
 			if err := rows.Scan(&r.EventID, &r.Type, &occurred, &received, &r.Source, &r.UserID, &r.Properties,
-				&r.Partition, &r.Offset, &r.AmountMicros, &r.Currency, &r.Actor, &r.Action, &r.Outcome); err != nil {
+				&r.Partition, &r.Offset, &r.Incarnation, &r.AmountMicros, &r.Currency, &r.Actor, &r.Action, &r.Outcome); err != nil {
 				yield(event.Row{}, fmt.Errorf("winners of rebuild %d: %w", rebuild, err))
 				return
 			}

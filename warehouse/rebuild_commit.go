@@ -16,7 +16,7 @@ import (
 )
 
 const copyRebuildSQL = `COPY pipeline.rebuild_rows (rebuild_id, unit, event_id, event_type, occurred_at, received_at, source,
-  user_id, properties, kafka_partition, kafka_offset, amount_micros, currency, actor, action, outcome) FROM STDIN (FORMAT binary)`
+  user_id, properties, kafka_partition, kafka_offset, kafka_incarnation, amount_micros, currency, actor, action, outcome) FROM STDIN (FORMAT binary)`
 
 // copyRebuildRows streams rows into pipeline.rebuild_rows in the binary COPY
 // format, as the live load's staging does, and returns how many it sent.
@@ -35,7 +35,7 @@ func copyRebuildRows(ctx context.Context, conn *pgconn.PgConn, rebuild int64, un
 				rowErr = &InputError{Field: "Rows", Msg: fmt.Sprintf("event_id %s: occurred_at %d µs is before 4713 BC", uuid.UUID(r.EventID), r.OccurredAt)}
 				return rowErr
 			}
-			buf = binary.BigEndian.AppendUint16(buf, 16)
+			buf = binary.BigEndian.AppendUint16(buf, 17)
 			buf = appendInt8(buf, rebuild)
 			buf = appendInt4(buf, unit)
 			buf = appendUUID(buf, &r.EventID)
@@ -47,6 +47,7 @@ func copyRebuildRows(ctx context.Context, conn *pgconn.PgConn, rebuild int64, un
 			buf = appendJSONB(buf, r.Properties)
 			buf = appendInt4(buf, r.Partition)
 			buf = appendInt8(buf, r.Offset)
+			buf = appendInt4(buf, incarnationOf(&r))
 			buf = appendInt8(buf, r.AmountMicros)
 			buf = appendText(buf, r.Currency)
 			buf = appendText(buf, r.Actor)
@@ -80,11 +81,12 @@ func copyRebuildRows(ctx context.Context, conn *pgconn.PgConn, rebuild int64, un
 	return n, nil
 }
 
-// coveredSQL is, per partition, the offsets a rebuild's sources cover: a
-// multirange, so that a gap between two sources (a range with no event of the
-// day when planned) is not covered.
-const coveredSQL = `SELECT partition, range_agg(int8range(start_offset, end_offset, '[]')) AS r
-  FROM pipeline.rebuild_sources WHERE rebuild_id = $1 GROUP BY partition`
+// coveredSQL is, per topic incarnation and partition, the offsets a
+// rebuild's sources cover: a multirange, so that a gap between two sources (a
+// range with no event of the day when planned) is not covered, and offsets
+// of one incarnation never cover another's rows.
+const coveredSQL = `SELECT incarnation, partition, range_agg(int8range(start_offset, end_offset, '[]')) AS r
+  FROM pipeline.rebuild_sources WHERE rebuild_id = $1 GROUP BY incarnation, partition`
 
 // GoldReplaced reports a rebuild's gold commit.
 type GoldReplaced struct {
@@ -153,7 +155,8 @@ func (s *Store) CommitRebuildGold(ctx context.Context, rebuild int64) (GoldRepla
 		}
 		tag, err := tx.Exec(ctx, `WITH cov AS (`+coveredSQL+`),
 			d AS (DELETE FROM gold.events e USING cov c
-				WHERE e.occurred_at >= $2 AND e.occurred_at < $3 AND e.kafka_partition = c.partition AND c.r @> e.kafka_offset
+				WHERE e.occurred_at >= $2 AND e.occurred_at < $3 AND e.kafka_incarnation = c.incarnation
+				AND e.kafka_partition = c.partition AND c.r @> e.kafka_offset
 				AND $4::text IS NOT NULL`+topicCheck+`
 				RETURNING e.event_id)
 			INSERT INTO rebuild_deleted SELECT event_id FROM d`, rebuild, start, end, r.Topic)
@@ -215,9 +218,9 @@ func (s *Store) CommitRebuildGold(ctx context.Context, rebuild int64) (GoldRepla
 const (
 	rebuildEventsSQL = `WITH ins AS (
   INSERT INTO gold.events (event_id, event_type, occurred_at, received_at, source, user_id,
-    properties, kafka_partition, kafka_offset, load_id)
+    properties, kafka_partition, kafka_offset, kafka_incarnation, load_id)
   SELECT event_id, event_type, occurred_at, received_at, NULLIF(source, ''), NULLIF(user_id, ''),
-    properties, kafka_partition, kafka_offset, $2
+    properties, kafka_partition, kafka_offset, kafka_incarnation, $2
   FROM pipeline.rebuild_rows WHERE rebuild_id = $1
   ON CONFLICT (event_id) DO NOTHING
   RETURNING event_id, event_type),

@@ -54,12 +54,14 @@ func (s *Store) CommitRebuildSilverHour(ctx context.Context, rebuild int64, topi
 		// read and no bronze object of its hour in that span is unread (one
 		// recorded after the plan).
 		rows, err := tx.Query(ctx, `SELECT f.object_key,
-				EXISTS (SELECT 1 FROM pipeline.rebuild_sources s WHERE s.rebuild_id = $1 AND s.partition = f.partition
+				EXISTS (SELECT 1 FROM pipeline.rebuild_sources s WHERE s.rebuild_id = $1
+					AND s.incarnation = f.incarnation AND s.partition = f.partition
 					AND s.start_offset <= f.end_offset AND s.end_offset >= f.start_offset) AS overlaps,
 				EXISTS (SELECT 1 FROM pipeline.bronze_objects o
-					WHERE o.topic = f.topic AND o.partition = f.partition AND o.start_offset <= f.end_offset
+					WHERE o.topic = f.topic AND o.incarnation = f.incarnation AND o.partition = f.partition AND o.start_offset <= f.end_offset
 					AND o.start_offset >= COALESCE((SELECT max(b.start_offset) FROM pipeline.bronze_objects b
-						WHERE b.topic = f.topic AND b.partition = f.partition AND b.start_offset <= f.start_offset), f.start_offset)
+						WHERE b.topic = f.topic AND b.incarnation = f.incarnation AND b.partition = f.partition
+						AND b.start_offset <= f.start_offset), f.start_offset)
 					AND o.end_offset >= f.start_offset AND $3 = ANY (o.event_hours)
 					AND NOT EXISTS (SELECT 1 FROM pipeline.rebuild_sources s WHERE s.rebuild_id = $1 AND s.object_key = o.object_key)) AS unread
 			FROM pipeline.silver_objects f

@@ -16,7 +16,10 @@ import (
 
 // BronzeObject is one row of pipeline.bronze_objects.
 type BronzeObject struct {
-	Topic       string
+	Topic string
+	// Incarnation is the topic incarnation the records were read from; 0
+	// is the first.
+	Incarnation int
 	Partition   int32
 	First, Last int64 // offsets, inclusive
 	Records     int
@@ -32,20 +35,24 @@ type BronzeObject struct {
 	Reused      bool      // set by RecordBronze when another row won
 }
 
-// BronzeAt returns the bronze object of topic partition that starts at
-// offset, if one is recorded.
-func (s *Store) BronzeAt(ctx context.Context, topic string, partition int32, offset int64) (BronzeObject, bool, error) {
-	o := BronzeObject{Topic: topic, Partition: partition}
+// BronzeAt returns the bronze object of one incarnation (0: the first) of
+// topic, partition, that starts at offset, if one is recorded. An object of
+// another incarnation at the same offset holds other records: it is never
+// returned.
+func (s *Store) BronzeAt(ctx context.Context, topic string, incarnation int, partition int32, offset int64) (BronzeObject, bool, error) {
+	o := BronzeObject{Topic: topic, Incarnation: max(incarnation, 1), Partition: partition}
 	var minO, maxO *time.Time
 	err := s.pool.QueryRow(ctx, `SELECT start_offset, end_offset, records, bytes, object_key, arrived_at, cleaned, quarantined,
 			min_occurred_at, max_occurred_at, event_hours, created_at
-		FROM pipeline.bronze_objects WHERE topic = $1 AND partition = $2 AND start_offset = $3`, topic, partition, offset).
+		FROM pipeline.bronze_objects WHERE topic = $1 AND incarnation = $2 AND partition = $3 AND start_offset = $4`,
+		topic, o.Incarnation, partition, offset).
 		Scan(&o.First, &o.Last, &o.Records, &o.Bytes, &o.Key, &o.ArrivedAt, &o.Cleaned, &o.Quarantined, &minO, &maxO, &o.EventHours, &o.RecordedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return BronzeObject{}, false, nil
 	}
 	if err != nil {
-		return BronzeObject{}, false, fmt.Errorf("bronze object of topic %s partition %d at offset %d: %w", topic, partition, offset, err)
+		return BronzeObject{}, false, fmt.Errorf("bronze object of topic %s incarnation %d partition %d at offset %d: %w",
+			topic, o.Incarnation, partition, offset, err)
 	}
 	if minO != nil {
 		o.MinOccurred = *minO
@@ -68,19 +75,20 @@ func (s *Store) RecordBronze(ctx context.Context, o BronzeObject) (BronzeObject,
 	if hours == nil {
 		hours = []time.Time{}
 	}
+	o.Incarnation = max(o.Incarnation, 1)
 	tag, err := s.pool.Exec(ctx, `INSERT INTO pipeline.bronze_objects (topic, partition, start_offset, end_offset, records, bytes,
-			object_key, arrived_at, cleaned, quarantined, min_occurred_at, max_occurred_at, event_hours)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-		ON CONFLICT (topic, partition, start_offset) DO NOTHING`,
+			object_key, arrived_at, cleaned, quarantined, min_occurred_at, max_occurred_at, event_hours, incarnation)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		ON CONFLICT (topic, incarnation, partition, start_offset) DO NOTHING`,
 		o.Topic, o.Partition, o.First, o.Last, o.Records, o.Bytes, o.Key, o.ArrivedAt, o.Cleaned, o.Quarantined,
-		nullTime(o.MinOccurred), nullTime(o.MaxOccurred), hours)
+		nullTime(o.MinOccurred), nullTime(o.MaxOccurred), hours, o.Incarnation)
 	if err != nil {
 		return BronzeObject{}, fmt.Errorf("record bronze object %s: %w", o.Key, err)
 	}
 	if tag.RowsAffected() == 1 {
 		return o, nil
 	}
-	won, ok, err := s.BronzeAt(ctx, o.Topic, o.Partition, o.First)
+	won, ok, err := s.BronzeAt(ctx, o.Topic, o.Incarnation, o.Partition, o.First)
 	if err != nil {
 		return BronzeObject{}, err
 	}
@@ -93,9 +101,12 @@ func (s *Store) RecordBronze(ctx context.Context, o BronzeObject) (BronzeObject,
 
 // SilverObject is one row of pipeline.silver_objects.
 type SilverObject struct {
-	Key         string
-	Hour        time.Time // event hour, UTC
-	Topic       string
+	Key   string
+	Hour  time.Time // event hour, UTC
+	Topic string
+	// Incarnation is the topic incarnation of the rows (and of First and
+	// Last); 0 is the first.
+	Incarnation int
 	Partition   int32
 	First, Last int64 // offset range covered, inclusive
 	Rows        int64
@@ -194,19 +205,20 @@ func retiredAmong(ctx context.Context, q interface {
 	return &e
 }
 
-const insertSilverSQL = `INSERT INTO pipeline.silver_objects (object_key, hour, topic, partition, start_offset, end_offset, rows, bytes, compacted)
-	SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int4[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::bool[])`
+const insertSilverSQL = `INSERT INTO pipeline.silver_objects (object_key, hour, topic, partition, start_offset, end_offset, rows, bytes, compacted, incarnation)
+	SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int4[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::int4[])`
 
 func silverArrays(objs []SilverObject) []any {
 	n := len(objs)
 	keys, hours, topics := make([]string, n), make([]time.Time, n), make([]string, n)
 	parts, firsts, lasts, rows, bytes := make([]int32, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-	compacted := make([]bool, n)
+	compacted, incs := make([]bool, n), make([]int32, n)
 	for i, o := range objs {
 		keys[i], hours[i], topics[i], parts[i] = o.Key, o.Hour.UTC(), o.Topic, o.Partition
 		firsts[i], lasts[i], rows[i], bytes[i], compacted[i] = o.First, o.Last, o.Rows, o.Bytes, o.Compacted
+		incs[i] = int32(max(o.Incarnation, 1))
 	}
-	return []any{keys, hours, topics, parts, firsts, lasts, rows, bytes, compacted}
+	return []any{keys, hours, topics, parts, firsts, lasts, rows, bytes, compacted, incs}
 }
 
 // SilverPartitionHour names the silver files of one partition in one event
@@ -247,11 +259,12 @@ func (s *Store) DirtySilverHours(ctx context.Context, before, now time.Time, lim
 	return out, nil
 }
 
-// LiveSilver lists the live silver files of one partition and hour, in offset
-// order.
+// LiveSilver lists the live silver files of one partition and hour, in
+// incarnation and offset order.
 func (s *Store) LiveSilver(ctx context.Context, hour time.Time, partition int32) ([]SilverObject, error) {
-	rows, err := s.pool.Query(ctx, `SELECT object_key, hour, topic, partition, start_offset, end_offset, rows, bytes, compacted, state
-		FROM pipeline.silver_objects WHERE state = 'live' AND hour = $1 AND partition = $2 ORDER BY start_offset, end_offset`, hour, partition)
+	rows, err := s.pool.Query(ctx, `SELECT `+silverColumns+`
+		FROM pipeline.silver_objects WHERE state = 'live' AND hour = $1 AND partition = $2
+		ORDER BY incarnation, start_offset, end_offset`, hour, partition)
 	if err != nil {
 		return nil, fmt.Errorf("live silver files of hour %s partition %d: %w", hour.UTC().Format(time.RFC3339), partition, err)
 	}
@@ -265,9 +278,9 @@ func (s *Store) LiveSilver(ctx context.Context, hour time.Time, partition int32)
 // LiveSilverBetween lists the live silver files of the event hours in
 // [from, to), in hour, partition and offset order: what a backfill reads.
 func (s *Store) LiveSilverBetween(ctx context.Context, from, to time.Time) ([]SilverObject, error) {
-	rows, err := s.pool.Query(ctx, `SELECT object_key, hour, topic, partition, start_offset, end_offset, rows, bytes, compacted, state
+	rows, err := s.pool.Query(ctx, `SELECT `+silverColumns+`
 		FROM pipeline.silver_objects WHERE state = 'live' AND hour >= $1 AND hour < $2
-		ORDER BY hour, partition, start_offset`, from, to)
+		ORDER BY hour, partition, incarnation, start_offset`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("live silver files: %w", err)
 	}
@@ -278,10 +291,12 @@ func (s *Store) LiveSilverBetween(ctx context.Context, from, to time.Time) ([]Si
 	return out, nil
 }
 
+const silverColumns = `object_key, hour, topic, partition, start_offset, end_offset, rows, bytes, compacted, state, incarnation`
+
 func scanSilver(rows pgx.Rows) ([]SilverObject, error) {
 	var out []SilverObject
 	var o SilverObject
-	_, err := pgx.ForEachRow(rows, []any{&o.Key, &o.Hour, &o.Topic, &o.Partition, &o.First, &o.Last, &o.Rows, &o.Bytes, &o.Compacted, &o.State},
+	_, err := pgx.ForEachRow(rows, []any{&o.Key, &o.Hour, &o.Topic, &o.Partition, &o.First, &o.Last, &o.Rows, &o.Bytes, &o.Compacted, &o.State, &o.Incarnation},
 		func() error {
 			o.Hour = o.Hour.UTC()
 			out = append(out, o)
@@ -391,13 +406,14 @@ func (s *Store) MarkSilverDeleted(ctx context.Context, keys []string) error {
 
 // QuarantineEntry is one row of pipeline.quarantine.
 type QuarantineEntry struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	Key       string // the quarantine object
-	Reason    string
-	Errors    any // JSON-encodable list of problems; nil for none
-	Timestamp time.Time
+	Topic       string
+	Incarnation int // the topic incarnation of Offset; 0 is the first
+	Partition   int32
+	Offset      int64
+	Key         string // the quarantine object
+	Reason      string
+	Errors      any // JSON-encodable list of problems; nil for none
+	Timestamp   time.Time
 }
 
 // RecordQuarantine records quarantined records; records already recorded are
@@ -409,8 +425,10 @@ func (s *Store) RecordQuarantine(ctx context.Context, qs []QuarantineEntry) erro
 	n := len(qs)
 	topics, parts, offs, keys, reasons, errs, tss := make([]string, n), make([]int32, n), make([]int64, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]*time.Time, n)
+	incs := make([]int32, n)
 	for i, q := range qs {
 		topics[i], parts[i], offs[i], keys[i], reasons[i] = q.Topic, q.Partition, q.Offset, q.Key, q.Reason
+		incs[i] = int32(max(q.Incarnation, 1))
 		errs[i] = "[]"
 		if q.Errors != nil {
 			b, err := json.Marshal(q.Errors)
@@ -424,9 +442,9 @@ func (s *Store) RecordQuarantine(ctx context.Context, qs []QuarantineEntry) erro
 			tss[i] = &t
 		}
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO pipeline.quarantine (topic, partition, record_offset, object_key, reason, errors, kafka_timestamp)
-		SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
-		ON CONFLICT (topic, partition, record_offset) DO NOTHING`, topics, parts, offs, keys, reasons, errs, tss)
+	_, err := s.pool.Exec(ctx, `INSERT INTO pipeline.quarantine (topic, partition, record_offset, object_key, reason, errors, kafka_timestamp, incarnation)
+		SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::int4[])
+		ON CONFLICT (topic, incarnation, partition, record_offset) DO NOTHING`, topics, parts, offs, keys, reasons, errs, tss, incs)
 	if err != nil {
 		return fmt.Errorf("record %d quarantined records of %s: %w", n, qs[0].Key, err)
 	}

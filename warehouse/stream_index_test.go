@@ -21,7 +21,7 @@ func TestBronzeIndex(t *testing.T) {
 	ctx := context.Background()
 	at := time.Date(2026, 11, 24, 14, 5, 9, 0, time.UTC)
 	h := at.Truncate(time.Hour)
-	if _, ok, err := store.BronzeAt(ctx, "events", 3, 1000); ok || err != nil {
+	if _, ok, err := store.BronzeAt(ctx, "events", 1, 3, 1000); ok || err != nil {
 		t.Fatalf("empty index: %v %v", ok, err)
 	}
 	first := BronzeObject{Topic: "events", Partition: 3, First: 1000, Last: 1999, Records: 1000, Bytes: 12345,
@@ -43,6 +43,18 @@ func TestBronzeIndex(t *testing.T) {
 	}
 	if _, err := store.RecordBronze(ctx, BronzeObject{Key: "x", First: 5, Last: 4, Records: 1}); err == nil {
 		t.Fatal("bad object accepted")
+	}
+	// The topic recreated: its object at the same offset is another
+	// object, never the old one's.
+	third := second
+	third.Incarnation, third.Key = 2, "bronze/c"
+	if got, err = store.RecordBronze(ctx, third); err != nil || got.Reused || got.Key != "bronze/c" {
+		t.Fatalf("incarnation 2 at the same offset: %+v %v", got, err)
+	}
+	for inc, want := range map[int]string{0: "bronze/a", 1: "bronze/a", 2: "bronze/c"} {
+		if got, ok, err := store.BronzeAt(ctx, "events", inc, 3, 1000); !ok || err != nil || got.Key != want || got.Incarnation != max(inc, 1) {
+			t.Fatalf("BronzeAt incarnation %d: %+v %v %v, want %s", inc, got, ok, err, want)
+		}
 	}
 }
 

@@ -150,7 +150,7 @@ func writeObject(ctx context.Context, lk *lake.Store, store *warehouse.Store, rn
 		recs[i].Time = arrival
 	}
 	last := recs[len(recs)-1].Offset
-	key := lake.BronzeKey(topic, p, first, last, arrival)
+	key := lake.BronzeKey(topic, 1, p, first, last, arrival)
 	data := lake.EncodeBronze(recs)
 	t.bronzeBytes = int64(len(data))
 	if err := lk.Put(ctx, key, data, "application/x-ndjson"); err != nil {
