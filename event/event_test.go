@@ -2,6 +2,7 @@ package event_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,25 @@ func obj(fields string) string {
 
 type wantErr struct{ field, msg string }
 
+// checkErrors fails t unless errs are want, one by one: each with index, the
+// field want names (any when it names none) and a message containing want's.
+// No error may hold a NUL: the quarantine table cannot store it.
+func checkErrors(t *testing.T, errs event.Errors, want []wantErr, index int) {
+	t.Helper()
+	if len(errs) != len(want) {
+		t.Fatalf("got %d errors, want %d: %v", len(errs), len(want), errs)
+	}
+	for i, w := range want {
+		e := errs[i]
+		if e.Index != index || (w.field != "" && e.Field != w.field) || !strings.Contains(e.Message, w.msg) {
+			t.Errorf("error %d = %+v,\nwant index %d, field %q, message ~%q", i, e, index, w.field, w.msg)
+		}
+		if strings.ContainsRune(e.Field+e.Message, 0) {
+			t.Errorf("error %d holds a NUL, which the quarantine table cannot store: %q", i, e)
+		}
+	}
+}
+
 // TestDecodeRules has one case per validation rule, each valid case next to
 // the invalid ones it borders.
 func TestDecodeRules(t *testing.T) {
@@ -48,7 +68,7 @@ func TestDecodeRules(t *testing.T) {
 		{"empty", ``, []wantErr{{"", "malformed JSON"}}},
 		{"malformed", "{\"type\":\"a\",\n\"occurred_at\" 1}", []wantErr{{"", "malformed JSON: line 2, column 15"}}},
 		{"unknown field", obj(`"colour":"red",`), []wantErr{{"colour", "unknown field"}}},
-		{"many unknown fields are capped", obj(manyFields(25)), append(repeatErr(wantErr{"", "unknown field"}, 10), wantErr{"", "15 more unknown fields"})},
+		{"many unknown fields are capped", obj(manyFields(25)), append(slices.Repeat([]wantErr{{"", "unknown field"}}, 10), wantErr{"", "15 more unknown fields"})},
 
 		// event_id.
 		{"event_id v7", obj(`"event_id":"0193a0b4-6b7e-7c3a-9f1e-2b9d4c1e8a55",`), nil},
@@ -154,15 +174,7 @@ func TestDecodeRules(t *testing.T) {
 				}
 				return
 			}
-			if len(errs) != len(tc.errs) {
-				t.Fatalf("got %d errors, want %d: %v", len(errs), len(tc.errs), errs)
-			}
-			for i, w := range tc.errs {
-				e := errs[i]
-				if e.Index != 7 || (w.field != "" && e.Field != w.field) || !strings.Contains(e.Message, w.msg) {
-					t.Errorf("error %d = %+v, want index 7, field %q, message ~%q", i, e, w.field, w.msg)
-				}
-			}
+			checkErrors(t, errs, tc.errs, 7)
 			if ev.EventID != "" || ev.Type != "" {
 				t.Errorf("a refused event came back filled in: %+v", ev)
 			}
@@ -176,14 +188,6 @@ func manyFields(n int) string {
 		fmt.Fprintf(&b, `"x%02d":%d,`, i, i)
 	}
 	return b.String()
-}
-
-func repeatErr(e wantErr, n int) []wantErr {
-	out := make([]wantErr, n)
-	for i := range out {
-		out[i] = e
-	}
-	return out
 }
 
 func TestDecodeAssignsIDsAndReceiveTime(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/acme/pipeline/internal/jsonscan"
 )
 
 var fuzzNow = time.Date(2026, 11, 24, 15, 0, 0, 0, time.UTC)
@@ -157,38 +159,6 @@ func checkStorable(t *testing.T, props []byte) {
 	}
 }
 
-// FuzzSplitObject: on any valid JSON object, splitObject finds the same
-// members as json.Unmarshal into a map.
-func FuzzSplitObject(f *testing.F) {
-	for _, s := range fuzzSeeds {
-		f.Add([]byte(s))
-	}
-	f.Add([]byte(`{"a":{"b":"}\"{"},"c":[1,"]",{}],"d":-1.5e+3,"e":true,"f":null,"\u0061":2}`))
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		raw = bytes.TrimSpace(raw)
-		if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
-			return
-		}
-		var want map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &want); err != nil {
-			t.Fatal(err)
-		}
-		got := splitObject(raw)
-		distinct := map[string]bool{}
-		for _, m := range got {
-			distinct[string(m.name)] = true
-		}
-		if len(distinct) != len(want) {
-			t.Fatalf("%d distinct names, want %d", len(distinct), len(want))
-		}
-		for k, v := range want {
-			if gv, ok := got.get(k); !ok || !bytes.Equal(gv, v) {
-				t.Fatalf("member %q = %s, want %s", k, gv, v)
-			}
-		}
-	})
-}
-
 // FuzzMarshal: Marshal writes what encoding/json writes with HTML escaping
 // off.
 func FuzzMarshal(f *testing.F) {
@@ -214,18 +184,21 @@ func FuzzMarshal(f *testing.F) {
 	})
 }
 
-func TestSplitObjectKeepsRawValues(t *testing.T) {
-	raw := []byte(`{"a" : "x" ,"b":{"c":[1,2]},"a":3,"\u0062\u0063":null}`)
-	got := splitObject(raw)
-	want := members{{[]byte("a"), []byte(`"x"`)}, {[]byte("b"), []byte(`{"c":[1,2]}`)}, {[]byte("a"), []byte("3")}, {[]byte("bc"), []byte("null")}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("splitObject = %q, want %q", got, want)
-	}
-	if v, _ := got.get("a"); string(v) != "3" {
-		t.Errorf(`get("a") = %s, want the last, 3`, v)
-	}
-	if u := got.unknown(); !reflect.DeepEqual(u, []string{"a", "b", "bc"}) {
-		t.Errorf("unknown() = %q", u)
+func TestUnknownFields(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  string
+		want []string
+	}{
+		{"none", `{"type":"a","occurred_at":"x","properties":{"zz":1}}`, nil},
+		{"sorted, once each", `{"b":1,"type":"a","a":2,"b":3}`, []string{"a", "b"}},
+		{"escaped names decoded", `{"\u0062\u0063":null,"typ\u0065":"a"}`, []string{"bc"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := unknownFields(jsonscan.SplitObject([]byte(tc.raw))); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("unknownFields = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
@@ -237,20 +210,6 @@ func FuzzValidType(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if got, want := validType(s), typeRe.MatchString(s); got != want {
 			t.Fatalf("validType(%q) = %v, typeRe says %v", s, got, want)
-		}
-	})
-}
-
-// FuzzValidJSON: validJSON is json.Valid.
-func FuzzValidJSON(f *testing.F) {
-	for _, s := range append(fuzzSeeds, `-0.5e+10`, `01`, `1.`, `.5`, `-`, `"\u12"`, `"\x"`, "\"\x01\"", `[1,]`, `{"a":1,}`, `{"a" 1}`,
-		` [ true , false , null ] `, `tru`, `nul`, `"\/\b\f\n\r\t\u00e9"`, "\"\xff\"", `{"a":{"b":[[]]}}`, strings.Repeat("[", 10000)+strings.Repeat("]", 10000),
-		strings.Repeat("[", 10001)+strings.Repeat("]", 10001)) {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := validJSON(b), json.Valid(b); got != want {
-			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", b, got, want)
 		}
 	})
 }

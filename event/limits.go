@@ -3,6 +3,8 @@ package event
 import (
 	"bytes"
 	"fmt"
+
+	"github.com/acme/pipeline/internal/jsonscan"
 )
 
 // Limits on what properties hold. gold.events.properties is a PostgreSQL
@@ -79,7 +81,7 @@ type limitScan struct {
 // white space, and notes whether there was any.
 func (s *limitScan) space(i int) int {
 	if i < len(s.b) && s.b[i] <= ' ' {
-		j := skipSpace(s.b, i)
+		j := jsonscan.SkipSpace(s.b, i)
 		s.spaced = s.spaced || j > i
 		return j
 	}
@@ -101,7 +103,7 @@ func (s *limitScan) value(depth int) {
 	case '{', '[':
 		if depth > MaxPropertiesDepth {
 			s.problem(s.i, fmt.Sprintf("nests objects and arrays deeper than the limit of %d levels (properties itself is level 1)", MaxPropertiesDepth))
-			s.i = skipValue(b, s.i)
+			s.i = jsonscan.SkipValue(b, s.i)
 			return
 		}
 		if c == '{' {
@@ -287,7 +289,7 @@ func scanString(b []byte, i int) (end int, problem string) {
 		r := hex4(b[i+2 : i+6])
 		switch {
 		case r == 0:
-			return skipValue(b, start), msgNUL
+			return jsonscan.SkipValue(b, start), msgNUL
 		case r >= 0xD800 && r <= 0xDBFF:
 			if i+12 <= len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
 				if lo := hex4(b[i+8 : i+12]); lo >= 0xDC00 && lo <= 0xDFFF {
@@ -295,9 +297,9 @@ func scanString(b []byte, i int) (end int, problem string) {
 					continue
 				}
 			}
-			return skipValue(b, start), surrogateProblem(r)
+			return jsonscan.SkipValue(b, start), surrogateProblem(r)
 		case r >= 0xDC00 && r <= 0xDFFF:
-			return skipValue(b, start), surrogateProblem(r)
+			return jsonscan.SkipValue(b, start), surrogateProblem(r)
 		}
 		i += 6
 	}

@@ -3,6 +3,8 @@ package event
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/acme/pipeline/internal/jsonscan"
 )
 
 // Paths name a value inside an event in errors: properties.a[3].b. They must
@@ -23,16 +25,16 @@ func pathTo(p []byte, at int) string {
 			i = descendObject(p, i, at, &b)
 			continue
 		}
-		j := skipSpace(p, i+1)
+		j := jsonscan.SkipSpace(p, i+1)
 		for index := 0; ; index++ {
-			end := skipValue(p, j)
+			end := jsonscan.SkipValue(p, j)
 			if at < end {
 				b = append(b, '[')
 				b = strconv.AppendInt(b, int64(index), 10)
 				b = append(b, ']')
 				break
 			}
-			j = skipSpace(p, skipSpace(p, end)+1) // past the comma
+			j = jsonscan.SkipSpace(p, jsonscan.SkipSpace(p, end)+1) // past the comma
 		}
 		i = j
 	}
@@ -43,19 +45,19 @@ func pathTo(p []byte, at int) string {
 // lies in, and returns where that member's value starts, or at when at is
 // the member's name.
 func descendObject(p []byte, i, at int, path *[]byte) int {
-	for i = skipSpace(p, i+1); ; {
-		keyEnd := skipValue(p, i)
+	for i = jsonscan.SkipSpace(p, i+1); ; {
+		keyEnd := jsonscan.SkipValue(p, i)
 		if i == at {
 			*path = appendName(*path, p[i+1:keyEnd-1])
 			return at
 		}
-		v := skipSpace(p, skipSpace(p, keyEnd)+1) // past the colon
-		end := skipValue(p, v)
+		v := jsonscan.SkipSpace(p, jsonscan.SkipSpace(p, keyEnd)+1) // past the colon
+		end := jsonscan.SkipValue(p, v)
 		if at < end {
 			*path = appendName(*path, p[i+1:keyEnd-1])
 			return v
 		}
-		i = skipSpace(p, skipSpace(p, end)+1) // past the comma
+		i = jsonscan.SkipSpace(p, jsonscan.SkipSpace(p, end)+1) // past the comma
 	}
 }
 
