@@ -30,6 +30,7 @@ func init() {
 		{"backfill", "rebuild a range of days from bronze (Backfill workflow)", runBackfill},
 		{"aggregate", "run NightlyAggregation for one day now", runAggregate},
 		{"status", "pipeline health at a glance: lag, freshness, last loads, open alerts", runStatus},
+		{"incarnation", "the topic's incarnations; --start-new streams a topic deleted and created again, keeping the old one's data", runIncarnation},
 	}
 }
 
@@ -40,7 +41,7 @@ var errUsage = errors.New("usage")
 func usage() {
 	fmt.Fprintf(os.Stderr, "pipeline: the analytics pipeline (event API → Kafka → S3 lake → PostgreSQL, orchestrated by Temporal)\n\nUsage: pipeline <command> [flags]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(os.Stderr, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(os.Stderr, "\nRun `pipeline <command> --help` for a command's flags.\n")
 }
