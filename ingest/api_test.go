@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -256,8 +257,8 @@ func TestRefusals(t *testing.T) {
 		{name: "form (curl -d without -H)", body: []byte(good), headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, status: 415, msg: "application/json"},
 		{name: "latin-1", body: []byte(good), headers: map[string]string{"Content-Type": "application/json; charset=iso-8859-1"}, status: 415, msg: "UTF-8"},
 		{name: "brotli", body: []byte(good), headers: map[string]string{"Content-Encoding": "br"}, status: 415, msg: "gzip"},
-		{name: "body too large", body: jsonArray(slicesRepeat(good, 2000)...), status: 413, msg: "limit of 65536 bytes"},
-		{name: "body too large after gunzip", body: gzipped(jsonArray(slicesRepeat(good, 2000)...)), headers: map[string]string{"Content-Encoding": "gzip"}, status: 413, msg: "limit of 65536 bytes"},
+		{name: "body too large", body: jsonArray(slices.Repeat([]string{good}, 2000)...), status: 413, msg: "limit of 65536 bytes"},
+		{name: "body too large after gunzip", body: gzipped(jsonArray(slices.Repeat([]string{good}, 2000)...)), headers: map[string]string{"Content-Encoding": "gzip"}, status: 413, msg: "limit of 65536 bytes"},
 		{name: "corrupt gzip", body: []byte("\x1f\x8b\x08\x00garbage"), headers: map[string]string{"Content-Encoding": "gzip"}, status: 400, msg: "gzip"},
 		{name: "event too large", body: jsonArray(good, big, good), status: 413, msg: "larger than 4096", errs: []wantErr{{1, "", "limit is 4096"}}},
 		{name: "empty body", body: nil, status: 400, msg: "body is empty"},
@@ -336,20 +337,12 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-func slicesRepeat(s string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = s
-	}
-	return out
-}
-
 // TestErrorListIsCapped: a hostile body cannot make the response list more
 // than 1000 errors; the rest are counted.
 func TestErrorListIsCapped(t *testing.T) {
 	_, brokers := startBroker(t)
 	_, base := startAPI(t, brokers, nil)
-	r := post(t, base, jsonArray(slicesRepeat(`{"x":1}`, 3000)...), nil)
+	r := post(t, base, jsonArray(slices.Repeat([]string{`{"x":1}`}, 3000)...), nil)
 	if r.status != 400 || len(r.Errors) != 1000 || r.ErrorsOmitted != 3*3000-1000 {
 		t.Fatalf("status %d, %d errors listed, %d omitted; want 400, 1000, %d", r.status, len(r.Errors), r.ErrorsOmitted, 3*3000-1000)
 	}

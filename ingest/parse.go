@@ -3,13 +3,13 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/acme/pipeline/event"
+	"github.com/acme/pipeline/internal/jsonscan"
 )
 
 // bodyFormat is how a request body holds its events.
@@ -81,7 +81,7 @@ func parseEvents(body []byte, format bodyFormat, maxEventBytes int64, now time.T
 			if !json.Valid(body) {
 				return nil, syntaxError(body)
 			}
-			return nil, bodyError(0, "body must be a JSON object (one event) or an array of objects, got %s", kind(b[0]))
+			return nil, bodyError(0, "body must be a JSON object (one event) or an array of objects, got %s", jsonscan.Kind(b))
 		}
 	}
 
@@ -170,12 +170,12 @@ func splitLines(body []byte) (elems [][]byte, pos []linePos) {
 // completed before the break, which is how syntaxError finds the index of
 // the element that broke.
 func splitArray(b []byte) (elems [][]byte, ok bool) {
-	i := skipSpace(b, 1) // b[0] is '['
+	i := jsonscan.SkipSpace(b, 1) // b[0] is '['
 	if i < len(b) && b[i] == ']' {
-		return nil, skipSpace(b, i+1) == len(b)
+		return nil, jsonscan.SkipSpace(b, i+1) == len(b)
 	}
 	for {
-		i = skipSpace(b, i)
+		i = jsonscan.SkipSpace(b, i)
 		start, depth := i, 0
 		if i >= len(b) || b[i] == ',' || b[i] == ']' || b[i] == '}' {
 			return elems, false // missing element
@@ -184,11 +184,7 @@ func splitArray(b []byte) (elems [][]byte, ok bool) {
 		for ; i < len(b); i++ {
 			switch b[i] {
 			case '"':
-				for i++; i < len(b) && b[i] != '"'; i++ {
-					if b[i] == '\\' {
-						i++
-					}
-				}
+				i = jsonscan.SkipValue(b, i) - 1 // at the closing quote
 			case '{', '[':
 				depth++
 			case '}', ']':
@@ -207,34 +203,25 @@ func splitArray(b []byte) (elems [][]byte, ok bool) {
 		}
 		elems = append(elems, bytes.TrimRight(b[start:i], " \t\r\n"))
 		if b[i] == ']' {
-			return elems, skipSpace(b, i+1) == len(b)
+			return elems, jsonscan.SkipSpace(b, i+1) == len(b)
 		}
 		i++ // past the comma
 	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	return i
 }
 
 // syntaxError describes malformed JSON by its line and column in the body,
 // and, for an array, by the index of the element that broke.
 func syntaxError(body []byte) *parseError {
 	err := json.Unmarshal(body, new(json.RawMessage))
-	var se *json.SyntaxError
-	if !errors.As(err, &se) {
+	at, ok := jsonscan.SyntaxOffset(err)
+	if !ok {
 		return bodyError(0, "malformed JSON") // not reached: callers know the body is malformed
 	}
-	// se.Offset counts the bytes read, including the bad one; at the end of
-	// the input there is no bad byte.
-	at := max(int(se.Offset)-1, 0)
-	if se.Error() == "unexpected end of JSON input" {
+	// At the end of the input there is no bad byte.
+	if err.Error() == "unexpected end of JSON input" {
 		at = len(body)
 	}
-	line, col := position(body, at)
+	line, col := jsonscan.Position(body, at)
 	index := 0
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) > 0 && trimmed[0] == '[' {
@@ -244,8 +231,8 @@ func syntaxError(body []byte) *parseError {
 			index = len(elems)
 		}
 	}
-	msg := fmt.Sprintf("malformed JSON at line %d, column %d: %s", line, col, se.Error())
-	if strings.Contains(se.Error(), "after top-level value") {
+	msg := fmt.Sprintf("malformed JSON at line %d, column %d: %s", line, col, err.Error())
+	if strings.Contains(err.Error(), "after top-level value") {
 		msg += " (send several events as a JSON array, or one per line with Content-Type: application/x-ndjson)"
 	}
 	return bodyError(index, "%s", msg)
@@ -255,34 +242,12 @@ func syntaxError(body []byte) *parseError {
 func lineSyntaxError(raw []byte, index int, at linePos) event.FieldError {
 	err := json.Unmarshal(raw, new(json.RawMessage))
 	col := at.col
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		col += max(int(se.Offset)-1, 0)
+	if off, ok := jsonscan.SyntaxOffset(err); ok {
+		col += off
 	}
 	msg := "not valid JSON"
 	if err != nil {
 		msg = err.Error()
 	}
 	return event.FieldError{Index: index, Message: fmt.Sprintf("malformed JSON at line %d, column %d: %s", at.line, col, msg)}
-}
-
-// position returns the 1-based line and column (in bytes) of body[at].
-func position(body []byte, at int) (line, col int) {
-	before := body[:at]
-	line = 1 + bytes.Count(before, []byte{'\n'})
-	col = at - bytes.LastIndexByte(before, '\n')
-	return line, col
-}
-
-func kind(c byte) string {
-	switch {
-	case c == '"':
-		return "a string"
-	case c == 't' || c == 'f':
-		return "a boolean"
-	case c == 'n':
-		return "null"
-	default:
-		return "a number"
-	}
 }
