@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/acme/pipeline/internal/jsonscan"
 )
 
 // jvalue is a decoded JSON value that, unlike map[string]any, keeps the order
@@ -81,15 +83,10 @@ func decodeTree(data []byte) (*jvalue, error) {
 	}
 	off := dec.InputOffset()
 	if _, err := dec.Token(); err != io.EOF {
-		for off < int64(len(data)) && isSpace(data[off]) {
-			off++
-		}
-		return nil, &posError{off, "unexpected data after the end of the document"}
+		return nil, &posError{int64(jsonscan.SkipSpace(data, int(off))), "unexpected data after the end of the document"}
 	}
 	return v, nil
 }
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func readValue(dec *json.Decoder, data []byte, depth int) (*jvalue, error) {
 	start := dec.InputOffset()
@@ -146,25 +143,20 @@ func readValue(dec *json.Decoder, data []byte, depth int) (*jvalue, error) {
 
 // tokenError turns a decoder error into a posError.
 func tokenError(err error, data []byte) error {
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &se):
-		// Offset counts the bytes read, the offending one included.
-		return &posError{max(se.Offset-1, 0), se.Error()}
-	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
-		return &posError{int64(len(data)), "unexpected end of input (unclosed object, array or string?)"}
-	default:
-		return &posError{0, err.Error()}
+	if at, ok := jsonscan.SyntaxOffset(err); ok {
+		return &posError{int64(at), err.Error()}
 	}
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &posError{int64(len(data)), "unexpected end of input (unclosed object, array or string?)"}
+	}
+	return &posError{0, err.Error()}
 }
 
 // lineCol converts a byte offset to a 1-based line and column (in characters).
 func lineCol(data []byte, off int64) (line, col int) {
 	off = min(max(off, 0), int64(len(data)))
-	before := data[:off]
-	line = bytes.Count(before, []byte("\n")) + 1
-	lineStart := bytes.LastIndexByte(before, '\n') + 1
-	return line, utf8.RuneCount(before[lineStart:]) + 1
+	line, start := jsonscan.Line(data, int(off))
+	return line, utf8.RuneCount(data[start:off]) + 1
 }
 
 // syntaxProblem reports a decode failure with its position.
