@@ -3,31 +3,28 @@ package tests
 // Checks of deploy/kubernetes against the code and the blueprint. No cluster
 // runs here, so the tests read the manifests: every document is a well-formed
 // object, kustomization.yaml lists exactly the directory's manifests, the
-// Deployments run real subcommands with real flags, the API's replicas,
-// port and domain are the blueprint's, the probes hit routes the processes
-// serve, the worker's autoscaling bounds are the blueprint's, and every
-// environment variable is one the code reads, with the ones each process
-// needs provided and valid (checked by internal/config itself). The
-// provisioning Job runs `pipeline provision` with real flags on the file its
-// ConfigMap (kustomize's configMapGenerator) mounts, and that blueprint is a
-// byte-identical copy of deploy/blueprint.json.
+// API's replicas, port and domain are the blueprint's, the probes hit routes
+// the processes serve, the worker's autoscaling bounds are the blueprint's,
+// and every environment variable is a row of internal/config's Settings,
+// with the ones each process needs (config.CommandNeeds) provided and valid
+// (checked by internal/config itself). The provisioning Job runs `pipeline
+// provision` on the file its ConfigMap (kustomize's configMapGenerator)
+// mounts, and that blueprint is a byte-identical copy of deploy/blueprint.json.
+// That the containers' args are real subcommands with real flags is checked
+// by cmd/pipeline's TestDeployArgs, which parses them with the flag sets.
 //
-//	go test -count=1 -run TestKubernetes ./tests/
+//	go test -count=1 -run TestKubernetes ./tests/ ./cmd/pipeline/
 
 import (
 	"bytes"
 	"errors"
 	"flag"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io"
 	"maps"
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,250 +231,56 @@ func k8sSeedBlueprint(t *testing.T) *blueprint.Blueprint {
 	return bp
 }
 
-// ----------------------------------------------------------------- sources
+// ---------------------------------------------------------------- settings
 
-// k8sFuncInfo is what a subcommand's run function declares: its flags (its
-// own and, when it calls Register, the shared ones of internal/config), the
-// parts of the configuration it validates (config.NeedX) and the GET routes
-// it serves itself.
-type k8sFuncInfo struct {
-	flags  []string
-	needs  []string
-	routes []string
+// k8sKnown reports whether a variable is a row of config.Settings: one the
+// pipeline or the OpenTelemetry SDK reads.
+func k8sKnown(name string) bool {
+	_, ok := config.Lookup(name)
+	return ok
 }
 
-// k8sParseGo parses one source file of the module.
-func k8sParseGo(t *testing.T, rel string) *ast.File {
-	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(moduleRoot, rel), nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+// k8sSecret reports whether a variable carries a credential, which must
+// come from a Secret, never the ConfigMap or a literal.
+func k8sSecret(name string) bool {
+	s, ok := config.Lookup(name)
+	return ok && s.Secret
 }
 
-func k8sStringLit(e ast.Expr) (string, bool) {
-	lit, ok := e.(*ast.BasicLit)
-	if !ok || lit.Kind != token.STRING {
-		return "", false
-	}
-	s, err := strconv.Unquote(lit.Value)
-	return s, err == nil
-}
-
-// k8sFlagNames returns the names of the flags defined in n: calls fs.X(...)
-// whose first string literal argument is the flag's name (fs.Parse aside).
-func k8sFlagNames(n ast.Node) []string {
-	return k8sFlagsOf(n, func(string) bool { return true })
-}
-
-// k8sBoolFlagNames returns the names of the boolean flags defined in n
-// (fs.Bool, fs.BoolVar): they take no separate value argument.
-func k8sBoolFlagNames(n ast.Node) []string {
-	return k8sFlagsOf(n, func(method string) bool { return method == "Bool" || method == "BoolVar" })
-}
-
-// k8sFlagsOf returns the flag names of the fs.<method>(...) calls in n whose
-// method keep accepts.
-func k8sFlagsOf(n ast.Node, keep func(method string) bool) []string {
+// k8sDeployVars are the variables a deployment must provide for the parts
+// in need: their defaults are loopback addresses and the like.
+func k8sDeployVars(need config.Need) []string {
 	var out []string
-	ast.Inspect(n, func(n ast.Node) bool {
-		call, ok := n.(*ast.CallExpr)
-		if !ok {
-			return true
+	for _, s := range config.Settings {
+		if s.Deploy && s.Need&need != 0 {
+			out = append(out, s.Env)
 		}
-		sel, ok := call.Fun.(*ast.SelectorExpr)
-		if !ok || sel.Sel.Name == "Parse" || !keep(sel.Sel.Name) {
-			return true
-		}
-		if id, ok := sel.X.(*ast.Ident); !ok || id.Name != "fs" {
-			return true
-		}
-		for _, a := range call.Args {
-			if s, ok := k8sStringLit(a); ok {
-				out = append(out, s)
-				break
-			}
-		}
-		return true
-	})
-	return out
-}
-
-// k8sSubcommands reads the subcommand table of cmd/pipeline/main.go and
-// returns each subcommand's run function name.
-func k8sSubcommands(t *testing.T) map[string]string {
-	t.Helper()
-	f := k8sParseGo(t, "cmd/pipeline/main.go")
-	out := map[string]string{}
-	ast.Inspect(f, func(n ast.Node) bool {
-		lit, ok := n.(*ast.CompositeLit)
-		if !ok || len(lit.Elts) != 3 {
-			return true
-		}
-		name, ok := k8sStringLit(lit.Elts[0])
-		if !ok {
-			return true
-		}
-		if fn, ok := lit.Elts[2].(*ast.Ident); ok {
-			out[name] = fn.Name
-		}
-		return true
-	})
-	if len(out) == 0 {
-		t.Fatal("cmd/pipeline/main.go: no subcommands found in `commands`")
 	}
 	return out
 }
 
-// k8sRunFunc describes the run function fn of package cmd/pipeline.
-func k8sRunFunc(t *testing.T, fn string) k8sFuncInfo {
+// k8sServes reports whether a package registers the route `GET path` on
+// its mux, in one of its non-test files.
+func k8sServes(t *testing.T, pkg, path string) bool {
 	t.Helper()
-	shared := k8sFlagNames(k8sParseGo(t, "internal/config/config.go"))
-	matches, err := filepath.Glob(filepath.Join(moduleRoot, "cmd", "pipeline", "*.go"))
+	files, err := filepath.Glob(filepath.Join(moduleRoot, pkg, "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range matches {
-		if strings.HasSuffix(m, "_test.go") {
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
 			continue
 		}
-		rel, _ := filepath.Rel(moduleRoot, m)
-		for _, d := range k8sParseGo(t, rel).Decls {
-			fd, ok := d.(*ast.FuncDecl)
-			if !ok || fd.Name.Name != fn || fd.Recv != nil {
-				continue
-			}
-			var info k8sFuncInfo
-			info.flags = k8sFlagNames(fd.Body)
-			ast.Inspect(fd.Body, func(n ast.Node) bool {
-				switch n := n.(type) {
-				case *ast.SelectorExpr:
-					if id, ok := n.X.(*ast.Ident); ok && id.Name == "config" && strings.HasPrefix(n.Sel.Name, "Need") {
-						info.needs = append(info.needs, n.Sel.Name)
-					}
-					if n.Sel.Name == "Register" {
-						info.flags = append(info.flags, shared...)
-					}
-				case *ast.CallExpr:
-					if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Handle" && len(n.Args) > 0 {
-						if s, ok := k8sStringLit(n.Args[0]); ok && strings.HasPrefix(s, "GET /") {
-							info.routes = append(info.routes, strings.TrimPrefix(s, "GET "))
-						}
-					}
-				}
-				return true
-			})
-			return info
-		}
-	}
-	t.Fatalf("cmd/pipeline: no func %s", fn)
-	return k8sFuncInfo{}
-}
-
-// k8sCodeEnvVars returns the environment variables the module's own code
-// reads: os.Getenv("X"), os.LookupEnv("X"), and internal helpers env("X", ...)
-// and envList("X"), in every non-test file outside tests/.
-func k8sCodeEnvVars(t *testing.T) map[string]bool {
-	t.Helper()
-	readers := map[string]bool{"Getenv": true, "LookupEnv": true, "env": true, "envList": true}
-	nameRE := regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
-	out := map[string]bool{}
-	err := filepath.WalkDir(moduleRoot, func(path string, d os.DirEntry, err error) error {
+		src, err := os.ReadFile(f)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		if d.IsDir() {
-			switch d.Name() {
-			case "tests", "bin", ".dev", ".git", "testdata", "node_modules":
-				if path != moduleRoot {
-					return filepath.SkipDir
-				}
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
-		if err != nil {
-			return err
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) == 0 {
-				return true
-			}
-			var fn string
-			switch f := call.Fun.(type) {
-			case *ast.Ident:
-				fn = f.Name
-			case *ast.SelectorExpr:
-				if id, ok := f.X.(*ast.Ident); ok && id.Name == "os" {
-					fn = f.Sel.Name
-				}
-			}
-			if !readers[fn] {
-				return true
-			}
-			if s, ok := k8sStringLit(call.Args[0]); ok && nameRE.MatchString(s) {
-				out[s] = true
-			}
+		if bytes.Contains(src, []byte(`Handle("GET `+path+`"`)) {
 			return true
-		})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, must := range []string{"TEMPORAL_ADDRESS", "DATABASE_URL", "PIPELINE_API_KEYS"} {
-		if !out[must] {
-			t.Fatalf("the scan of the sources for environment variables missed %s: fix k8sCodeEnvVars", must)
 		}
 	}
-	return out
+	return false
 }
-
-// k8sReadmeOtelVars are the OTEL_* variables README.md's Configuration
-// documents: the OpenTelemetry SDK reads them, not the module's code.
-func k8sReadmeOtelVars(t *testing.T) map[string]bool {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(moduleRoot, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]bool{}
-	for _, m := range regexp.MustCompile("`(OTEL_[A-Z0-9_]+)(?:=[^`]*)?`").FindAllStringSubmatch(string(b), -1) {
-		out[m[1]] = true
-	}
-	if len(out) == 0 {
-		t.Fatal("README.md documents no OTEL_* variable")
-	}
-	return out
-}
-
-// k8sNeedVars are the variables each config.Need makes config.Validate (or
-// the process right after it) depend on. A Need the code adds must be added
-// here: the test fails on an unknown one.
-var k8sNeedVars = map[string][]string{
-	"NeedTemporal": {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"},
-	"NeedKafka":    {"KAFKA_BROKERS"},
-	"NeedS3":       {"S3_ENDPOINT", "AWS_REGION"}, // the AWS keys may come from the AWS credential chain instead
-	"NeedDatabase": {"DATABASE_URL"},
-	"NeedAPIKeys":  {"PIPELINE_API_KEYS"},
-}
-
-var k8sNeedBits = map[string]config.Need{
-	"NeedTemporal": config.NeedTemporal,
-	"NeedKafka":    config.NeedKafka,
-	"NeedS3":       config.NeedS3,
-	"NeedDatabase": config.NeedDatabase,
-	"NeedAPIKeys":  config.NeedAPIKeys,
-}
-
-// k8sSecretVars must come from a Secret, never the ConfigMap or a literal.
-var k8sSecretVars = []string{"DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "PIPELINE_API_KEYS",
-	"TEMPORAL_API_KEY", "KAFKA_SASL_PASSWORD"}
 
 // ------------------------------------------------------------------- tests
 
@@ -639,7 +442,6 @@ func k8sUnknownKeys(m map[string]any, known []string) []string {
 
 func TestKubernetesDeployments(t *testing.T) {
 	docs := k8sDocs(t)
-	subcommands := k8sSubcommands(t)
 	configMaps := map[string]bool{}
 	for _, d := range k8sAll(docs, "ConfigMap") {
 		configMaps[d.name()] = true
@@ -719,26 +521,10 @@ func TestKubernetesDeployments(t *testing.T) {
 					}
 				}
 
-				// args: a real subcommand, with flags it defines.
-				args := k8sStrings(c, "args")
-				if len(args) == 0 {
+				// args: the subcommand and its flags are checked against the
+				// real flag sets by cmd/pipeline's TestDeployArgs.
+				if len(k8sStrings(c, "args")) == 0 {
 					t.Errorf("%s container %s: no args (the image's default CMD is `api`)", d, name)
-					continue
-				}
-				fn, ok := subcommands[args[0]]
-				if !ok {
-					t.Errorf("%s container %s: args[0] %q is not a subcommand of cmd/pipeline (%v)", d, name, args[0], slices.Sorted(maps.Keys(subcommands)))
-					continue
-				}
-				info := k8sRunFunc(t, fn)
-				for _, a := range args[1:] {
-					if !strings.HasPrefix(a, "-") {
-						continue
-					}
-					f, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-					if !slices.Contains(info.flags, f) {
-						t.Errorf("%s container %s: `pipeline %s` has no flag %s (flags: %v)", d, name, args[0], a, info.flags)
-					}
 				}
 
 				// envFrom names objects defined here.
@@ -842,17 +628,13 @@ func TestKubernetesAPI(t *testing.T) {
 	}
 
 	// The API serves /healthz and /readyz (ingest/server.go).
-	src, err := os.ReadFile(filepath.Join(moduleRoot, "ingest", "server.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tt := range []struct{ probe, path string }{
 		{"readinessProbe", "/readyz"},
 		{"livenessProbe", "/healthz"},
 	} {
 		t.Run(tt.probe, func(t *testing.T) {
-			if !bytes.Contains(src, []byte(`"GET `+tt.path+`"`)) {
-				t.Fatalf("ingest/server.go does not serve GET %s", tt.path)
+			if !k8sServes(t, "ingest", tt.path) {
+				t.Fatalf("ingest does not serve GET %s", tt.path)
 			}
 			if got := k8sStr(c, tt.probe, "httpGet", "path"); got != tt.path {
 				t.Errorf("%s: %s.httpGet.path %q, want %s", d, tt.probe, got, tt.path)
@@ -990,7 +772,6 @@ func TestKubernetesWorker(t *testing.T) {
 	d := k8sDeployment(t, docs, "worker")
 	c := k8sContainers(d)[0]
 	args := k8sStrings(c, "args")
-	info := k8sRunFunc(t, k8sSubcommands(t)["worker"])
 
 	addr, ok := k8sFlagValue(args, "metrics-addr")
 	if !ok {
@@ -1005,9 +786,6 @@ func TestKubernetesWorker(t *testing.T) {
 	}
 
 	// Probes: only routes the worker serves (runWorker's mux), on its port.
-	if len(info.routes) == 0 {
-		t.Fatal("cmd/pipeline: runWorker serves no GET route")
-	}
 	for _, probe := range []string{"readinessProbe", "livenessProbe"} {
 		pr := k8sMap(c, probe)
 		if pr == nil {
@@ -1017,8 +795,8 @@ func TestKubernetesWorker(t *testing.T) {
 		var pport any
 		switch {
 		case k8sMap(pr, "httpGet") != nil:
-			if path := k8sStr(pr, "httpGet", "path"); !slices.Contains(info.routes, path) {
-				t.Errorf("%s: %s GET %s, but the worker serves only %v", d, probe, path, info.routes)
+			if path := k8sStr(pr, "httpGet", "path"); !k8sServes(t, "cmd/pipeline", path) {
+				t.Errorf("%s: %s GET %s, but cmd/pipeline registers no route GET %s", d, probe, path, path)
 			}
 			pport = k8sGet(pr, "httpGet", "port")
 		case k8sMap(pr, "tcpSocket") != nil:
@@ -1097,11 +875,6 @@ func TestKubernetesWorker(t *testing.T) {
 
 func TestKubernetesEnvironment(t *testing.T) {
 	docs := k8sDocs(t)
-	codeVars := k8sCodeEnvVars(t)
-	otelVars := k8sReadmeOtelVars(t)
-	known := func(name string) bool {
-		return codeVars[name] || (strings.HasPrefix(name, "OTEL_") && otelVars[name])
-	}
 
 	// Values by source object.
 	configMaps := map[string]map[string]string{}
@@ -1138,10 +911,10 @@ func TestKubernetesEnvironment(t *testing.T) {
 	for name, m := range configMaps {
 		t.Run("ConfigMap/"+name, func(t *testing.T) {
 			for k := range m {
-				if !known(k) {
-					t.Errorf("ConfigMap %s: %s is not read by the code nor a documented OTEL_* variable", name, k)
+				if !k8sKnown(k) {
+					t.Errorf("ConfigMap %s: %s is not a setting of internal/config's Settings", name, k)
 				}
-				if slices.Contains(k8sSecretVars, k) {
+				if k8sSecret(k) {
 					t.Errorf("ConfigMap %s: %s is a secret: put it in the Secret", name, k)
 				}
 			}
@@ -1150,14 +923,13 @@ func TestKubernetesEnvironment(t *testing.T) {
 	for name, m := range secrets {
 		t.Run("Secret/"+name, func(t *testing.T) {
 			for k := range m {
-				if !known(k) {
-					t.Errorf("Secret %s: %s is not read by the code", name, k)
+				if !k8sKnown(k) {
+					t.Errorf("Secret %s: %s is not a setting of internal/config's Settings", name, k)
 				}
 			}
 		})
 	}
 
-	subcommands := k8sSubcommands(t)
 	for _, w := range k8sWorkloads {
 		sub := w.subcommand
 		t.Run(sub, func(t *testing.T) {
@@ -1176,10 +948,10 @@ func TestKubernetesEnvironment(t *testing.T) {
 			}
 			for _, e := range k8sList(c, "env") {
 				n := k8sStr(e, "name")
-				if !known(n) {
-					t.Errorf("%s: env %s is not read by the code nor a documented OTEL_* variable", d, n)
+				if !k8sKnown(n) {
+					t.Errorf("%s: env %s is not a setting of internal/config's Settings", d, n)
 				}
-				if slices.Contains(k8sSecretVars, n) && k8sGet(e, "valueFrom", "secretKeyRef") == nil {
+				if k8sSecret(n) && k8sGet(e, "valueFrom", "secretKeyRef") == nil {
 					t.Errorf("%s: env %s is a secret: take it from a Secret", d, n)
 				}
 				envVals[n] = k8sStr(e, "value")
@@ -1192,30 +964,25 @@ func TestKubernetesEnvironment(t *testing.T) {
 				}
 			}
 
-			// Every variable of every Need the subcommand validates is
+			// Every Deploy setting of the parts the subcommand validates is
 			// provided: the defaults are loopback addresses.
-			info := k8sRunFunc(t, subcommands[sub])
-			if len(info.needs) == 0 {
-				t.Fatalf("cmd/pipeline: %s validates no config.Need", subcommands[sub])
+			need, ok := config.CommandNeeds[sub]
+			if !ok {
+				t.Fatalf("config.CommandNeeds has no subcommand %s", sub)
 			}
-			var need config.Need
-			for _, n := range info.needs {
-				vars, ok := k8sNeedVars[n]
-				if !ok {
-					t.Errorf("config.%s (used by %s) is unknown to this test: add its variables to k8sNeedVars", n, subcommands[sub])
-					continue
-				}
-				need |= k8sNeedBits[n]
-				for _, v := range vars {
-					if _, set := envVals[v]; !set { // set but empty can be deliberate; Validate judges the value
-						t.Errorf("%s: %s needs %s (config.%s); neither the ConfigMap nor the Secret provides it", d, sub, v, n)
-					}
+			for _, v := range k8sDeployVars(need) {
+				if _, set := envVals[v]; !set { // set but empty can be deliberate; Validate judges the value
+					t.Errorf("%s: %s needs %s (config.CommandNeeds); neither the ConfigMap nor the Secret provides it", d, sub, v)
 				}
 			}
 
 			// And the values pass the code's own validation, exactly as
 			// the process would read them (args included).
-			for _, v := range append(slices.Collect(maps.Keys(codeVars)), slices.Collect(maps.Keys(otelVars))...) {
+			for _, s := range config.Settings {
+				v := s.Env
+				if v == "" {
+					continue
+				}
 				val, set := envVals[v]
 				t.Setenv(v, val) // restored when the test ends
 				if !set {
@@ -1227,7 +994,7 @@ func TestKubernetesEnvironment(t *testing.T) {
 			fs.SetOutput(io.Discard)
 			cfg.Register(fs)
 			// Only the shared flags: the subcommand's own ones are checked
-			// in TestKubernetesDeployments and TestKubernetesProvisionJob.
+			// by cmd/pipeline's TestDeployArgs.
 			var shared []string
 			args := k8sStrings(c, "args")[1:]
 			for i := 0; i < len(args); i++ {
@@ -1404,39 +1171,14 @@ func TestKubernetesProvisionJob(t *testing.T) {
 	// (That the environment covers provision's config.Need and passes
 	// config.Validate is TestKubernetesEnvironment's.)
 
-	// args: `provision`, its own or the shared flags, then exactly one file.
-	// Go's flag parsing stops at the first non-flag argument, so a flag
-	// after the file would be taken for a second file.
+	// args: `provision`, flags, then the blueprint file. cmd/pipeline's
+	// TestDeployArgs parses them with provision's flag set and wants exactly
+	// one argument after the flags, so the file is the last one.
 	args := k8sStrings(c, "args")
-	if len(args) == 0 || args[0] != "provision" {
-		t.Fatalf("%s: args %v, want provision first", d, args)
+	if len(args) < 2 || args[0] != "provision" {
+		t.Fatalf("%s: args %v, want provision first and a blueprint file last", d, args)
 	}
-	fn, ok := k8sSubcommands(t)["provision"]
-	if !ok {
-		t.Fatal("cmd/pipeline/main.go: no subcommand provision")
-	}
-	info := k8sRunFunc(t, fn)
-	boolFlags := append(k8sBoolFlagNames(k8sParseGo(t, "cmd/pipeline/provision.go")),
-		k8sBoolFlagNames(k8sParseGo(t, "internal/config/config.go"))...)
-	var positional []string
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			positional = args[i:]
-			break
-		}
-		f, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !slices.Contains(info.flags, f) {
-			t.Errorf("%s: `pipeline provision` has no flag %s (flags: %v)", d, a, info.flags)
-		}
-		if !hasValue && !slices.Contains(boolFlags, f) {
-			i++ // its value
-		}
-	}
-	if len(positional) != 1 {
-		t.Fatalf("%s: args %v: want exactly one blueprint file after the flags, got %v", d, args, positional)
-	}
-	file := positional[0]
+	file := args[len(args)-1]
 	if _, dry := k8sFlagValue(args, "dry-run"); dry || slices.Contains(args, "--dry-run") || slices.Contains(args, "-dry-run") {
 		t.Errorf("%s: args %v: --dry-run would provision nothing", d, args)
 	}

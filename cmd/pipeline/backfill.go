@@ -47,7 +47,7 @@ func runBackfill(ctx context.Context, args []string) error {
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if err := cfg.Validate(config.NeedTemporal); err != nil {
+	if err := cfg.ValidateFor("backfill"); err != nil {
 		return err
 	}
 	tc, err := dialTemporal(cfg, slog.New(slog.DiscardHandler))

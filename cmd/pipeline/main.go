@@ -100,5 +100,13 @@ func parse(fs *flag.FlagSet, args []string) error {
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	if afterParse != nil {
+		return afterParse(fs)
+	}
 	return nil
 }
+
+// afterParse, when set (by tests), sees every flag set once parsed, and an
+// error it returns ends the subcommand there: the deployment files'
+// arguments are checked against the real flag sets without running anything.
+var afterParse func(fs *flag.FlagSet) error

@@ -42,7 +42,7 @@ func runProvision(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.Validate(config.NeedTemporal); err != nil {
+	if err := cfg.ValidateFor("provision"); err != nil {
 		return err
 	}
 	tc, err := dialTemporal(cfg, slog.New(slog.DiscardHandler))

@@ -29,7 +29,7 @@ func runAPI(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := cfg.Validate(config.NeedKafka | config.NeedAPIKeys); err != nil {
+	if err := cfg.ValidateFor("api"); err != nil {
 		return err
 	}
 	shutdown, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "pipeline-api"})
@@ -82,7 +82,7 @@ func runWorker(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.Validate(config.NeedTemporal | config.NeedKafka | config.NeedS3 | config.NeedDatabase); err != nil {
+	if err := cfg.ValidateFor("worker"); err != nil {
 		return err
 	}
 	shutdown, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "pipeline-worker"})
@@ -188,7 +188,7 @@ func runAggregate(ctx context.Context, args []string) error {
 	if _, err := time.Parse(time.DateOnly, *date); err != nil {
 		return fmt.Errorf("%w: --date %q: want a day as YYYY-MM-DD", errUsage, *date)
 	}
-	if err := cfg.Validate(config.NeedTemporal); err != nil {
+	if err := cfg.ValidateFor("aggregate"); err != nil {
 		return err
 	}
 	tc, err := dialTemporal(cfg, slog.New(slog.DiscardHandler))

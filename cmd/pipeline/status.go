@@ -28,7 +28,7 @@ func runStatus(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := cfg.Validate(config.NeedDatabase | config.NeedKafka); err != nil {
+	if err := cfg.ValidateFor("status"); err != nil {
 		return err
 	}
 	pool, err := statusPool(ctx, cfg.DatabaseURL)

@@ -1,7 +1,10 @@
 // Package config loads the settings every subcommand shares: flags first, then
-// the environment variables of the contract, then defaults. Validation happens
-// once at start-up and names the setting and the bad value, so a typo in an
-// environment variable fails the process at once instead of a retry loop later.
+// the environment variables of the contract, then defaults. Each setting is
+// one row of Settings, which the flags, the checks, README.md's table and the
+// deployment tests all read, so none of them can name a setting the others do
+// not know. Validation happens once at start-up and names the setting and the
+// bad value, so a typo in an environment variable fails the process at once
+// instead of a retry loop later.
 package config
 
 import (
@@ -19,19 +22,20 @@ import (
 	"github.com/acme/pipeline/internal/kafkaconn"
 )
 
-// Config is the shared configuration. Field docs name the variable and default.
+// Config is the shared configuration. Settings holds each field's variable,
+// flag, default and meaning.
 type Config struct {
-	TemporalAddress   string // TEMPORAL_ADDRESS, default 127.0.0.1:7233
-	TemporalNamespace string // TEMPORAL_NAMESPACE, default "default"
-	KafkaBrokers      string // KAFKA_BROKERS, comma-separated host:port, default 127.0.0.1:9092
-	S3Endpoint        string // S3_ENDPOINT, URL, default http://127.0.0.1:9000; empty for AWS
+	TemporalAddress   string // TEMPORAL_ADDRESS
+	TemporalNamespace string // TEMPORAL_NAMESPACE
+	KafkaBrokers      string // KAFKA_BROKERS, comma-separated host:port
+	S3Endpoint        string // S3_ENDPOINT, URL; empty for AWS
 	AWSAccessKeyID    string // AWS_ACCESS_KEY_ID
 	AWSSecretKey      string // AWS_SECRET_ACCESS_KEY
-	AWSRegion         string // AWS_REGION, default us-east-1
-	DatabaseURL       string // DATABASE_URL, default postgres://postgres@127.0.0.1:5432/pipeline
+	AWSRegion         string // AWS_REGION
+	DatabaseURL       string // DATABASE_URL
 	APIKeys           string // PIPELINE_API_KEYS, name:secret pairs, comma-separated
-	Topic             string // the event topic, "events"
-	Bucket            string // the lake bucket, "datalake"
+	Topic             string // --topic
+	Bucket            string // --bucket
 	// TLSCertFile and TLSKeyFile are the gateway's PEM certificate and key
 	// (PIPELINE_TLS_CERT, PIPELINE_TLS_KEY): the API serves HTTPS with them,
 	// and provisioning checks them against the blueprint's domain.
@@ -59,59 +63,59 @@ type Config struct {
 	// on AWS. See S3PathStyle.
 	S3PathStyleSetting string
 
-	// envErrs are variables that could not be parsed, reported by Validate.
-	envErrs []error
+	// envErrs are variables that could not be parsed, by variable; Validate
+	// reports them with the other problems of their part.
+	envErrs map[string]error
 }
 
-// Default database URL when DATABASE_URL is unset.
-const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/pipeline?sslmode=disable"
-
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-// Register adds the shared flags to fs, their defaults taken from the
-// environment, so flags win over variables and variables over defaults.
+// Register adds the flags of Settings to fs and fills the environment-only
+// fields. A flag's default is its variable when set, else the table's
+// default, so flags win over variables and variables over defaults.
 func (c *Config) Register(fs *flag.FlagSet) {
-	fs.StringVar(&c.TemporalAddress, "temporal-address", env("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (TEMPORAL_ADDRESS)")
-	fs.StringVar(&c.TemporalNamespace, "temporal-namespace", env("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (TEMPORAL_NAMESPACE)")
-	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", env("KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka bootstrap brokers, comma-separated host:port (KAFKA_BROKERS)")
-	// S3_ENDPOINT set but empty means AWS itself, so it is not defaulted.
-	s3Endpoint, ok := os.LookupEnv("S3_ENDPOINT")
-	if !ok {
-		s3Endpoint = "http://127.0.0.1:9000"
+	for _, s := range Settings {
+		switch {
+		case s.boolean != nil:
+			v, err := kafkaconn.ParseBool(s.value())
+			if err != nil {
+				if c.envErrs == nil {
+					c.envErrs = map[string]error{}
+				}
+				c.envErrs[s.Env] = invalid(s.Env, s.value(), "want true or false")
+			}
+			if s.Flag == "" {
+				*s.boolean(c) = v
+				continue
+			}
+			fs.BoolVar(s.boolean(c), s.Flag, v, s.usage())
+		case s.str != nil:
+			if s.Flag == "" {
+				*s.str(c) = s.value()
+				continue
+			}
+			fs.StringVar(s.str(c), s.Flag, s.value(), s.usage())
+		}
 	}
-	fs.StringVar(&c.S3Endpoint, "s3-endpoint", s3Endpoint, "S3 endpoint URL; empty for AWS itself (S3_ENDPOINT)")
-	fs.StringVar(&c.S3PathStyleSetting, "s3-path-style", os.Getenv("S3_PATH_STYLE"), "true: path-style bucket addressing; false: virtual-hosted; default true with an S3 endpoint, false for AWS (S3_PATH_STYLE)")
-	fs.StringVar(&c.TemporalTLSCert, "temporal-tls-cert", env("TEMPORAL_TLS_CERT", ""), "client PEM certificate for Temporal mTLS, with --temporal-tls-key (TEMPORAL_TLS_CERT)")
-	fs.StringVar(&c.TemporalTLSKey, "temporal-tls-key", env("TEMPORAL_TLS_KEY", ""), "client PEM private key for Temporal mTLS (TEMPORAL_TLS_KEY)")
-	fs.StringVar(&c.TemporalTLSCA, "temporal-tls-ca", env("TEMPORAL_TLS_CA", ""), "PEM CA bundle for Temporal's server certificate; default the system roots (TEMPORAL_TLS_CA)")
-	fs.StringVar(&c.TemporalTLSServerName, "temporal-tls-server-name", env("TEMPORAL_TLS_SERVER_NAME", ""), "server name to verify in Temporal's certificate; default the host of --temporal-address (TEMPORAL_TLS_SERVER_NAME)")
-	kafkaTLS, err := kafkaconn.ParseBool(os.Getenv("KAFKA_TLS"))
-	if err != nil {
-		c.envErrs = append(c.envErrs, fmt.Errorf("KAFKA_TLS=%q: want true or false", os.Getenv("KAFKA_TLS")))
+}
+
+// value is the setting's variable when set, else its default.
+func (s Setting) value() string {
+	if s.Env == "" {
+		return s.Default
 	}
-	fs.BoolVar(&c.Kafka.TLS, "kafka-tls", kafkaTLS, "connect to Kafka over TLS (KAFKA_TLS)")
-	fs.StringVar(&c.Kafka.TLSCAFile, "kafka-tls-ca", env("KAFKA_TLS_CA", ""), "PEM CA bundle for the brokers' certificates; implies TLS (KAFKA_TLS_CA)")
-	fs.StringVar(&c.Kafka.TLSCertFile, "kafka-tls-cert", env("KAFKA_TLS_CERT", ""), "client PEM certificate for Kafka mTLS; implies TLS (KAFKA_TLS_CERT)")
-	fs.StringVar(&c.Kafka.TLSKeyFile, "kafka-tls-key", env("KAFKA_TLS_KEY", ""), "client PEM private key for Kafka mTLS (KAFKA_TLS_KEY)")
-	fs.StringVar(&c.Kafka.SASLMechanism, "kafka-sasl-mechanism", env("KAFKA_SASL_MECHANISM", ""), "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL (KAFKA_SASL_MECHANISM)")
-	fs.StringVar(&c.Kafka.SASLUsername, "kafka-sasl-username", env("KAFKA_SASL_USERNAME", ""), "SASL user name (KAFKA_SASL_USERNAME)")
-	fs.StringVar(&c.AWSRegion, "aws-region", env("AWS_REGION", "us-east-1"), "S3 region (AWS_REGION)")
-	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", DefaultDatabaseURL), "PostgreSQL URL (DATABASE_URL)")
-	fs.StringVar(&c.Topic, "topic", "events", "Kafka topic of the events")
-	fs.StringVar(&c.Bucket, "bucket", "datalake", "S3 bucket of the lake")
-	fs.StringVar(&c.TLSCertFile, "tls-cert", env("PIPELINE_TLS_CERT", ""), "gateway PEM certificate; with --tls-key the API speaks HTTPS only (PIPELINE_TLS_CERT)")
-	fs.StringVar(&c.TLSKeyFile, "tls-key", env("PIPELINE_TLS_KEY", ""), "gateway PEM private key (PIPELINE_TLS_KEY)")
-	// Secrets come from the environment only: a flag would show in `ps`.
-	c.AWSAccessKeyID = os.Getenv("AWS_ACCESS_KEY_ID")
-	c.AWSSecretKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
-	c.APIKeys = os.Getenv("PIPELINE_API_KEYS")
-	c.TemporalAPIKey = os.Getenv("TEMPORAL_API_KEY")
-	c.Kafka.SASLPassword = os.Getenv("KAFKA_SASL_PASSWORD")
+	v, ok := os.LookupEnv(s.Env)
+	if !ok || (v == "" && !s.EmptyIsValue) {
+		return s.Default
+	}
+	return v
+}
+
+// usage is the flag's help: Doc without Markdown, and the variable.
+func (s Setting) usage() string {
+	u := strings.ReplaceAll(s.Doc, "`", "")
+	if s.Env != "" {
+		u += " (" + s.Env + ")"
+	}
+	return u
 }
 
 // TemporalTLSEnabled reports whether the Temporal connection uses TLS: any
@@ -152,13 +156,7 @@ func (c Config) S3PathStyle() bool {
 
 // Brokers splits KafkaBrokers.
 func (c Config) Brokers() []string {
-	var out []string
-	for _, b := range strings.Split(c.KafkaBrokers, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			out = append(out, b)
-		}
-	}
-	return out
+	return splitList(c.KafkaBrokers)
 }
 
 // Need names the parts of the configuration a subcommand uses.
@@ -172,64 +170,126 @@ const (
 	NeedAPIKeys
 )
 
+// parts are the parts in the order Validate reports them, each with its
+// checks that span several settings.
+var parts = []struct {
+	need   Need
+	across func(Config) error
+}{
+	{NeedTemporal, func(c Config) error { _, err := c.TemporalTLS(); return err }},
+	{NeedKafka, func(c Config) error { return c.Kafka.Validate() }},
+	{NeedS3, func(c Config) error {
+		if (c.AWSAccessKeyID == "") != (c.AWSSecretKey == "") {
+			return errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: set both, or neither to use the AWS credential chain (AWS_PROFILE, web identity/IRSA, instance role)")
+		}
+		return nil
+	}},
+	{NeedDatabase, nil},
+	{NeedAPIKeys, nil},
+}
+
 // Validate checks the parts the caller needs and reports every problem,
-// each naming its variable and value.
+// each naming its variable and value: first the settings of each part, in
+// the table's order, then the checks across them.
 func (c Config) Validate(need Need) error {
 	var errs []error
-	bad := func(name, val, why string) {
-		errs = append(errs, fmt.Errorf("%s=%q: %s", name, val, why))
-	}
-	hostport := func(name, v string) {
-		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
-			bad(name, v, "must be host:port")
+	for _, p := range parts {
+		if need&p.need == 0 {
+			continue
 		}
-	}
-	if need&NeedTemporal != 0 {
-		hostport("TEMPORAL_ADDRESS", c.TemporalAddress)
-		if c.TemporalNamespace == "" {
-			bad("TEMPORAL_NAMESPACE", c.TemporalNamespace, "must not be empty")
-		}
-		if _, err := c.TemporalTLS(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if need&NeedKafka != 0 {
-		if len(c.Brokers()) == 0 {
-			bad("KAFKA_BROKERS", c.KafkaBrokers, "must list at least one host:port")
-		}
-		for _, b := range c.Brokers() {
-			hostport("KAFKA_BROKERS", b)
-		}
-		errs = append(errs, c.envErrs...)
-		if err := c.Kafka.Validate(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if need&NeedS3 != 0 {
-		if c.S3Endpoint != "" {
-			if u, err := url.Parse(c.S3Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				bad("S3_ENDPOINT", c.S3Endpoint, "must be an http:// or https:// URL (set it empty for AWS itself)")
+		for _, s := range Settings {
+			if s.Need != p.need {
+				continue
+			}
+			if err := c.envErrs[s.Env]; err != nil {
+				errs = append(errs, err)
+			} else if s.check != nil && s.str != nil {
+				if err := s.check(s.Env, *s.str(&c)); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
-		if c.AWSRegion == "" {
-			bad("AWS_REGION", c.AWSRegion, "must not be empty")
+		if p.across != nil {
+			if err := p.across(c); err != nil {
+				errs = append(errs, err)
+			}
 		}
-		if _, err := kafkaconn.ParseBool(c.S3PathStyleSetting); err != nil {
-			bad("S3_PATH_STYLE", c.S3PathStyleSetting, "want true or false")
-		}
-		if (c.AWSAccessKeyID == "") != (c.AWSSecretKey == "") {
-			errs = append(errs, errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: set both, or neither to use the AWS credential chain (AWS_PROFILE, web identity/IRSA, instance role)"))
-		}
-	}
-	if need&NeedDatabase != 0 {
-		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			bad("DATABASE_URL", redact(c.DatabaseURL), "must be a postgres:// URL")
-		}
-	}
-	if need&NeedAPIKeys != 0 && strings.TrimSpace(c.APIKeys) == "" {
-		errs = append(errs, errors.New("PIPELINE_API_KEYS is empty: set name:secret pairs, e.g. PIPELINE_API_KEYS=web:$(openssl rand -hex 16)"))
 	}
 	return errors.Join(errs...)
+}
+
+// invalid is the error of a setting's bad value.
+func invalid(name, val, why string) error {
+	return fmt.Errorf("%s=%q: %s", name, val, why)
+}
+
+// The checks of single settings, named in Settings.
+
+func hostPort(name, v string) error {
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		return invalid(name, v, "must be host:port")
+	}
+	return nil
+}
+
+func notEmpty(name, v string) error {
+	if v == "" {
+		return invalid(name, v, "must not be empty")
+	}
+	return nil
+}
+
+func brokerList(name, v string) error {
+	brokers := splitList(v)
+	if len(brokers) == 0 {
+		return invalid(name, v, "must list at least one host:port")
+	}
+	var errs []error
+	for _, b := range brokers {
+		errs = append(errs, hostPort(name, b))
+	}
+	return errors.Join(errs...)
+}
+
+func s3Endpoint(name, v string) error {
+	if v == "" {
+		return nil // AWS itself
+	}
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return invalid(name, v, "must be an http:// or https:// URL (set it empty for AWS itself)")
+	}
+	return nil
+}
+
+func boolOrEmpty(name, v string) error {
+	if _, err := kafkaconn.ParseBool(v); err != nil {
+		return invalid(name, v, "want true or false")
+	}
+	return nil
+}
+
+func postgresURL(name, v string) error {
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return invalid(name, redact(v), "must be a postgres:// URL")
+	}
+	return nil
+}
+
+func apiKeys(name, v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("%s is empty: set name:secret pairs, e.g. %s=web:$(openssl rand -hex 16)", name, name)
+	}
+	return nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, b := range strings.Split(v, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 func redact(u string) string {
