@@ -166,7 +166,7 @@ func topicID(brokers []string, cfg Config) ([16]byte, error) {
 	if err != nil {
 		return [16]byte{}, err
 	}
-	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(brokers...), kgo.RetryTimeout(5*time.Second))...)
+	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(brokers...), kgo.RetryTimeout(time.Second))...)
 	if err != nil {
 		return [16]byte{}, err
 	}
