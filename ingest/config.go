@@ -11,13 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/internal/kafkaconn"
 )
 
 // Defaults for the zero values of Config.
 const (
 	DefaultAddr           = ":8080"
-	DefaultTopic          = "events"
+	DefaultTopic          = config.DefaultTopic
 	DefaultMaxBodyBytes   = 10 << 20 // 10 MiB
 	DefaultMaxEventBytes  = 1 << 20  // 1 MiB
 	DefaultProduceTimeout = 5 * time.Second

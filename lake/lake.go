@@ -26,10 +26,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/acme/pipeline/internal/config"
 )
 
 // DefaultBucket is the contract's bucket name.
-const DefaultBucket = "datalake"
+const DefaultBucket = config.DefaultBucket
 
 // Config configures a Store.
 type Config struct {

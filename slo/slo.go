@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -94,7 +95,7 @@ var DefaultPolicies = []Policy{
 // Defaults fills zero values.
 func (c Config) Defaults() Config {
 	if c.Topic == "" {
-		c.Topic = "events"
+		c.Topic = config.DefaultTopic
 	}
 	if c.Interval <= 0 {
 		c.Interval = time.Minute

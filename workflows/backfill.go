@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/pipeline/activities"
+	"github.com/acme/pipeline/internal/config"
 )
 
 // Names of the Backfill workflow's query and signals.
@@ -23,7 +24,7 @@ const (
 	DefaultBackfillMaxDays     = 31
 	DefaultBackfillConcurrency = 4
 	MaxBackfillConcurrency     = 16
-	DefaultBackfillTopic       = "events"
+	DefaultBackfillTopic       = config.DefaultTopic
 	// BackfillDaysAtOnce is how many days are in flight at once: the next
 	// day's units start while the last steps of a day (gold, marts) run.
 	BackfillDaysAtOnce = 2

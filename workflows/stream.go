@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/acme/pipeline/activities"
+	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/internal/shards"
 )
 
@@ -23,7 +24,7 @@ const (
 
 // Defaults of StreamCompactionInput.
 const (
-	DefaultTopic           = "events"
+	DefaultTopic           = config.DefaultTopic
 	DefaultFlushesPerCycle = 1000
 	DefaultCycleDuration   = 30 * time.Second
 	DefaultCyclesPerRun    = 500

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/acme/pipeline/internal/config"
 )
 
 // Config says where the stack keeps its state and which ports it takes.
@@ -75,13 +77,13 @@ func (c Config) withDefaults() Config {
 		c.Region = "us-east-1"
 	}
 	if c.Topic == "" {
-		c.Topic = "events"
+		c.Topic = config.DefaultTopic
 	}
 	if c.Retention == 0 {
 		c.Retention = 168 * time.Hour
 	}
 	if c.Bucket == "" {
-		c.Bucket = "datalake"
+		c.Bucket = config.DefaultBucket
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

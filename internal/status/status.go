@@ -16,13 +16,14 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/internal/kafkaconn"
 	"github.com/acme/pipeline/warehouse"
 )
 
 // Defaults for the zero values of Source.
 const (
-	DefaultTopic      = "events"
+	DefaultTopic      = config.DefaultTopic
 	DefaultStaleAfter = 2 * time.Minute
 	DefaultHours      = 6
 	DefaultLoads      = 10
