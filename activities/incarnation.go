@@ -96,7 +96,7 @@ func (a *Activities) recreated(ctx context.Context, inc warehouse.Incarnation, n
 	}
 	msg := fmt.Sprintf("topic %s was deleted and created again: Kafka's topic id is now %s, but the stream streams incarnation %d "+
 		"of the topic (topic id %s, since %s; %s). The new topic numbers its records from offset 0 again, so reading on would "+
-		"skip its first records and reuse the old topic's bronze objects; the shard stops without reading it. "+
+		"skip its first records and reuse the old topic's bronze objects; the shard stops before writing anything of it. "+
 		"If the new topic is meant to be streamed, start its incarnation: `pipeline incarnation --topic %s --start-new %s` "+
 		"(incarnation %d is retired: its bronze, silver, quarantine and gold rows stay, and backfills of its days read them), "+
 		"then start the stream again (`pipeline provision BLUEPRINT`): it reads the new topic from its earliest offset. "+
