@@ -109,13 +109,21 @@ func (s Setting) value() string {
 	return v
 }
 
-// usage is the flag's help: Doc without Markdown, and the variable.
+// usage is the flag's help: Doc, what unset means when the flag package
+// shows no default, and the variable, without Markdown.
 func (s Setting) usage() string {
-	u := strings.ReplaceAll(s.Doc, "`", "")
+	u := s.Doc
+	switch {
+	case s.Default != "" || s.DefaultNote == "":
+	case strings.HasPrefix(s.DefaultNote, "unset"):
+		u += "; " + s.DefaultNote
+	default:
+		u += "; default " + s.DefaultNote
+	}
 	if s.Env != "" {
 		u += " (" + s.Env + ")"
 	}
-	return u
+	return strings.ReplaceAll(u, "`", "")
 }
 
 // TemporalTLSEnabled reports whether the Temporal connection uses TLS: any
