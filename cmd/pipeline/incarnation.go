@@ -39,7 +39,7 @@ func runIncarnation(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	if err := cfg.Validate(config.NeedDatabase | config.NeedKafka); err != nil {
+	if err := cfg.ValidateFor("incarnation"); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
