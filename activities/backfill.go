@@ -27,18 +27,6 @@ const (
 	LayerMarts  = "marts"
 )
 
-// Error types of the backfill activities that no retry can fix.
-const (
-	// ErrTypeBackfillInput: the input names a bad day, topic or layer.
-	ErrTypeBackfillInput = "InvalidInput"
-	// ErrTypeBackfill: a bronze or silver object is missing or corrupt, or
-	// the warehouse refused the rows.
-	ErrTypeBackfill = "BackfillFailed"
-	// ErrTypeBackfillConflict: another Backfill run that is still running
-	// holds one of the days.
-	ErrTypeBackfillConflict = "BackfillConflict"
-)
-
 // BackfillerConfig holds what a Backfiller needs. Lake and Store are required.
 type BackfillerConfig struct {
 	Lake  *lake.Store

@@ -19,11 +19,6 @@ import (
 	"github.com/acme/pipeline/warehouse"
 )
 
-// ErrTypeSilverCorrupt is the ApplicationError type of a silver file that is
-// not readable Parquet. Like ErrTypeSilverMissing, no retry fixes it: hour
-// compaction sets its hour aside.
-const ErrTypeSilverCorrupt = "SilverCorrupt"
-
 // Defaults of CompactHoursInput.
 const (
 	DefaultAllowedLateness = 10 * time.Minute

@@ -16,21 +16,6 @@ import (
 	"github.com/acme/pipeline/warehouse"
 )
 
-// Error types of a topic deleted and created again (ApplicationError.Type),
-// both non-retryable: no retry makes the old topic come back, and going on
-// would read the new topic at the old topic's offsets.
-const (
-	// ErrTypeTopicRecreated: Kafka's topic id is not the one of the
-	// incarnation the stream streams. An operator decides; the message says
-	// how (pipeline incarnation --start-new).
-	ErrTypeTopicRecreated = "TopicRecreated"
-	// ErrTypeStaleOffsets: the shard holds offsets that cannot be the
-	// current incarnation's: carried from one an operator has retired
-	// meanwhile (or pipeline.stream_offsets was changed by hand). Started
-	// again, the shard takes the stored offsets.
-	ErrTypeStaleOffsets = "StaleOffsets"
-)
-
 // NoTopicID is what an operator confirms for a topic whose brokers report
 // no topic id (Kafka before 2.8), in place of the id.
 const NoTopicID = "none"

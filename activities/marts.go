@@ -49,13 +49,13 @@ func (m *Marts) BuildMarts(ctx context.Context, in BuildMartsInput) (BuildMartsR
 	day, err := warehouse.ParseDay(in.Day)
 	if err != nil {
 		return BuildMartsResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("day %q: %v", in.Day, err), "InvalidInput", err)
+			fmt.Sprintf("day %q: %v", in.Day, err), ErrTypeInvalidInput, err)
 	}
 	var loc *time.Location
 	if in.Zone != "" {
 		if loc, err = time.LoadLocation(in.Zone); err != nil {
 			return BuildMartsResult{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("zone %q: %v", in.Zone, err), "InvalidInput", err)
+				fmt.Sprintf("zone %q: %v", in.Zone, err), ErrTypeInvalidInput, err)
 		}
 	} else if loc, err = m.Store.MartZone(ctx); err != nil {
 		return BuildMartsResult{}, martError("build marts for "+in.Day, err)

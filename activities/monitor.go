@@ -27,10 +27,10 @@ type EvaluateSLOsInput struct {
 // in pipeline.slo_measurements and opens or resolves alerts.
 func (m *Monitor) EvaluateSLOs(ctx context.Context, in EvaluateSLOsInput) (slo.Result, error) {
 	if err := in.Config.Validate(); err != nil {
-		return slo.Result{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
+		return slo.Result{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
 	}
 	if in.At.IsZero() {
-		return slo.Result{}, temporal.NewNonRetryableApplicationError("EvaluateSLOs: at is required", "InvalidInput", nil)
+		return slo.Result{}, temporal.NewNonRetryableApplicationError("EvaluateSLOs: at is required", ErrTypeInvalidInput, nil)
 	}
 	res, err := m.Eval.Evaluate(ctx, in.Config, in.At)
 	if err != nil {

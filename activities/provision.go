@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/segmentio/kafka-go"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -24,15 +23,6 @@ import (
 	"github.com/acme/pipeline/blueprint"
 	"github.com/acme/pipeline/internal/kafkaconn"
 	"github.com/acme/pipeline/warehouse"
-)
-
-// Error types of the provisioning activities that no retry can fix.
-const (
-	// ErrTypeRefused: the resource cannot be changed as declared (a topic
-	// cannot shrink, a bucket that anonymous users can read).
-	ErrTypeRefused = "ProvisionRefused"
-	// ErrTypeInvalid: the activity's input is not a valid config for the kind.
-	ErrTypeInvalid = "InvalidResource"
 )
 
 // ProvisionerConfig holds the clients provisioning uses. Every field is
@@ -460,9 +450,4 @@ func (p *Provisioner) ApplyCompute(ctx context.Context, in ResourceInput) (Resou
 		}
 		return s, nil
 	})
-}
-
-func isNotFound(err error) bool {
-	var nf *serviceerror.NotFound
-	return errors.As(err, &nf)
 }

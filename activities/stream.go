@@ -12,18 +12,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// Error types of the stream's non-retryable failures (ApplicationError.Type).
-const (
-	ErrTypeInvalidInput  = "InvalidInput"
-	ErrTypeBronzeCorrupt = "BronzeCorrupt"
-	// ErrTypeGoldRejected is no longer returned: rows gold refuses are
-	// quarantined, and other gold errors are retried (kept for histories
-	// and retry policies that name it).
-	ErrTypeGoldRejected  = "GoldRejected"
-	ErrTypeOffsetAhead   = "OffsetBeyondEnd"
-	ErrTypeSilverMissing = "SilverMissing"
-)
-
 // Defaults of CompactCycleInput.
 const (
 	DefaultMaxRecords = 10_000

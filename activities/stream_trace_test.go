@@ -121,7 +121,7 @@ func TestCompactCycleTrace(t *testing.T) {
 		"pipeline.rows":                      "10",
 		"pipeline.silver.keys":               "1",
 	} {
-		if got := attrs[k].Emit(); got != want {
+		if got := attrs[k].String(); got != want {
 			t.Errorf("stream.flush %s = %q, want %q", k, got, want)
 		}
 	}

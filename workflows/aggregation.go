@@ -64,14 +64,14 @@ func NightlyAggregation(ctx workflow.Context, in NightlyAggregationInput) (Night
 		var err error
 		if loc, err = time.LoadLocation(in.Zone); err != nil {
 			return NightlyAggregationResult{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("zone: %q is not an IANA time zone", in.Zone), "InvalidInput", err)
+				fmt.Sprintf("zone: %q is not an IANA time zone", in.Zone), activities.ErrTypeInvalidInput, err)
 		}
 	}
 	day, zone := in.Date, in.Zone
 	if day != "" {
 		if _, err := time.Parse(time.DateOnly, day); err != nil {
 			return NightlyAggregationResult{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("date: %q is not a day as YYYY-MM-DD", day), "InvalidInput", err)
+				fmt.Sprintf("date: %q is not a day as YYYY-MM-DD", day), activities.ErrTypeInvalidInput, err)
 		}
 	}
 	ctx = workflow.WithActivityOptions(ctx, martActivityOptions)
@@ -87,7 +87,7 @@ func NightlyAggregation(ctx workflow.Context, in NightlyAggregationInput) (Night
 				var err error
 				if loc, err = time.LoadLocation(z.Zone); err != nil {
 					return NightlyAggregationResult{}, temporal.NewNonRetryableApplicationError(
-						fmt.Sprintf("recorded mart zone %q: %v", z.Zone, err), "InvalidInput", err)
+						fmt.Sprintf("recorded mart zone %q: %v", z.Zone, err), activities.ErrTypeInvalidInput, err)
 				}
 				zone = z.Zone
 			}

@@ -26,12 +26,11 @@ const (
 	NightlyCatchupWindow = 24 * time.Hour
 )
 
-// Error types of the Provision workflow.
+// Error types of the Provision workflow (activities/errtypes.go holds them
+// all).
 const (
-	// ErrTypeInvalidBlueprint: the input is not a valid blueprint.
-	ErrTypeInvalidBlueprint = "InvalidBlueprint"
-	// ErrTypePlanRefused: the plan has refused changes (a topic cannot shrink).
-	ErrTypePlanRefused = "PlanRefused"
+	ErrTypeInvalidBlueprint = activities.ErrTypeInvalidBlueprint
+	ErrTypePlanRefused      = activities.ErrTypePlanRefused
 )
 
 // ProvisionInput is the Provision workflow's input.
@@ -129,7 +128,7 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 	if in.ScheduleZone != "" {
 		if _, err := time.LoadLocation(in.ScheduleZone); err != nil {
 			return ProvisionResult{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("schedule_zone: %q is not an IANA time zone", in.ScheduleZone), "InvalidInput", err)
+				fmt.Sprintf("schedule_zone: %q is not an IANA time zone", in.ScheduleZone), activities.ErrTypeInvalidInput, err)
 		}
 	}
 	log := workflow.GetLogger(ctx)

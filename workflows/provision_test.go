@@ -111,7 +111,7 @@ func newProvisionEnv(t *testing.T, catalog []blueprint.CatalogEntry, fail map[st
 			if in.Zone == "" {
 				return activities.MartZoneResult{Zone: "UTC"}, nil
 			}
-			return activities.MartZoneResult{Zone: in.Zone}, nil
+			return activities.MartZoneResult(in), nil
 		})
 	return pe
 }

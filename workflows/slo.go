@@ -44,7 +44,7 @@ func SLOMonitor(ctx workflow.Context, in SLOMonitorInput) (SLOMonitorResult, err
 		in.EvaluationsPerRun = 240
 	}
 	if err := in.Config.Validate(); err != nil {
-		return SLOMonitorResult{Evaluations: in.Evaluations}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
+		return SLOMonitorResult{Evaluations: in.Evaluations}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, err)
 	}
 	log := workflow.GetLogger(ctx)
 	cfg := in.Config.Defaults()
@@ -57,7 +57,7 @@ func SLOMonitor(ctx workflow.Context, in SLOMonitorInput) (SLOMonitorResult, err
 			BackoffCoefficient:     2,
 			MaximumInterval:        cfg.Interval / 2,
 			MaximumAttempts:        3,
-			NonRetryableErrorTypes: []string{"InvalidInput"},
+			NonRetryableErrorTypes: []string{activities.ErrTypeInvalidInput},
 		},
 	})
 	var m *activities.Monitor

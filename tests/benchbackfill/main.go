@@ -111,13 +111,13 @@ func runWorker(ctx context.Context) error {
 }
 
 type result struct {
-	size          int
-	mode          string
-	secs          []float64
-	rssMiB        []float64 // peak RSS of each worker process
-	copySecs      float64
-	distinct      int64
-	units, hourly int
+	size     int
+	mode     string
+	secs     []float64
+	rssMiB   []float64 // peak RSS of each worker process
+	copySecs float64
+	distinct int64
+	units    int
 }
 
 func run(ctx context.Context) error {
