@@ -1,9 +1,10 @@
 # Pinned tools, built from the Go module proxy into bin/ on first use.
 TEMPORAL_VERSION  := v1.5.1
 VERSITYGW_VERSION := v1.8.0
+STATICCHECK_VERSION := v0.8.2
 export GOBIN := $(CURDIR)/bin
 
-.PHONY: build run test bench bench-api bench-gold bench-stream bench-backfill bench-workers tools postgres clients clean
+.PHONY: build run test lint bench bench-api bench-gold bench-stream bench-backfill bench-workers tools postgres clients clean
 
 build: ## bin/pipeline
 	go build -o bin/pipeline ./cmd/pipeline
@@ -11,8 +12,14 @@ build: ## bin/pipeline
 run: build tools ## the embedded default with demo traffic
 	bin/pipeline dev --demo
 
-test: tools clients ## unit and integration tests against the real components, incl. kill -9 of a worker
+test: tools clients lint ## lint, then unit and integration tests against the real components, incl. kill -9 of a worker
 	STREAM_FAULT=1 go test -count=1 -timeout 9m ./...
+
+lint: bin/.staticcheck-$(STATICCHECK_VERSION) ## go vet, staticcheck and gofmt; go.mod tidy
+	go vet ./...
+	bin/staticcheck ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@go mod tidy -diff >/dev/null || { echo "go.mod or go.sum is not tidy: run go mod tidy"; go mod tidy -diff; exit 1; }
 
 bench: bench-api bench-gold bench-stream bench-backfill bench-workers ## every benchmark
 
@@ -38,6 +45,9 @@ bin/.temporal-$(TEMPORAL_VERSION):
 
 bin/.versitygw-$(VERSITYGW_VERSION):
 	go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION) && touch $@
+
+bin/.staticcheck-$(STATICCHECK_VERSION):
+	go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && touch $@
 
 postgres: ## a PostgreSQL server on 127.0.0.1:5432 unless DATABASE_URL is set
 	@scripts/ensure-postgres.sh
