@@ -11,23 +11,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/acme/pipeline/event"
+	"github.com/acme/pipeline/internal/record"
 )
 
 // Record is one Kafka record as consumed: what bronze keeps.
-type Record struct {
-	Partition int32
-	Offset    int64
-	Time      time.Time // the record's Kafka timestamp
-	Key       []byte
-	Value     []byte
-	Headers   []Header
-}
+type Record = record.Record
 
 // Header is one Kafka record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
+type Header = record.Header
 
 // bronzeLine is the JSON form of one bronze line. Exactly one of Value and
 // ValueB64 is set: Value holds the record value verbatim when it is a JSON
