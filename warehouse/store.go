@@ -172,3 +172,13 @@ func (s *Store) HasTable(ctx context.Context, table string) (bool, error) {
 	}
 	return ok, nil
 }
+
+// HasRole reports whether the role exists in the cluster, and names the
+// database connected to, for provisioning's report.
+func (s *Store) HasRole(ctx context.Context, role string) (database string, ok bool, err error) {
+	if err := s.pool.QueryRow(ctx, `SELECT current_database(), EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, role).
+		Scan(&database, &ok); err != nil {
+		return "", false, fmt.Errorf("is there a role %s: %w", role, err)
+	}
+	return database, ok, nil
+}
