@@ -17,11 +17,11 @@ import (
 // so that standard tools show its lag.
 const DefaultGroup = "pipeline-stream"
 
-// Activities holds the clients of the live stream's activities (workflow
+// Stream holds the clients of the live stream's activities (workflow
 // StreamCompaction): StreamStart, CompactCycle and CompactHours. The worker
-// builds it once with NewActivities and registers it; workflows call the
-// methods through a nil *Activities. Every exported method is an activity.
-type Activities struct {
+// builds it once with NewStream and registers it; workflows call the
+// methods through a nil *Stream. Every exported method is an activity.
+type Stream struct {
 	lake  *lake.Store
 	wh    *warehouse.Store
 	kafka *kafkaread.Client
@@ -37,7 +37,7 @@ type Activities struct {
 	hook func(stage string, partition int32) error
 }
 
-// StreamConfig configures NewActivities.
+// StreamConfig configures NewStream.
 type StreamConfig struct {
 	// Lake is the S3 bucket of the lake. Required.
 	Lake lake.Config
@@ -61,9 +61,9 @@ type StreamConfig struct {
 	Log *slog.Logger
 }
 
-// NewActivities validates cfg, builds the lake and Kafka clients and makes
+// NewStream validates cfg, builds the lake and Kafka clients and makes
 // sure the bucket exists (private).
-func NewActivities(ctx context.Context, cfg StreamConfig) (*Activities, error) {
+func NewStream(ctx context.Context, cfg StreamConfig) (*Stream, error) {
 	if cfg.Warehouse == nil {
 		return nil, errors.New("stream activities: Warehouse is required")
 	}
@@ -94,6 +94,6 @@ func NewActivities(ctx context.Context, cfg StreamConfig) (*Activities, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream activities: metrics: %w", err)
 	}
-	return &Activities{lake: lk, wh: cfg.Warehouse, kafka: kc, group: cfg.Group,
+	return &Stream{lake: lk, wh: cfg.Warehouse, kafka: kc, group: cfg.Group,
 		log: cfg.Log.With("component", "stream"), tmp: cfg.TempDir, rg: cfg.RowGroupRows, m: m}, nil
 }

@@ -84,7 +84,7 @@ type CompactHoursResult struct {
 // again after a back-off and cleared when it compacts, or when a backfill of
 // its day rewrites it. Any other error (S3 or PostgreSQL down, cancellation)
 // fails the run, so that Temporal retries it.
-func (a *Activities) CompactHours(ctx context.Context, in CompactHoursInput) (CompactHoursResult, error) {
+func (a *Stream) CompactHours(ctx context.Context, in CompactHoursInput) (CompactHoursResult, error) {
 	if in.Now.IsZero() {
 		return CompactHoursResult{}, temporal.NewNonRetryableApplicationError("compact hours: Now is required", ErrTypeInvalidInput, nil)
 	}
@@ -141,7 +141,7 @@ func (a *Activities) CompactHours(ctx context.Context, in CompactHoursInput) (Co
 
 // deleteReplaced deletes the objects of replaced silver files and marks them
 // deleted.
-func (a *Activities) deleteReplaced(ctx context.Context) (int, error) {
+func (a *Stream) deleteReplaced(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		keys, err := a.wh.ReplacedSilver(ctx, 1000)
@@ -173,7 +173,7 @@ type chunk struct {
 
 func (c *chunk) changed() bool { return len(c.inputs) > 1 || c.dropped > 0 }
 
-func (a *Activities) compactPartitionHour(ctx context.Context, ph warehouse.SilverPartitionHour, maxRows int64) (CompactedHour, error) {
+func (a *Stream) compactPartitionHour(ctx context.Context, ph warehouse.SilverPartitionHour, maxRows int64) (CompactedHour, error) {
 	ch := CompactedHour{Hour: ph.Hour, Partition: ph.Partition}
 	where := fmt.Sprintf("silver hour %s partition %d", ph.Hour.Format("2006-01-02T15Z"), ph.Partition)
 	inputs, err := a.wh.LiveSilver(ctx, ph.Hour, ph.Partition)
@@ -315,7 +315,7 @@ func (a *Activities) compactPartitionHour(ctx context.Context, ph warehouse.Silv
 
 // copyDeduped streams the rows of one silver file into w, dropping event_ids
 // in seen (and adding the others).
-func (a *Activities) copyDeduped(ctx context.Context, in warehouse.SilverObject, w *lake.RowWriter, seen map[[16]byte]struct{}, buf []event.Row) (kept, dropped int64, err error) {
+func (a *Stream) copyDeduped(ctx context.Context, in warehouse.SilverObject, w *lake.RowWriter, seen map[[16]byte]struct{}, buf []event.Row) (kept, dropped int64, err error) {
 	f, err := a.lake.GetFile(ctx, in.Key, a.tmp)
 	if errors.Is(err, lake.ErrNotFound) {
 		return 0, 0, temporal.NewNonRetryableApplicationError(

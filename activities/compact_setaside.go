@@ -41,7 +41,7 @@ func (e *objectError) Unwrap() error { return e.err }
 // setAside records that compaction of ph failed with err, when no retry can
 // fix err, and logs it once; otherwise (or when recording fails) it returns
 // the error for Temporal to retry the run.
-func (a *Activities) setAside(ctx context.Context, ph warehouse.SilverPartitionHour, err error, now time.Time) (SetAsideHour, error) {
+func (a *Stream) setAside(ctx context.Context, ph warehouse.SilverPartitionHour, err error, now time.Time) (SetAsideHour, error) {
 	var appErr *temporal.ApplicationError
 	if ctx.Err() != nil || !errors.As(err, &appErr) || !appErr.NonRetryable() {
 		return SetAsideHour{}, err
@@ -71,7 +71,7 @@ func (a *Activities) setAside(ctx context.Context, ph warehouse.SilverPartitionH
 // topicOf is the topic of ph's live files ("" when it cannot be read: the
 // set-aside row then names no topic, and only compaction or pruning clears
 // it).
-func (a *Activities) topicOf(ctx context.Context, ph warehouse.SilverPartitionHour) string {
+func (a *Stream) topicOf(ctx context.Context, ph warehouse.SilverPartitionHour) string {
 	live, err := a.wh.LiveSilver(ctx, ph.Hour, ph.Partition)
 	if err != nil || len(live) == 0 {
 		return ""

@@ -40,7 +40,7 @@ type partFlush struct {
 
 // flush takes every partition one step and loads gold. guard checks that
 // what the partitions read came from the cycle's incarnation of the topic.
-func (a *Activities) flush(ctx context.Context, in CompactCycleInput, guard *topicGuard, partitions []int32, offsets map[int32]int64,
+func (a *Stream) flush(ctx context.Context, in CompactCycleInput, guard *topicGuard, partitions []int32, offsets map[int32]int64,
 	prog map[int32]*PartitionProgress, res *CompactCycleResult, log *slog.Logger) (err error) {
 	t0 := time.Now()
 	parts := make([]partFlush, len(partitions))
@@ -185,7 +185,7 @@ func (a *Activities) flush(ctx context.Context, in CompactCycleInput, guard *top
 
 // flushPartition runs bronze, clean and silver for one partition from offset
 // next.
-func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, guard *topicGuard, p int32, next int64, log *slog.Logger) (partFlush, error) {
+func (a *Stream) flushPartition(ctx context.Context, in CompactCycleInput, guard *topicGuard, p int32, next int64, log *slog.Logger) (partFlush, error) {
 	pf := partFlush{partition: p, from: next, next: next, hwm: -1}
 
 	// 1. Bronze: reuse what an earlier attempt recorded (of this
@@ -331,7 +331,7 @@ func (a *Activities) flushPartition(ctx context.Context, in CompactCycleInput, g
 // earliest retained offset, loudly; an offset beyond the end needs an
 // operator. Either way it first makes sure that the topic was not deleted
 // and created again (guard), which explains both better.
-func (a *Activities) outOfRange(ctx context.Context, topic string, guard *topicGuard, p int32, next int64, pf partFlush, log *slog.Logger) (partFlush, error) {
+func (a *Stream) outOfRange(ctx context.Context, topic string, guard *topicGuard, p int32, next int64, pf partFlush, log *slog.Logger) (partFlush, error) {
 	b, err := a.kafka.Bounds(ctx, topic, []int32{p})
 	if err != nil {
 		return pf, err

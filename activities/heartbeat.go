@@ -13,7 +13,7 @@ import (
 // the heartbeater.
 
 // crash runs the test hook.
-func (a *Activities) crash(stage string, partition int32) error {
+func (a *Stream) crash(stage string, partition int32) error {
 	if a.hook == nil {
 		return nil
 	}
@@ -21,7 +21,7 @@ func (a *Activities) crash(stage string, partition int32) error {
 }
 
 // logger returns the activity's logger with the workflow id and attempt.
-func (a *Activities) logger(ctx context.Context) *slog.Logger {
+func (a *Stream) logger(ctx context.Context) *slog.Logger {
 	if !activity.IsActivity(ctx) {
 		return a.log
 	}

@@ -29,7 +29,7 @@ const NoTopicID = "none"
 // nothing to compare: the stream goes on, and the offsets check of
 // outOfRange is the only net (it catches a new topic shorter than the
 // stream's position). atStart logs that once per stream run.
-func (a *Activities) incarnation(ctx context.Context, topic string, atStart bool) (warehouse.Incarnation, *topicGuard, error) {
+func (a *Stream) incarnation(ctx context.Context, topic string, atStart bool) (warehouse.Incarnation, *topicGuard, error) {
 	began := time.Now()
 	id, err := a.kafka.TopicID(ctx, topic)
 	if err != nil {
@@ -70,7 +70,7 @@ func (a *Activities) incarnation(ctx context.Context, topic string, atStart bool
 // recreated is the ErrTypeTopicRecreated error of inc, now that Kafka's
 // topic under its name has id now: what the pipeline holds of the old
 // topic, and the command that starts the new one.
-func (a *Activities) recreated(ctx context.Context, inc warehouse.Incarnation, now kafkaread.TopicID) error {
+func (a *Stream) recreated(ctx context.Context, inc warehouse.Incarnation, now kafkaread.TopicID) error {
 	held := "what the stream holds of it could not be read"
 	if u, err := a.wh.IncarnationUsage(ctx, inc); err == nil {
 		held = fmt.Sprintf("stored offsets %s, %d bronze objects with %d records", offsetsText(u.Offsets), u.BronzeObjects, u.BronzeRecords)
@@ -102,7 +102,7 @@ func (a *Activities) recreated(ctx context.Context, inc warehouse.Incarnation, n
 // pipeline.stream_offsets. Reading on from it would skip records of the
 // current incarnation. It asks Kafka for bounds only of partitions with
 // nothing stored.
-func (a *Activities) foreignOffsets(ctx context.Context, topic string, held, stored map[int32]int64) (map[int32]int64, error) {
+func (a *Stream) foreignOffsets(ctx context.Context, topic string, held, stored map[int32]int64) (map[int32]int64, error) {
 	out := map[int32]int64{}
 	var unstored []int32
 	for p, o := range held {
@@ -132,7 +132,7 @@ func (a *Activities) foreignOffsets(ctx context.Context, topic string, held, sto
 // currentKnown returns the offsets a starting shard carries (in.Known)
 // without those that cannot be the current incarnation's (inc): they are
 // dropped, with a warning, and the shard takes the stored or earliest ones.
-func (a *Activities) currentKnown(ctx context.Context, in StreamStartInput, inc warehouse.Incarnation, stored map[int32]int64) (map[int32]int64, error) {
+func (a *Stream) currentKnown(ctx context.Context, in StreamStartInput, inc warehouse.Incarnation, stored map[int32]int64) (map[int32]int64, error) {
 	if len(in.Known) == 0 {
 		return in.Known, nil
 	}
@@ -200,7 +200,7 @@ func offsetsText(offsets map[int32]int64) string {
 // pass for the old topic's, at its offsets. A guard without a topic id (the
 // brokers report none) checks nothing.
 type topicGuard struct {
-	a   *Activities
+	a   *Stream
 	inc warehouse.Incarnation
 
 	mu    sync.Mutex

@@ -26,7 +26,7 @@ import (
 // Every step repeats the same way on a retry: the search is deterministic,
 // the object is the same bytes under the same key, and quarantine rows are
 // inserted once.
-func (a *Activities) isolateRefused(ctx context.Context, topic string, inc int, parts []partFlush, rows []event.Row, log *slog.Logger) ([]event.Row, int, error) {
+func (a *Stream) isolateRefused(ctx context.Context, topic string, inc int, parts []partFlush, rows []event.Row, log *slog.Logger) ([]event.Row, int, error) {
 	refused, err := a.wh.FindRefused(ctx, rows)
 	if err != nil || len(refused) == 0 {
 		return rows, 0, err
@@ -85,7 +85,7 @@ func (a *Activities) isolateRefused(ctx context.Context, topic string, inc int, 
 // that holds one is replaced, in one index transaction, by a file of the
 // hour's other rows under a new key (MergedSilverKey: named by its content).
 // A retry finds the old file replaced and the new one live, and goes on.
-func (a *Activities) dropFromSilver(ctx context.Context, topic string, inc int, pf *partFlush, qs []lake.Quarantined, log *slog.Logger) error {
+func (a *Stream) dropFromSilver(ctx context.Context, topic string, inc int, pf *partFlush, qs []lake.Quarantined, log *slog.Logger) error {
 	refused := map[int64]bool{}
 	for _, q := range qs {
 		refused[q.Record.Offset] = true

@@ -55,7 +55,7 @@ type StreamStartResult struct {
 // seen for the first time), and fails with ErrTypeTopicRecreated when the
 // topic was deleted and created again. Carried offsets that cannot be the
 // current incarnation's (an operator retired theirs since) are dropped.
-func (a *Activities) StreamStart(ctx context.Context, in StreamStartInput) (StreamStartResult, error) {
+func (a *Stream) StreamStart(ctx context.Context, in StreamStartInput) (StreamStartResult, error) {
 	if in.Topic == "" || in.Shards < 1 || in.Shard < 0 || in.Shard >= in.Shards {
 		return StreamStartResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("stream start: topic %q shard %d of %d: need a topic and 0 ≤ shard < shards", in.Topic, in.Shard, in.Shards),
@@ -212,7 +212,7 @@ type cycleProgress struct {
 // the offsets to the consumer group. It heartbeats the offsets after each
 // flush. Every step is idempotent, so a retry after a crash anywhere loads
 // every event exactly once.
-func (a *Activities) CompactCycle(ctx context.Context, in CompactCycleInput) (CompactCycleResult, error) {
+func (a *Stream) CompactCycle(ctx context.Context, in CompactCycleInput) (CompactCycleResult, error) {
 	if in.Topic == "" || len(in.Offsets) == 0 {
 		return CompactCycleResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("compact cycle: topic %q with %d partitions: need a topic and offsets", in.Topic, len(in.Offsets)),

@@ -17,7 +17,7 @@ import (
 
 // quarantine writes the quarantine object of a bronze range and records its
 // records.
-func (a *Activities) quarantine(ctx context.Context, topic string, inc int, p int32, first, last int64, arrival time.Time, bad []lake.Quarantined) error {
+func (a *Stream) quarantine(ctx context.Context, topic string, inc int, p int32, first, last int64, arrival time.Time, bad []lake.Quarantined) error {
 	key := lake.QuarantineKey(topic, inc, p, first, last, arrival)
 	if err := a.lake.Put(ctx, key, lake.EncodeQuarantine(bad), "application/x-ndjson"); err != nil {
 		return fmt.Errorf("quarantine partition %d offsets %d..%d: %w", p, first, last, err)
@@ -37,7 +37,7 @@ func (a *Activities) quarantine(ctx context.Context, topic string, inc int, p in
 // offset order) for the bronze range first..last of incarnation inc,
 // skipping files recorded already (written by an earlier attempt, possibly
 // compacted since), and records the new ones. It returns every file's key.
-func (a *Activities) writeSilver(ctx context.Context, topic string, inc int, p int32, first, last int64, rows []event.Row) ([]string, error) {
+func (a *Stream) writeSilver(ctx context.Context, topic string, inc int, p int32, first, last int64, rows []event.Row) ([]string, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}

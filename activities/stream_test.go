@@ -36,7 +36,7 @@ type stack struct {
 	s3      *streamtest.S3
 	wh      *warehouse.Store
 	pg      *pgProxy
-	acts    *Activities
+	acts    *Stream
 	suite   testsuite.WorkflowTestSuite
 }
 
@@ -62,7 +62,7 @@ func newStack(t *testing.T, partitions int32) *stack {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	s.acts, err = NewActivities(context.Background(), StreamConfig{Lake: cfgS3.LakeConfig("datalake"), Brokers: s.brokers,
+	s.acts, err = NewStream(context.Background(), StreamConfig{Lake: cfgS3.LakeConfig("datalake"), Brokers: s.brokers,
 		Warehouse: wh, TempDir: t.TempDir(), RowGroupRows: 1000, Log: log})
 	if err != nil {
 		t.Fatal(err)

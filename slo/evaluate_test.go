@@ -27,7 +27,7 @@ type rig struct {
 	t       *testing.T
 	brokers []string
 	store   *warehouse.Store
-	acts    *activities.Activities
+	acts    *activities.Stream
 	offsets map[int32]int64
 	ev      *slo.Evaluator
 	hooks   *webhook
@@ -71,7 +71,7 @@ func newRig(t *testing.T) *rig {
 	_, brokers := streamtest.Kafka(t, "events", 3)
 	_, s3 := streamtest.Lake(t)
 	store, _ := streamtest.Database(t)
-	acts, err := activities.NewActivities(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
+	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
 		Warehouse: store, TempDir: t.TempDir(), Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

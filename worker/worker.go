@@ -34,8 +34,8 @@ type Config struct {
 	// batch-jobs (activities.NewBackfiller builds it).
 	Backfiller *activities.Backfiller
 	// Stream, when set, runs the StreamCompaction workflow and its
-	// activities on task queue pipeline (activities.NewActivities builds it).
-	Stream *activities.Activities
+	// activities on task queue pipeline (activities.NewStream builds it).
+	Stream *activities.Stream
 	// Monitor, when set, runs the SLOMonitor workflow and its activity on
 	// batch-jobs.
 	Monitor *activities.Monitor

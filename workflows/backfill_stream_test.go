@@ -41,7 +41,7 @@ func TestBackfillWhileTheStreamLoadsLateEvents(t *testing.T) {
 	lk, s3 := streamtest.Lake(t)
 	wh, _ := streamtest.Database(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	acts, err := activities.NewActivities(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
+	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
 		Warehouse: wh, TempDir: t.TempDir(), Log: quiet})
 	if err != nil {
 		t.Fatal(err)

@@ -149,7 +149,7 @@ func StreamCompaction(ctx workflow.Context, in StreamCompactionInput) (StreamCom
 	}
 	stop := workflow.GetSignalChannel(ctx, StreamStopSignal)
 
-	var a *activities.Activities
+	var a *activities.Stream
 	startCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},

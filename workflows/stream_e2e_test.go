@@ -24,7 +24,7 @@ func TestStreamEndToEnd(t *testing.T) {
 	_, brokers := streamtest.Kafka(t, "events", 3)
 	lk, s3 := streamtest.Lake(t)
 	wh, _ := streamtest.Database(t)
-	acts, err := activities.NewActivities(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
+	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
 		Warehouse: wh, TempDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

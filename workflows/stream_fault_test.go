@@ -40,7 +40,7 @@ func TestStreamWorkerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer wh.Close()
-	acts, err := activities.NewActivities(ctx, activities.StreamConfig{
+	acts, err := activities.NewStream(ctx, activities.StreamConfig{
 		Lake: lake.Config{Endpoint: env("S3_ENDPOINT"), AccessKeyID: env("AWS_ACCESS_KEY_ID"),
 			SecretAccessKey: env("AWS_SECRET_ACCESS_KEY"), PathStyle: true},
 		Brokers: strings.Split(env("KAFKA_BROKERS"), ","), Warehouse: wh,

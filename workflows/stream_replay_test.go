@@ -50,7 +50,7 @@ func TestRecordStreamHistory(t *testing.T) {
 	_, s3 := streamtest.Lake(t)
 	wh, _ := streamtest.Database(t)
 	address, _ := streamtest.Temporal(t)
-	acts, err := activities.NewActivities(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
+	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
 		Warehouse: wh, TempDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

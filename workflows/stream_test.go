@@ -27,13 +27,13 @@ func TestStreamWorkflow(t *testing.T) { suite.Run(t, new(streamSuite)) }
 
 func (s *streamSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
-	s.env.RegisterActivity(&activities.Activities{})
+	s.env.RegisterActivity(&activities.Stream{})
 	s.env.SetStartTime(time.Date(2026, 11, 24, 14, 0, 0, 0, time.UTC))
 }
 
 func (s *streamSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
 
-var a *activities.Activities
+var a *activities.Stream
 
 // advance is a CompactCycle stub: every partition moves by step, each cycle
 // takes d of workflow time.

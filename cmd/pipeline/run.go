@@ -158,9 +158,9 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 	if err != nil {
 		slog.Warn("the Backfill workflow is not served by this worker", "err", err)
 	}
-	var stream *activities.Activities
+	var stream *activities.Stream
 	if poll.stream {
-		stream, err = activities.NewActivities(ctx, activities.StreamConfig{
+		stream, err = activities.NewStream(ctx, activities.StreamConfig{
 			Lake:    lakeConfig(cfg),
 			Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Warehouse: store, Log: slog.Default().With("component", "stream"),
 		})
