@@ -26,19 +26,13 @@ const MaxConflictingIDs = 20
 func (s Source) conflicts(ctx context.Context, snap *Snapshot) error {
 	snap.Conflicts = warehouse.Conflicts{Since: snap.Taken.Add(-ConflictWindow), Days: []warehouse.ConflictDay{},
 		Recent: []warehouse.ConflictingID{}}
-	ok, err := warehouse.FromPool(s.DB).HasTable(ctx, "pipeline.conflicting_ids")
-	if err != nil {
-		return fmt.Errorf("status: conflicting event ids: %w", err)
-	}
-	if !ok {
-		return nil
-	}
-	c, err := warehouse.FromPool(s.DB).ConflictingDuplicates(ctx, snap.Conflicts.Since, MaxConflictingIDs)
-	if err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	snap.Conflicts = c
-	return nil
+	return s.withTable(ctx, "pipeline.conflicting_ids", "conflicting event ids", func(store *warehouse.Store) error {
+		c, err := store.ConflictingDuplicates(ctx, snap.Conflicts.Since, MaxConflictingIDs)
+		if err == nil {
+			snap.Conflicts = c
+		}
+		return err
+	})
 }
 
 // conflictsTitle heads the section in the terminal and on the page.

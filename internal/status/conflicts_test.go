@@ -12,7 +12,6 @@ import (
 
 	"github.com/acme/pipeline/event"
 	"github.com/acme/pipeline/internal/status"
-	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -21,12 +20,7 @@ import (
 // that arrived, and the count per day; a plain retry is not; none is "none".
 func TestConflicts(t *testing.T) {
 	ctx := context.Background()
-	store, _ := streamtest.Database(t)
-	src := status.Source{DB: store.Pool()} // no Kafka: lag unknown, the rest shows
-	snap, err := src.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, src, snap := emptyPipeline(t)
 	if snap.Conflicts.Records != 0 || !strings.Contains(snap.Text(), "Conflicting event ids, last 7 days (a known id arriving with other content)\n──") {
 		t.Fatalf("empty: %+v\n%s", snap.Conflicts, snap.Text())
 	}
@@ -49,7 +43,7 @@ func TestConflicts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	snap, err = src.Snapshot(ctx)
+	snap, err := src.Snapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

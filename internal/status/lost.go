@@ -20,18 +20,11 @@ const maxLost = 20
 // lostOffsets reads the offsets retention deleted before the stream read
 // them (pipeline.lost_offsets), when the database has the table.
 func (s Source) lostOffsets(ctx context.Context, snap *Snapshot) error {
-	ok, err := warehouse.FromPool(s.DB).HasTable(ctx, "pipeline.lost_offsets")
-	if err != nil {
-		return fmt.Errorf("status: lost offsets: %w", err)
-	}
 	snap.Lost = []warehouse.LostRange{}
-	if !ok {
-		return nil
-	}
-	if snap.Lost, snap.LostTotal, err = warehouse.FromPool(s.DB).LostOffsets(ctx, time.Now().Add(-LostWindow), maxLost); err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	return nil
+	return s.withTable(ctx, "pipeline.lost_offsets", "lost offsets", func(store *warehouse.Store) (err error) {
+		snap.Lost, snap.LostTotal, err = store.LostOffsets(ctx, time.Now().Add(-LostWindow), maxLost)
+		return err
+	})
 }
 
 const lostTitle = "Offsets lost to retention (deleted from Kafka before the stream read them, last 7 days)"

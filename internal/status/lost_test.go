@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/acme/pipeline/internal/status"
-	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -16,19 +15,14 @@ import (
 // page and its JSON, with the partition and the range.
 func TestLostOffsets(t *testing.T) {
 	ctx := context.Background()
-	store, _ := streamtest.Database(t)
-	src := status.Source{DB: store.Pool()}
-	snap, err := src.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, src, snap := emptyPipeline(t)
 	if len(snap.Lost) != 0 || !strings.Contains(snap.Text(), "Offsets lost to retention") {
 		t.Fatalf("empty: %+v", snap.Lost)
 	}
 	if err := store.RecordLostOffsets(ctx, "events", 7, 1200, 1499); err != nil {
 		t.Fatal(err)
 	}
-	snap, err = src.Snapshot(ctx)
+	snap, err := src.Snapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

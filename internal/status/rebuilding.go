@@ -13,18 +13,11 @@ import (
 // rebuilding reads the days a Backfill holds (pipeline.backfill_leases),
 // when the database has the table (a worker of this version migrated it).
 func (s Source) rebuilding(ctx context.Context, snap *Snapshot) error {
-	ok, err := warehouse.FromPool(s.DB).HasTable(ctx, "pipeline.backfill_leases")
-	if err != nil {
-		return fmt.Errorf("status: days being rebuilt: %w", err)
-	}
 	snap.Rebuilding = []warehouse.Lease{}
-	if !ok {
-		return nil
-	}
-	if snap.Rebuilding, err = warehouse.FromPool(s.DB).Leases(ctx); err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	return nil
+	return s.withTable(ctx, "pipeline.backfill_leases", "days being rebuilt", func(store *warehouse.Store) (err error) {
+		snap.Rebuilding, err = store.Leases(ctx)
+		return err
+	})
 }
 
 // rebuildingTitle heads the section in the terminal and on the page.

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/acme/pipeline/internal/status"
-	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -16,12 +15,7 @@ import (
 // page and its JSON, with the workflow that holds them.
 func TestRebuilding(t *testing.T) {
 	ctx := context.Background()
-	store, _ := streamtest.Database(t)
-	src := status.Source{DB: store.Pool()}
-	snap, err := src.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, src, snap := emptyPipeline(t)
 	if len(snap.Rebuilding) != 0 || !strings.Contains(snap.Text(), "Days being rebuilt (one backfill of a day at a time)\n──") {
 		t.Fatalf("empty: %+v\n%s", snap.Rebuilding, snap.Text())
 	}
@@ -29,7 +23,7 @@ func TestRebuilding(t *testing.T) {
 	if held, err := store.AcquireLeases(ctx, "backfill-2026-11-23-2026-11-24", "run-1", days, nil); err != nil || len(held) != 0 {
 		t.Fatalf("lease: %v %v", held, err)
 	}
-	snap, err = src.Snapshot(ctx)
+	snap, err := src.Snapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

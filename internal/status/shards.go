@@ -14,24 +14,16 @@ import (
 // from Temporal (pipeline.stream_shards), when the database has the table.
 // The status page holds no Temporal client of its own.
 func (s Source) streamShards(ctx context.Context, snap *Snapshot) error {
-	ok, err := warehouse.FromPool(s.DB).HasTable(ctx, "pipeline.stream_shards")
-	if err != nil {
-		return fmt.Errorf("status: stream shards: %w", err)
-	}
 	snap.Shards = []warehouse.StreamShard{}
-	if !ok {
-		return nil
-	}
-	all, err := warehouse.FromPool(s.DB).StreamShards(ctx)
-	if err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	for _, sh := range all {
-		if sh.Topic == s.Topic {
-			snap.Shards = append(snap.Shards, sh)
+	return s.withTable(ctx, "pipeline.stream_shards", "stream shards", func(store *warehouse.Store) error {
+		all, err := store.StreamShards(ctx)
+		for _, sh := range all {
+			if sh.Topic == s.Topic {
+				snap.Shards = append(snap.Shards, sh)
+			}
 		}
-	}
-	return nil
+		return err
+	})
 }
 
 // StoppedShards lists the shards that load nothing, for the verdict.

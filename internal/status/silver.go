@@ -18,22 +18,14 @@ const MaxSetAside = 50
 // (pipeline.silver_set_aside), when the database has the table (a worker of
 // this version migrated it).
 func (s Source) silverSetAside(ctx context.Context, snap *Snapshot) error {
-	ok, err := warehouse.FromPool(s.DB).HasTable(ctx, "pipeline.silver_set_aside")
-	if err != nil {
-		return fmt.Errorf("status: set-aside silver hours: %w", err)
-	}
 	snap.SilverSetAside = []warehouse.SetAsideHour{}
-	if !ok {
-		return nil
-	}
-	store := warehouse.FromPool(s.DB)
-	if snap.SilverSetAside, err = store.SetAsideHours(ctx, MaxSetAside); err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	if snap.SilverSetAsideTotal, err = store.CountSetAsideHours(ctx); err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	return nil
+	return s.withTable(ctx, "pipeline.silver_set_aside", "set-aside silver hours", func(store *warehouse.Store) (err error) {
+		if snap.SilverSetAside, err = store.SetAsideHours(ctx, MaxSetAside); err != nil {
+			return err
+		}
+		snap.SilverSetAsideTotal, err = store.CountSetAsideHours(ctx)
+		return err
+	})
 }
 
 // setAsideTitle heads the section in the terminal and on the page.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/acme/pipeline/internal/status"
-	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -18,12 +17,7 @@ import (
 // "none".
 func TestSilverSetAside(t *testing.T) {
 	ctx := context.Background()
-	store, _ := streamtest.Database(t)
-	src := status.Source{DB: store.Pool()} // no Kafka: lag unknown, the rest shows
-	snap, err := src.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, src, snap := emptyPipeline(t)
 	if len(snap.SilverSetAside) != 0 || !strings.Contains(snap.Text(), "Silver hours set aside by hour compaction\n──") {
 		t.Fatalf("empty: %+v\n%s", snap.SilverSetAside, snap.Text())
 	}
@@ -39,7 +33,7 @@ func TestSilverSetAside(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	snap, err = src.Snapshot(ctx)
+	snap, err := src.Snapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,36 +24,28 @@ func SLOValue(slo string, v float64) string {
 // monitoring reads the SLOs, alerts and arrival hours, when the database has the
 // monitor's tables (a worker of this version migrated it).
 func (s Source) monitoring(ctx context.Context, snap *Snapshot) error {
-	ok, err := warehouse.FromPool(s.DB).HasTable(ctx, "pipeline.alerts")
-	if err != nil {
-		return fmt.Errorf("status: monitoring tables: %w", err)
-	}
-	if !ok {
-		return nil
-	}
-	store := warehouse.FromPool(s.DB)
-	if snap.SLOs, err = store.LatestMeasurements(ctx, snap.Taken); err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	open, err := store.OpenAlerts(ctx)
-	if err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	resolved, err := store.ResolvedAlerts(ctx, 5)
-	if err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	slices.Reverse(open) // newest first, like the resolved ones
-	snap.OpenAlerts = len(open)
-	snap.Alerts = append(open, resolved...)
+	return s.withTable(ctx, "pipeline.alerts", "monitoring tables", func(store *warehouse.Store) (err error) {
+		if snap.SLOs, err = store.LatestMeasurements(ctx, snap.Taken); err != nil {
+			return err
+		}
+		open, err := store.OpenAlerts(ctx)
+		if err != nil {
+			return err
+		}
+		resolved, err := store.ResolvedAlerts(ctx, 5)
+		if err != nil {
+			return err
+		}
+		slices.Reverse(open) // newest first, like the resolved ones
+		snap.OpenAlerts = len(open)
+		snap.Alerts = append(open, resolved...)
 
-	// Each recent arrival hour through the layers; gold is counted by the
-	// SLO monitor, not here (goldFrom = goldTo: no hour).
-	newest := snap.Taken.Truncate(time.Hour)
-	oldest := newest.Add(-time.Duration(s.Hours-1) * time.Hour)
-	end := newest.Add(time.Hour)
-	if snap.Arrivals, err = store.Accounting(ctx, s.Topic, oldest, end, end, end); err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	return nil
+		// Each recent arrival hour through the layers; gold is counted by
+		// the SLO monitor, not here (goldFrom = goldTo: no hour).
+		newest := snap.Taken.Truncate(time.Hour)
+		oldest := newest.Add(-time.Duration(s.Hours-1) * time.Hour)
+		end := newest.Add(time.Hour)
+		snap.Arrivals, err = store.Accounting(ctx, s.Topic, oldest, end, end, end)
+		return err
+	})
 }

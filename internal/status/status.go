@@ -309,3 +309,22 @@ func Age(d time.Duration) string {
 		return fmt.Sprintf("%dd%02dh", int64(d/(24*time.Hour)), int64(d%(24*time.Hour)/time.Hour))
 	}
 }
+
+// withTable runs read on the warehouse when it has table: a section whose
+// table a newer worker's migration adds stays empty (its zero value, set by
+// the caller) until then, instead of failing the whole page. what names the
+// section in errors.
+func (s Source) withTable(ctx context.Context, table, what string, read func(*warehouse.Store) error) error {
+	store := warehouse.FromPool(s.DB)
+	ok, err := store.HasTable(ctx, table)
+	if err != nil {
+		return fmt.Errorf("status: %s: %w", what, err)
+	}
+	if !ok {
+		return nil
+	}
+	if err := read(store); err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	return nil
+}
