@@ -16,7 +16,6 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/segmentio/kafka-go"
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/pipeline/blueprint"
@@ -39,8 +38,6 @@ type ProvisionerConfig struct {
 	// S3Endpoint is the S3 endpoint URL the anonymous-read check goes to
 	// (path-style). Empty means AWS: https://s3.<region>.amazonaws.com.
 	S3Endpoint string
-	// Temporal creates the schedules (nightly-aggregation, marts-refresh).
-	Temporal client.Client
 	// HTTPClient makes the anonymous-read check. Default: 10 s timeout.
 	HTTPClient *http.Client
 	// TLSCertFile and TLSKeyFile are the event API's PEM certificate and
@@ -62,8 +59,6 @@ func (c ProvisionerConfig) Validate() error {
 		return errors.New("provisioner: KafkaBrokers is required (KAFKA_BROKERS)")
 	case c.S3 == nil:
 		return errors.New("provisioner: S3 is required (S3_ENDPOINT and AWS credentials)")
-	case c.Temporal == nil:
-		return errors.New("provisioner: Temporal is required (TEMPORAL_ADDRESS)")
 	}
 	if err := c.KafkaConn.Validate(); err != nil {
 		return fmt.Errorf("provisioner: %w", err)

@@ -39,7 +39,7 @@ func startMartsWorker(ctx context.Context, t *testing.T) martsHarness {
 	tc := dialTemporal(t)
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
 		Store: store, KafkaBrokers: stack.KafkaBrokers, S3: devstack.S3Client(stack.S3Endpoint, stack.Region, stack.AccessKeyID, stack.SecretAccessKey),
-		S3Endpoint: stack.S3Endpoint, Temporal: tc,
+		S3Endpoint: stack.S3Endpoint,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -216,7 +216,7 @@ func TestProvisionCommand(t *testing.T) {
 	tc := dialTemporal(t)
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
 		Store: store, KafkaBrokers: stack.KafkaBrokers, S3: devstack.S3Client(stack.S3Endpoint, stack.Region, stack.AccessKeyID, stack.SecretAccessKey),
-		S3Endpoint: stack.S3Endpoint, Temporal: tc,
+		S3Endpoint: stack.S3Endpoint,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +284,7 @@ func startProvisionWorker(ctx context.Context, t *testing.T) *provisionHarness {
 	tc := dialTemporal(t)
 	s3c := devstack.S3Client(stack.S3Endpoint, stack.Region, stack.AccessKeyID, stack.SecretAccessKey)
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
-		Store: store, KafkaBrokers: stack.KafkaBrokers, S3: s3c, S3Endpoint: stack.S3Endpoint, Temporal: tc,
+		Store: store, KafkaBrokers: stack.KafkaBrokers, S3: s3c, S3Endpoint: stack.S3Endpoint,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -148,7 +148,7 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 		return err
 	}
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
-		Store: store, KafkaBrokers: cfg.Brokers(), KafkaConn: cfg.Kafka, Temporal: tc, S3Endpoint: cfg.S3Endpoint, StateDir: filepath.Join(stateDir, "tls"),
+		Store: store, KafkaBrokers: cfg.Brokers(), KafkaConn: cfg.Kafka, S3Endpoint: cfg.S3Endpoint, StateDir: filepath.Join(stateDir, "tls"),
 		TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile, S3: s3c,
 	})
 	if err != nil {
