@@ -21,10 +21,13 @@ const DefaultGroup = "pipeline-stream"
 // StreamCompaction): StreamStart, CompactCycle and CompactHours. The worker
 // builds it once with NewStream and registers it; workflows call the
 // methods through a nil *Stream. Every exported method is an activity.
+//
+// Its clients are the interfaces of stream_deps.go, so that unit tests can
+// give it in-memory fakes; NewStream gives it the real ones.
 type Stream struct {
-	lake  *lake.Store
-	wh    *warehouse.Store
-	kafka *kafkaread.Client
+	lake  streamLake
+	wh    streamWarehouse
+	kafka kafkaReader
 	group string
 	log   *slog.Logger
 	tmp   string

@@ -14,7 +14,7 @@ import (
 // readBronze reads back a recorded bronze object and checks it against the
 // index: the one reader of bronze, for the stream (reusing an earlier
 // attempt's object) and the backfill alike.
-func readBronze(ctx context.Context, lk *lake.Store, obj warehouse.BronzeObject) ([]lake.Record, error) {
+func readBronze(ctx context.Context, lk objectStore, obj warehouse.BronzeObject) ([]lake.Record, error) {
 	data, err := lk.Get(ctx, obj.Key)
 	if errors.Is(err, lake.ErrNotFound) {
 		return nil, temporal.NewNonRetryableApplicationError(

@@ -86,10 +86,10 @@ func TestRecreatedTopic(t *testing.T) {
 	// The operator's command: a confirmation of another topic id changes
 	// nothing; the right one retires incarnation 1; running it again has
 	// nothing to do.
-	if _, err := StartIncarnation(ctx, s.acts.kafka, s.wh, StartIncarnationInput{Topic: s.topic, Confirm: oldID[0]}); err == nil {
+	if _, err := StartIncarnation(ctx, s.kc, s.wh, StartIncarnationInput{Topic: s.topic, Confirm: oldID[0]}); err == nil {
 		t.Fatal("started an incarnation for a topic id that is not Kafka's")
 	}
-	res, err := StartIncarnation(ctx, s.acts.kafka, s.wh, StartIncarnationInput{Topic: s.topic, Confirm: newID.String(), By: "test"})
+	res, err := StartIncarnation(ctx, s.kc, s.wh, StartIncarnationInput{Topic: s.topic, Confirm: newID.String(), By: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestRecreatedTopic(t *testing.T) {
 		res.Started.Number != 2 || res.Started.TopicID != newID.String() {
 		t.Fatalf("start incarnation: %+v", res)
 	}
-	if _, err := StartIncarnation(ctx, s.acts.kafka, s.wh, StartIncarnationInput{Topic: s.topic, Confirm: newID.String()}); !errors.Is(err, ErrNothingToStart) {
+	if _, err := StartIncarnation(ctx, s.kc, s.wh, StartIncarnationInput{Topic: s.topic, Confirm: newID.String()}); !errors.Is(err, ErrNothingToStart) {
 		t.Fatalf("the command again: %v", err)
 	}
 
