@@ -25,8 +25,8 @@ func readBronze(ctx context.Context, lk objectStore, obj warehouse.BronzeObject)
 		return nil, fmt.Errorf("read bronze partition %d offsets %d..%d: %w", obj.Partition, obj.First, obj.Last, err)
 	}
 	recs, err := lake.DecodeBronze(data)
-	if err == nil && (len(recs) != obj.Records || recs[0].Offset != obj.First || recs[len(recs)-1].Offset != obj.Last) {
-		err = fmt.Errorf("holds %d records, index says %d records at offsets %d..%d", len(recs), obj.Records, obj.First, obj.Last)
+	if err == nil {
+		err = checkBronze(recs, obj)
 	}
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(
@@ -34,4 +34,23 @@ func readBronze(ctx context.Context, lk objectStore, obj warehouse.BronzeObject)
 			ErrTypeBronzeCorrupt, err)
 	}
 	return recs, nil
+}
+
+// checkBronze compares an object's records with its index row: as many
+// records, in increasing offsets, all within First..Last. The range may be
+// wider than its records: it covers every offset its read consumed, and
+// read_committed consumes transaction markers and aborted records without
+// returning them, at either end or between records.
+func checkBronze(recs []lake.Record, obj warehouse.BronzeObject) error {
+	if len(recs) != obj.Records {
+		return fmt.Errorf("holds %d records, index says %d records at offsets %d..%d", len(recs), obj.Records, obj.First, obj.Last)
+	}
+	prev := obj.First - 1
+	for _, r := range recs {
+		if r.Offset <= prev || r.Offset > obj.Last {
+			return fmt.Errorf("record at offset %d is out of order or outside the index's offsets %d..%d", r.Offset, obj.First, obj.Last)
+		}
+		prev = r.Offset
+	}
+	return nil
 }
