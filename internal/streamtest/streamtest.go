@@ -31,7 +31,12 @@ import (
 type S3 struct {
 	Endpoint, AccessKeyID, SecretAccessKey string
 	Dir                                    string // the posix backend's root
-	cmd                                    *exec.Cmd
+	// Metadata keeps the posix backend's object metadata (extended
+	// attributes). Without it versitygw answers every multipart upload's
+	// completion with 400 InvalidPart, and iceberg-go uploads data files
+	// over 8 MiB in parts (StartS3WithMetadata).
+	Metadata bool
+	cmd      *exec.Cmd
 }
 
 // LakeConfig returns a lake.Config for bucket on this store.
@@ -55,8 +60,11 @@ func (s *S3) Start(t testing.TB) {
 	t.Helper()
 	u, _ := url.Parse(s.Endpoint)
 	bin := filepath.Join(ModuleRoot(t), "bin", "versitygw")
-	cmd := exec.Command(bin, "--access", s.AccessKeyID, "--secret", s.SecretAccessKey,
-		"--port", u.Host, "--quiet", "posix", "--nometa", s.Dir)
+	args := []string{"--access", s.AccessKeyID, "--secret", s.SecretAccessKey, "--port", u.Host, "--quiet", "posix"}
+	if !s.Metadata {
+		args = append(args, "--nometa")
+	}
+	cmd := exec.Command(bin, append(args, s.Dir)...)
 	log, err := os.Create(filepath.Join(filepath.Dir(s.Dir), "versitygw.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -75,10 +83,17 @@ func (s *S3) Start(t testing.TB) {
 
 // StartS3 starts versitygw on a free loopback port with its posix backend on
 // a temp dir, and stops it when the test ends.
-func StartS3(t testing.TB) *S3 {
+func StartS3(t testing.TB) *S3 { return startS3(t, false) }
+
+// StartS3WithMetadata is StartS3 with the backend's object metadata kept,
+// which multipart uploads need.
+func StartS3WithMetadata(t testing.TB) *S3 { return startS3(t, true) }
+
+func startS3(t testing.TB, metadata bool) *S3 {
 	t.Helper()
 	root := t.TempDir()
 	s := &S3{
+		Metadata:        metadata,
 		Endpoint:        "http://127.0.0.1:" + strconv.Itoa(FreePort(t)),
 		AccessKeyID:     "test" + randHex(4),
 		SecretAccessKey: randHex(16),

@@ -1,0 +1,123 @@
+package silver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/acme/pipeline/event"
+)
+
+// Snapshot summary keys of an append: which gold loads it carries and the
+// Kafka offsets they stored. They make a retried append find its own commit.
+// The ledger that survives snapshot expiry stays in PostgreSQL.
+const (
+	PropLoads   = "pipeline.loads"   // comma-separated load ids, ascending
+	PropOffsets = "pipeline.offsets" // JSON {"INCARNATION/PARTITION": [first, last]}
+)
+
+// Commit is what one append stands for.
+type Commit struct {
+	// LoadIDs are the gold loads (pipeline.loads) whose rows the append
+	// carries. Required: they identify the append.
+	LoadIDs []int64
+	// Offsets are, per "incarnation/partition", the first and last offsets
+	// the loads stored, for people and tools reading the history.
+	Offsets map[string][2]int64
+}
+
+// key is the commit's identity in snapshot summaries.
+func (c Commit) key() string {
+	ids := slices.Clone(c.LoadIDs)
+	slices.Sort(ids)
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.FormatInt(id, 10)
+	}
+	return strings.Join(s, ",")
+}
+
+// AppendResult says which snapshot holds the commit's rows, and whether
+// this call appended them or found them committed by an earlier attempt.
+type AppendResult struct {
+	SnapshotID int64
+	Appended   bool
+	Attempts   int
+}
+
+// maxAttempts bounds the reloads after a race the library's own retries
+// (commit.retry.*) did not absorb.
+const maxAttempts = 10
+
+// Append appends rows as one snapshot carrying c, unless the table's
+// history holds a snapshot of the same loads already (an attempt that
+// committed and then failed before it could say so): then it appends
+// nothing and returns that snapshot.
+func (c *Catalog) Append(ctx context.Context, rows []event.Row, commit Commit) (AppendResult, error) {
+	var res AppendResult
+	if len(commit.LoadIDs) == 0 {
+		return res, fmt.Errorf("silver: an append needs the load ids it carries")
+	}
+	key := commit.key()
+	offsets, err := json.Marshal(commit.Offsets)
+	if err != nil {
+		return res, fmt.Errorf("silver: offsets of loads %s: %w", key, err)
+	}
+	props := iceberg.Properties{PropLoads: key, PropOffsets: string(offsets)}
+	for res.Attempts < maxAttempts {
+		res.Attempts++
+		tbl, err := c.Load(ctx)
+		if err != nil {
+			return res, err
+		}
+		if id, ok := findCommit(tbl, key); ok {
+			res.SnapshotID = id
+			return res, nil
+		}
+		if len(rows) == 0 {
+			return res, nil
+		}
+		rec := toArrow(rows)
+		at := array.NewTableFromRecords(arrowSchema(), []arrow.RecordBatch{rec})
+		rec.Release()
+		tx := tbl.NewTransaction()
+		err = tx.AppendTable(ctx, at, int64(len(rows)), props)
+		if err == nil {
+			tbl, err = tx.Commit(ctx)
+		}
+		at.Release()
+		if isConflict(err) {
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("silver: append loads %s (%d rows): %w", key, len(rows), err)
+		}
+		res.SnapshotID, res.Appended = tbl.CurrentSnapshot().SnapshotID, true
+		return res, nil
+	}
+	return res, fmt.Errorf("silver: append loads %s: still losing commit races after %d attempts", key, res.Attempts)
+}
+
+// findCommit walks main's history, newest first, for the snapshot of key.
+// Only retained snapshots are visible: expiry must keep more history than
+// any retry takes.
+func findCommit(tbl *table.Table, key string) (int64, bool) {
+	cur := tbl.CurrentSnapshot()
+	if cur == nil {
+		return 0, false
+	}
+	for _, s := range table.AncestorsOf(cur.SnapshotID, tbl.Metadata().SnapshotByID) {
+		if s.Summary != nil && s.Summary.Properties[PropLoads] == key {
+			return s.SnapshotID, true
+		}
+	}
+	return 0, false
+}
