@@ -20,6 +20,7 @@ import (
 
 	"github.com/acme/pipeline/blueprint"
 	"github.com/acme/pipeline/internal/kafkaconn"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -38,6 +39,10 @@ type ProvisionerConfig struct {
 	// S3Endpoint is the S3 endpoint URL the anonymous-read check goes to
 	// (path-style). Empty means AWS: https://s3.<region>.amazonaws.com.
 	S3Endpoint string
+	// Silver, when set, is where the Iceberg table silver.events is
+	// created with the lake (its Bucket is the archive's name, set when
+	// applied); nil leaves the table alone.
+	Silver *silver.Config
 	// HTTPClient makes the anonymous-read check. Default: 10 s timeout.
 	HTTPClient *http.Client
 	// TLSCertFile and TLSKeyFile are the event API's PEM certificate and
@@ -268,8 +273,38 @@ func (p *Provisioner) ApplyArchive(ctx context.Context, in ResourceInput) (Resou
 		if _, err := p.cfg.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(in.Name), Key: aws.String(probeKey)}); err != nil {
 			return "", fmt.Errorf("delete probe object %s: %w", probeKey, err)
 		}
-		return fmt.Sprintf("bucket %s: private (anonymous list and read refused), capacity threshold %d GB", in.Name, cfg.SizeGB), nil
+		detail := fmt.Sprintf("bucket %s: private (anonymous list and read refused), capacity threshold %d GB", in.Name, cfg.SizeGB)
+		if p.cfg.Silver == nil {
+			return detail, nil
+		}
+		table, err := p.ensureSilver(ctx, in.Name)
+		if err != nil {
+			return "", err
+		}
+		return detail + "; " + table, nil
 	})
+}
+
+// ensureSilver creates the Iceberg table silver.events in bucket, and its
+// catalog's tables in the warehouse, when they are absent.
+func (p *Provisioner) ensureSilver(ctx context.Context, bucket string) (string, error) {
+	cfg := *p.cfg.Silver
+	cfg.Bucket, cfg.CreateCatalogTables = bucket, true
+	cat, err := silver.Open(cfg)
+	if err != nil {
+		return "", err
+	}
+	defer cat.Close()
+	created, err := cat.Ensure(ctx)
+	if err != nil {
+		return "", err
+	}
+	state := "exists"
+	if created {
+		state = "created"
+	}
+	return fmt.Sprintf("Iceberg table %s.%s at %s (catalog %s in the warehouse): %s", silver.Namespace, silver.TableName,
+		cat.Location(), silver.CatalogName, state), nil
 }
 
 func (p *Provisioner) checkAnonymousRefused(ctx context.Context, bucket, key string) error {

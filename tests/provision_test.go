@@ -23,6 +23,7 @@ import (
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/blueprint"
 	"github.com/acme/pipeline/internal/devstack"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
@@ -113,6 +114,21 @@ func TestProvisionSeedBlueprint(t *testing.T) {
 	}
 	if !recorded["conduit/"+topic] || !recorded["archive/"+bucket] || !recorded["datastore/warehouse"] {
 		t.Fatalf("catalog %v", recorded)
+	}
+	// The lake comes with the Iceberg table silver.events, whose catalog is
+	// in the warehouse.
+	if d := res.Applied[1].Detail; !strings.Contains(d, "Iceberg table silver.events at s3://") {
+		t.Fatalf("archive applied without the silver table: %s", d)
+	}
+	cfg := *silverConfig()
+	cfg.Bucket = bucket
+	cat, err := silver.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	if _, err := cat.Load(ctx); err != nil {
+		t.Fatalf("silver.events after provisioning: %v", err)
 	}
 
 	// The same blueprint again: nothing to do.
@@ -284,7 +300,7 @@ func startProvisionWorker(ctx context.Context, t *testing.T) *provisionHarness {
 	tc := dialTemporal(t)
 	s3c := devstack.S3Client(stack.S3Endpoint, stack.Region, stack.AccessKeyID, stack.SecretAccessKey)
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
-		Store: store, KafkaBrokers: stack.KafkaBrokers, S3: s3c, S3Endpoint: stack.S3Endpoint,
+		Store: store, KafkaBrokers: stack.KafkaBrokers, S3: s3c, S3Endpoint: stack.S3Endpoint, Silver: silverConfig(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -441,4 +457,11 @@ func TestProvisionContinuesAfterFailure(t *testing.T) {
 			t.Fatalf("conduit row after the rerun %+v", r)
 		}
 	}
+}
+
+// silverConfig is the test stack's Iceberg catalog and S3 (the bucket is
+// set per use).
+func silverConfig() *silver.Config {
+	return &silver.Config{DatabaseURL: stack.DatabaseURL, Endpoint: stack.S3Endpoint, Region: stack.Region,
+		AccessKeyID: stack.AccessKeyID, SecretAccessKey: stack.SecretAccessKey}
 }

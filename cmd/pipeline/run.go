@@ -15,6 +15,7 @@ import (
 	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/internal/telemetry"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
@@ -150,6 +151,8 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
 		Store: store, KafkaBrokers: cfg.Brokers(), KafkaConn: cfg.Kafka, S3Endpoint: cfg.S3Endpoint, StateDir: filepath.Join(stateDir, "tls"),
 		TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile, S3: s3c,
+		Silver: &silver.Config{DatabaseURL: cfg.DatabaseURL, Endpoint: cfg.S3Endpoint, Region: cfg.AWSRegion,
+			AccessKeyID: cfg.AWSAccessKeyID, SecretAccessKey: cfg.AWSSecretKey},
 	})
 	if err != nil {
 		return err
