@@ -183,6 +183,7 @@ var page = template.Must(template.New("status").Funcs(funcs).Parse(`<!doctype ht
 {{range .Arrivals}}<tr{{if .Waiting}} class="lagging"{{end}}><td>{{hour .Hour}}</td><td>{{if lt .Accepted 0}}-{{else}}{{.Accepted}}{{end}}</td><td>{{.Records}}</td><td>{{.Waiting}}</td><td>{{.Quarantined}}</td><td>{{.Cleaned}}</td><td>{{.Inserted}}</td><td>{{.Duplicates}}</td></tr>
 {{end}}</table>
 {{template "lost" .}}
+{{template "incarnations" .}}
 {{template "conflicts" .}}
 
 <h2>Last loads</h2>

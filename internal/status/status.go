@@ -104,6 +104,9 @@ type Snapshot struct {
 	// Shards are the stream's shards as the SLO monitor last read them
 	// from Temporal (shards.go).
 	Shards []warehouse.StreamShard `json:"stream_shards"`
+	// Incarnations are the topic's incarnations, oldest first
+	// (incarnations.go).
+	Incarnations []warehouse.Incarnation `json:"topic_incarnations"`
 
 	Loads     []Load         `json:"loads"`     // newest first
 	Backfills []Load         `json:"backfills"` // newest first
@@ -229,6 +232,9 @@ func (s Source) Snapshot(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	if err := s.streamShards(ctx, &snap); err != nil {
+		return Snapshot{}, err
+	}
+	if err := s.incarnations(ctx, &snap); err != nil {
 		return Snapshot{}, err
 	}
 	snap.verdict(s.StaleAfter)

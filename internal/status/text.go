@@ -150,6 +150,7 @@ func (s Snapshot) Text() string {
 	}
 
 	s.writeLost(&b)
+	s.writeIncarnations(&b)
 	s.writeConflicts(&b)
 
 	loads := func(title string, ls []Load, backfill bool) {
