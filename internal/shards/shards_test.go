@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	failurepb "go.temporal.io/api/failure/v1"
+
+	"github.com/acme/pipeline/warehouse"
 )
 
 func TestParse(t *testing.T) {
@@ -54,6 +56,40 @@ func TestFailureText(t *testing.T) {
 	for _, tt := range tests {
 		if got := failureText(tt.f); got != tt.want {
 			t.Errorf("failureText = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestWholeCut(t *testing.T) {
+	sh := func(shard, shards int) run {
+		return run{StreamShard: warehouse.StreamShard{WorkflowID: WorkflowID("events", shard, shards), Shard: shard, Shards: shards, State: warehouse.ShardRunning}}
+	}
+	runs := func(rs ...run) map[string]run {
+		m := map[string]run{}
+		for _, r := range rs {
+			m[r.WorkflowID] = r
+		}
+		return m
+	}
+	tests := []struct {
+		name string
+		runs map[string]run
+		ok   bool
+	}{
+		{"none running", runs(), false},
+		{"every shard of one cut", runs(sh(1, 3), sh(0, 3), sh(2, 3)), true},
+		{"a shard missing", runs(sh(0, 3), sh(2, 3)), false},
+		{"two cuts", runs(sh(0, 1), sh(0, 2), sh(1, 2)), false},
+	}
+	for _, tt := range tests {
+		out, ok := wholeCut(tt.runs)
+		if ok != tt.ok {
+			t.Errorf("%s: ok %v", tt.name, ok)
+		}
+		for i, s := range out {
+			if s.Shard != i {
+				t.Errorf("%s: shard %d at %d", tt.name, s.Shard, i)
+			}
 		}
 	}
 }

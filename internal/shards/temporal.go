@@ -40,7 +40,15 @@ func NewLister(c client.Client) (*Lister, error) {
 // state of its latest run. A shard of the cut that Temporal does not know
 // is Missing. No shard workflow of topic at all gives no shard.
 func (l *Lister) List(ctx context.Context, topic string) ([]warehouse.StreamShard, error) {
-	latest, err := l.latestRuns(ctx, topic)
+	// The healthy case costs one small query: every shard of one cut runs.
+	running, err := l.latestRuns(ctx, topic, " AND ExecutionStatus = 'Running'")
+	if err != nil {
+		return nil, err
+	}
+	if out, ok := wholeCut(running); ok {
+		return out, nil
+	}
+	latest, err := l.latestRuns(ctx, topic, "")
 	if err != nil {
 		return nil, err
 	}
@@ -76,14 +84,38 @@ type run struct {
 	started time.Time
 }
 
-// latestRuns lists the shard workflows of topic, keeping the latest run of
+// wholeCut returns the shards when the runs are every shard of one cut,
+// in shard order.
+func wholeCut(runs map[string]run) ([]warehouse.StreamShard, bool) {
+	if len(runs) == 0 {
+		return nil, false
+	}
+	var n int
+	for _, r := range runs {
+		if n != 0 && r.Shards != n {
+			return nil, false // two cuts: a reshard under way
+		}
+		n = r.Shards
+	}
+	if len(runs) != n {
+		return nil, false
+	}
+	out := make([]warehouse.StreamShard, n)
+	for _, r := range runs {
+		out[r.Shard] = r.StreamShard
+	}
+	return out, true
+}
+
+// latestRuns lists the shard workflows of topic (narrowed by the
+// visibility query's extra clause, when given), keeping the latest run of
 // each workflow id.
-func (l *Lister) latestRuns(ctx context.Context, topic string) (map[string]run, error) {
+func (l *Lister) latestRuns(ctx context.Context, topic, extra string) (map[string]run, error) {
 	latest := map[string]run{}
 	var token []byte
 	for range maxPages {
 		resp, err := l.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query:         fmt.Sprintf("WorkflowType = '%s'", WorkflowType),
+			Query:         fmt.Sprintf("WorkflowType = '%s'%s", WorkflowType, extra),
 			PageSize:      1000,
 			NextPageToken: token,
 		})
