@@ -25,7 +25,7 @@ type partFlush struct {
 	from, next                  int64
 	bronzeKey                   string
 	reused                      bool
-	records                     int
+	first, last                 int64 // the bronze range: every offset the read consumed, markers included
 	bytes                       int64
 	quarantined                 int
 	rows                        []event.Row   // deduplicated by event_id, offset order
@@ -75,7 +75,7 @@ func (a *Stream) flush(ctx context.Context, in CompactCycleInput, guard *topicGu
 		sources = append(sources, pf.silverKeys...)
 		if pf.next != pf.from {
 			advanced[pf.partition] = pf.next
-			if pf.records > 0 {
+			if len(pf.recs) > 0 {
 				tally = append(tally, pf.tally)
 			}
 		}
@@ -153,7 +153,7 @@ func (a *Stream) flush(ctx context.Context, in CompactCycleInput, guard *topicGu
 		offsets[pf.partition] = pf.next
 		pp := prog[pf.partition]
 		pp.Next = pf.next
-		pp.Records += int64(pf.records)
+		pp.Records += int64(len(pf.recs))
 		pp.Quarantined += int64(pf.quarantined)
 		pp.Lost += pf.lost
 		if pf.reused {
@@ -162,9 +162,9 @@ func (a *Stream) flush(ctx context.Context, in CompactCycleInput, guard *topicGu
 		if pf.hwm >= 0 {
 			pp.Lag = max(0, pf.hwm-pf.next)
 		}
-		res.Records += int64(pf.records)
+		res.Records += int64(len(pf.recs))
 		res.Quarantined += int64(pf.quarantined)
-		res.Cleaned += int64(pf.records - pf.quarantined)
+		res.Cleaned += int64(len(pf.recs) - pf.quarantined)
 		res.Bytes += pf.bytes
 		res.SilverFiles += len(pf.silverKeys)
 		if pf.bronzeKey != "" {
@@ -271,16 +271,14 @@ func (a *Stream) flushPartition(ctx context.Context, in CompactCycleInput, guard
 			pf.reused = true
 		}
 		obj = won
-		pf.bytes = int64(len(data))
 		if err := a.crash("bronze", p); err != nil {
 			return pf, err
 		}
-	} else {
-		pf.bytes = obj.Bytes
 	}
+	pf.bytes = obj.Bytes
 	pf.bronzeKey = obj.Key
 	pf.bronze = time.Since(t)
-	pf.records = len(recs)
+	pf.first, pf.last = first, last
 	pf.recs = recs
 	pf.quarantined = len(bad)
 	pf.next = last + 1
@@ -289,12 +287,13 @@ func (a *Stream) flushPartition(ctx context.Context, in CompactCycleInput, guard
 	// 2b. Quarantine.
 	if len(bad) > 0 {
 		t = time.Now()
-		if err := a.quarantine(ctx, in.Topic, in.Incarnation, p, first, last, recs[0].Time, bad); err != nil {
+		key := lake.QuarantineKey(in.Topic, in.Incarnation, p, first, last, recs[0].Time)
+		if err := a.quarantine(ctx, in.Topic, in.Incarnation, p, key, bad); err != nil {
 			return pf, err
 		}
 		pf.clean += time.Since(t)
 		log.Warn("records quarantined", "count", len(bad), "first_offset", bad[0].Record.Offset,
-			"key", lake.QuarantineKey(in.Topic, in.Incarnation, p, first, last, recs[0].Time), "reason", bad[0].Reason)
+			"key", key, "reason", bad[0].Reason)
 	}
 
 	pf.span.SetAttributes(
@@ -302,7 +301,7 @@ func (a *Stream) flushPartition(ctx context.Context, in CompactCycleInput, guard
 		attribute.Bool("pipeline.bronze.reused", pf.reused),
 		attribute.Int64("pipeline.offset.first", first), // a concurrent attempt's range may differ
 		attribute.Int64("pipeline.offset.last", last),
-		attribute.Int("pipeline.records", pf.records),
+		attribute.Int("pipeline.records", len(pf.recs)),
 		attribute.Int("pipeline.quarantined", pf.quarantined))
 
 	// 3. Silver, per event hour.

@@ -320,3 +320,36 @@ func (discardLogger) Debug(string, ...any) {}
 func (discardLogger) Info(string, ...any)  {}
 func (discardLogger) Warn(string, ...any)  {}
 func (discardLogger) Error(string, ...any) {}
+
+// TestFlushRefusedRowLeavesSilver: a row gold refuses is quarantined and
+// taken out of the silver file the flush wrote, also when the bronze range
+// begins and ends at offsets read_committed consumed without returning (the
+// silver file is named by that range, not by its first and last record).
+func TestFlushRefusedRowLeavesSilver(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		log  []fakeEntry
+	}{
+		{"records only", records(t, 0, 4)},
+		{"markers at both ends", append(append(markers(1), records(t, 0, 4)...), markers(1)...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newUnitStream(t, &fakePartition{log: tc.log})
+			u.wh.loadErrs = []error{&pgconn.PgError{Code: "23514", Message: "check violated"}}
+			u.wh.refused = []warehouse.RefusedRow{{Index: 1, Code: "23514", Reason: "check violated"}}
+			if _, err := u.cycle(0, 1); err != nil {
+				t.Fatalf("cycle: %v", err)
+			}
+			states := map[string]int{}
+			for _, st := range u.wh.silver {
+				states[st]++
+			}
+			if states["replaced"] != 1 || states["live"] != 1 {
+				t.Fatalf("silver %v; want the flush's file replaced by one without the refused row", u.wh.silver)
+			}
+			if len(u.wh.quarantine) != 1 || len(u.wh.gold) != 3 || u.wh.offsets[0] != int64(len(tc.log)) {
+				t.Fatalf("%d quarantined, %d in gold, offsets %v; want 1, 3, at %d", len(u.wh.quarantine), len(u.wh.gold), u.wh.offsets, len(tc.log))
+			}
+		})
+	}
+}

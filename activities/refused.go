@@ -53,17 +53,9 @@ func (a *Stream) isolateRefused(ctx context.Context, topic string, inc int, part
 	}
 	for _, p := range slices.Sorted(maps.Keys(byPart)) {
 		pf, qs := partOf(parts, p), byPart[p]
-		key := lake.GoldRefusedKey(topic, inc, p, pf.recs[0].Offset, pf.recs[len(pf.recs)-1].Offset, pf.recs[0].Time)
-		if err := a.lake.Put(ctx, key, lake.EncodeQuarantine(qs), "application/x-ndjson"); err != nil {
-			return nil, 0, fmt.Errorf("quarantine refused records of partition %d: %w", p, err)
-		}
-		entries := make([]warehouse.QuarantineEntry, len(qs))
-		for i, q := range qs {
-			entries[i] = warehouse.QuarantineEntry{Topic: topic, Incarnation: inc, Partition: p, Offset: q.Record.Offset, Key: key,
-				Reason: q.Reason, Errors: q.Errors, Timestamp: q.Record.Time}
-		}
-		if err := a.wh.RecordQuarantine(ctx, entries); err != nil {
-			return nil, 0, fmt.Errorf("quarantine refused records of partition %d: %w", p, err)
+		key := lake.GoldRefusedKey(topic, inc, p, pf.first, pf.last, pf.recs[0].Time)
+		if err := a.quarantine(ctx, topic, inc, p, key, qs); err != nil {
+			return nil, 0, fmt.Errorf("refused records: %w", err)
 		}
 		log.Error("gold refused records: quarantined with PostgreSQL's reason, the rest of the flush loads",
 			"partition", p, "count", len(qs), "first_offset", qs[0].Record.Offset, "key", key, "reason", qs[0].Reason)
@@ -90,7 +82,7 @@ func (a *Stream) dropFromSilver(ctx context.Context, topic string, inc int, pf *
 	for _, q := range qs {
 		refused[q.Record.Offset] = true
 	}
-	first, last := pf.recs[0].Offset, pf.recs[len(pf.recs)-1].Offset
+	first, last := pf.first, pf.last // the range the flush's silver keys name
 	byHour := map[time.Time][]event.Row{}
 	touched := map[time.Time]bool{}
 	for _, r := range pf.rows {

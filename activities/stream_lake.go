@@ -15,12 +15,12 @@ import (
 // What a flush writes to the lake besides bronze: the quarantine object of
 // a range, and its silver files.
 
-// quarantine writes the quarantine object of a bronze range and records its
-// records.
-func (a *Stream) quarantine(ctx context.Context, topic string, inc int, p int32, first, last int64, arrival time.Time, bad []lake.Quarantined) error {
-	key := lake.QuarantineKey(topic, inc, p, first, last, arrival)
+// quarantine writes a quarantine object of partition p under key (the
+// cleaning rule's, QuarantineKey, or gold's refusals, GoldRefusedKey) and
+// records its records.
+func (a *Stream) quarantine(ctx context.Context, topic string, inc int, p int32, key string, bad []lake.Quarantined) error {
 	if err := a.lake.Put(ctx, key, lake.EncodeQuarantine(bad), "application/x-ndjson"); err != nil {
-		return fmt.Errorf("quarantine partition %d offsets %d..%d: %w", p, first, last, err)
+		return fmt.Errorf("quarantine partition %d (%s): %w", p, key, err)
 	}
 	entries := make([]warehouse.QuarantineEntry, len(bad))
 	for i, q := range bad {
@@ -28,7 +28,7 @@ func (a *Stream) quarantine(ctx context.Context, topic string, inc int, p int32,
 			Reason: q.Reason, Errors: q.Errors, Timestamp: q.Record.Time}
 	}
 	if err := a.wh.RecordQuarantine(ctx, entries); err != nil {
-		return fmt.Errorf("quarantine partition %d offsets %d..%d: %w", p, first, last, err)
+		return fmt.Errorf("quarantine partition %d (%s): %w", p, key, err)
 	}
 	return nil
 }

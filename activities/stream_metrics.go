@@ -99,7 +99,7 @@ func (m *streamMetrics) recordFlush(ctx context.Context, topic string, parts []p
 	var cleaned, quarantined int64
 	for i := range parts {
 		pf := &parts[i]
-		cleaned += int64(pf.records - pf.quarantined)
+		cleaned += int64(len(pf.recs) - pf.quarantined)
 		quarantined += int64(pf.quarantined)
 		if pf.hwm >= 0 {
 			m.lag.Record(ctx, max(0, pf.hwm-pf.next), metric.WithAttributes(t, attribute.String("partition", strconv.Itoa(int(pf.partition)))))
@@ -107,7 +107,7 @@ func (m *streamMetrics) recordFlush(ctx context.Context, topic string, parts []p
 		for j := range pf.rows {
 			m.freshness.Record(ctx, committed.Sub(receivedAt(&pf.rows[j])).Seconds(), topicOnly)
 		}
-		if pf.records > 0 {
+		if len(pf.recs) > 0 {
 			for _, st := range []struct {
 				name string
 				d    time.Duration
