@@ -127,7 +127,7 @@ type CompactCycleInput struct {
 	MaxDuration time.Duration `json:"max_duration,omitempty"`
 	// Incarnation is the topic incarnation of Offsets (StreamStartResult's).
 	// A cycle of an incarnation that is no longer current fails with
-	// ErrTypeIncarnationRetired. 0 (a workflow from before incarnations):
+	// ErrTypeStaleOffsets. 0 (a workflow from before incarnations):
 	// the current one.
 	Incarnation int `json:"incarnation,omitempty"`
 }

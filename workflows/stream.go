@@ -70,6 +70,10 @@ type StreamCompactionInput struct {
 	// fresh start: then they come from pipeline.stream_offsets, else the
 	// earliest retained offset.
 	Offsets map[int32]int64 `json:"offsets,omitempty"`
+	// Incarnation is the topic incarnation of Offsets, carried with them:
+	// a cycle of an incarnation an operator retired meanwhile stops the
+	// shard (StaleOffsets) instead of reading the new topic at old offsets.
+	Incarnation int `json:"incarnation,omitempty"`
 	// LastCompaction is when shard 0 last started hour compaction.
 	LastCompaction time.Time `json:"last_compaction,omitzero"`
 	// Totals accumulate across runs.
@@ -156,7 +160,7 @@ func StreamCompaction(ctx workflow.Context, in StreamCompactionInput) (StreamCom
 	})
 	var start activities.StreamStartResult
 	err := workflow.ExecuteActivity(startCtx, a.StreamStart, activities.StreamStartInput{
-		Topic: in.Topic, Shard: in.Shard, Shards: in.Shards, Known: in.Offsets}).Get(ctx, &start)
+		Topic: in.Topic, Shard: in.Shard, Shards: in.Shards, Known: in.Offsets, Incarnation: in.Incarnation}).Get(ctx, &start)
 	if err != nil {
 		return StreamCompactionResult{}, fmt.Errorf("start shard %d of %d on topic %s: %w", in.Shard, in.Shards, in.Topic, err)
 	}
@@ -214,7 +218,7 @@ func StreamCompaction(ctx workflow.Context, in StreamCompactionInput) (StreamCom
 		if len(offsets) > 0 {
 			err := workflow.ExecuteActivity(cycleCtx, a.CompactCycle, activities.CompactCycleInput{
 				Topic: in.Topic, Offsets: offsets, MaxRecords: in.MaxRecords, FlushWait: in.FlushWait,
-				MaxFlushes: in.FlushesPerCycle, MaxDuration: in.CycleDuration,
+				MaxFlushes: in.FlushesPerCycle, MaxDuration: in.CycleDuration, Incarnation: start.Incarnation,
 			}).Get(ctx, &res)
 			if err != nil {
 				if compaction != nil {
@@ -256,7 +260,7 @@ func StreamCompaction(ctx workflow.Context, in StreamCompactionInput) (StreamCom
 				return StreamCompactionResult{Offsets: offsets, Totals: in.Totals}, nil
 			}
 			next := in
-			next.Offsets = offsets
+			next.Offsets, next.Incarnation = offsets, start.Incarnation
 			logger.Info("continuing as new", "cycles", cycle, "offsets", offsets)
 			return StreamCompactionResult{}, workflow.NewContinueAsNewError(ctx, StreamCompaction, next)
 		}
