@@ -196,7 +196,7 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 		}
 	}
 	switch {
-	case strings.HasPrefix(ev.Type, "payment."):
+	case ev.IsPayment():
 		if _, err := decimalProp(props, "amount"); err != "" {
 			add("properties.amount", "%s", err)
 		}
@@ -205,7 +205,7 @@ func Decode(raw []byte, opt Options) (Event, Errors) {
 		} else if !IsCurrency(c) {
 			add("properties.currency", "must be an ISO 4217 code such as EUR or USD, got %q", truncate(c, 20))
 		}
-	case strings.HasPrefix(ev.Type, "audit."):
+	case ev.IsAudit():
 		if _, err := stringProp(props, "actor"); err != "" {
 			add("properties.actor", "%s", err)
 		}

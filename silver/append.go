@@ -72,6 +72,11 @@ func (c *Catalog) Append(ctx context.Context, rows []event.Row, commit Commit) (
 		return res, fmt.Errorf("silver: offsets of loads %s: %w", key, err)
 	}
 	props := iceberg.Properties{PropLoads: key, PropOffsets: string(offsets)}
+	// The rows in Arrow, built once for every attempt.
+	rec := toArrow(rows)
+	data := array.NewTableFromRecords(arrowSchema(), []arrow.RecordBatch{rec})
+	rec.Release()
+	defer data.Release()
 	for res.Attempts < maxAttempts {
 		res.Attempts++
 		tbl, err := c.Load(ctx)
@@ -85,15 +90,11 @@ func (c *Catalog) Append(ctx context.Context, rows []event.Row, commit Commit) (
 		if len(rows) == 0 {
 			return res, nil
 		}
-		rec := toArrow(rows)
-		at := array.NewTableFromRecords(arrowSchema(), []arrow.RecordBatch{rec})
-		rec.Release()
 		tx := tbl.NewTransaction()
-		err = tx.AppendTable(ctx, at, int64(len(rows)), props)
+		err = tx.AppendTable(ctx, data, int64(len(rows)), props)
 		if err == nil {
 			tbl, err = tx.Commit(ctx)
 		}
-		at.Release()
 		if isConflict(err) {
 			continue
 		}

@@ -283,14 +283,16 @@ func (e *Evaluator) alert(ctx context.Context, c Config, at time.Time, res *Resu
 		longest = max(longest, p.Long)
 	}
 	for _, name := range Names {
-		ms, err := e.cfg.Store.Measurements(ctx, name, at.Add(-longest), at)
+		// stream_running's policy reads the measurement of this moment only.
+		from, decide := at.Add(-longest), func(ms []warehouse.Measurement) Decision { return Decide(ms, at, c) }
+		if name == StreamRunning {
+			from, decide = at, decideNow
+		}
+		ms, err := e.cfg.Store.Measurements(ctx, name, from, at)
 		if err != nil {
 			return err
 		}
-		d := Decide(ms, at, c)
-		if name == StreamRunning {
-			d = decideNow(ms)
-		}
+		d := decide(ms)
 		switch {
 		case d.Fire:
 			latest := ms[len(ms)-1]

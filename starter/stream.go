@@ -10,19 +10,9 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/acme/pipeline/blueprint"
 	"github.com/acme/pipeline/internal/shards"
 	"github.com/acme/pipeline/workflows"
 )
-
-// StreamShards is how many StreamCompaction workflows split the topic's
-// partitions: want when positive, else one per 4 partitions, at most the
-// worker's replicas_max (more shards than workers would only queue), at
-// least 1. Each shard's cycle is one activity, so shards are the unit that
-// spreads over worker processes.
-func StreamShards(bp *blueprint.Blueprint, want int) int {
-	return workflows.StreamShards(bp, want)
-}
 
 // StartStream starts the StreamCompaction workflow of every shard on task
 // queue pipeline, or finds it running (a running shard is kept as it is; a

@@ -53,11 +53,10 @@ func (s *Store) RecordStreamShards(ctx context.Context, topic string, ss []Strea
 	return nil
 }
 
-// StreamShards lists the recorded shards of every topic, by topic and
-// shard.
-func (s *Store) StreamShards(ctx context.Context) ([]StreamShard, error) {
+// StreamShards lists the recorded shards of topic, in shard order.
+func (s *Store) StreamShards(ctx context.Context, topic string) ([]StreamShard, error) {
 	rows, err := s.pool.Query(ctx, `SELECT topic, shard, shards, workflow_id, run_id, state, since, reason, checked_at
-		FROM pipeline.stream_shards ORDER BY topic, shard`)
+		FROM pipeline.stream_shards WHERE topic = $1 ORDER BY shard`, topic)
 	if err != nil {
 		return nil, fmt.Errorf("stream shards: %w", err)
 	}

@@ -181,3 +181,28 @@ func TestSyntaxOffset(t *testing.T) {
 		t.Error("SyntaxOffset found an offset in an error without one")
 	}
 }
+
+// benchDoc is an event batch as the API receives it.
+var benchDoc = []byte(`[` + strings.Repeat(`{"event_id":"0192f5b2-7c1e-7000-8000-000000000001","type":"payment.succeeded","occurred_at":"2026-11-24T17:03:00Z","user_id":"u-42","properties":{"amount":"12.34","currency":"EUR","path":"/checkout","items":[1,2,3],"ok":true}},`, 99) +
+	`{"type":"page_view"}]`)
+
+// BenchmarkValid compares Valid with encoding/json's on an API batch; the
+// doc comment's claim rests on it (`go test -bench Valid ./internal/jsonscan`).
+func BenchmarkValid(b *testing.B) {
+	b.Run("jsonscan", func(b *testing.B) {
+		b.SetBytes(int64(len(benchDoc)))
+		for b.Loop() {
+			if !Valid(benchDoc) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.SetBytes(int64(len(benchDoc)))
+		for b.Loop() {
+			if !json.Valid(benchDoc) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+}

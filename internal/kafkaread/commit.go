@@ -3,6 +3,7 @@ package kafkaread
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/segmentio/kafka-go"
@@ -19,7 +20,7 @@ func (c *Client) Commit(ctx context.Context, group, topic string, offsets map[in
 		return nil
 	}
 	oc := make([]kafka.OffsetCommit, 0, len(offsets))
-	for _, p := range sortedKeys(offsets) {
+	for _, p := range slices.Sorted(maps.Keys(offsets)) {
 		oc = append(oc, kafka.OffsetCommit{Partition: int(p), Offset: offsets[p]})
 	}
 	resp, err := c.c.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
@@ -62,13 +63,4 @@ func (c *Client) Committed(ctx context.Context, group, topic string, partitions 
 		}
 	}
 	return out, nil
-}
-
-func sortedKeys(m map[int32]int64) []int32 {
-	ks := make([]int32, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

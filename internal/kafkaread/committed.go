@@ -1,6 +1,7 @@
 package kafkaread
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -93,7 +94,7 @@ type abortFilter struct {
 
 func newAbortFilter(txns []fetchapi.ResponseTransaction) *abortFilter {
 	pending := slices.Clone(txns)
-	slices.SortFunc(pending, func(a, b fetchapi.ResponseTransaction) int { return int(a.FirstOffset - b.FirstOffset) })
+	slices.SortFunc(pending, func(a, b fetchapi.ResponseTransaction) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
 	return &abortFilter{pending: pending, open: map[int64]bool{}}
 }
 

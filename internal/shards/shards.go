@@ -43,8 +43,3 @@ func Parse(id, topic string) (shard, shards int, ok bool) {
 // Missing is the state of a shard of the current cut that Temporal knows
 // no run of (never started, or past the namespace's retention).
 const Missing = "missing"
-
-// Restart is the command that starts stopped shards again from their stored
-// offsets: provisioning starts every shard of the blueprint's topic that is
-// not running and keeps the running ones.
-const Restart = "pipeline provision"

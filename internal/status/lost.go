@@ -22,7 +22,7 @@ const maxLost = 20
 func (s Source) lostOffsets(ctx context.Context, snap *Snapshot) error {
 	snap.Lost = []warehouse.LostRange{}
 	return s.withTable(ctx, "pipeline.lost_offsets", "lost offsets", func(store *warehouse.Store) (err error) {
-		snap.Lost, snap.LostTotal, err = store.LostOffsets(ctx, time.Now().Add(-LostWindow), maxLost)
+		snap.Lost, snap.LostTotal, err = store.LostOffsets(ctx, snap.Taken.Add(-LostWindow), maxLost)
 		return err
 	})
 }

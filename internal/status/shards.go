@@ -16,12 +16,8 @@ import (
 func (s Source) streamShards(ctx context.Context, snap *Snapshot) error {
 	snap.Shards = []warehouse.StreamShard{}
 	return s.withTable(ctx, "pipeline.stream_shards", "stream shards", func(store *warehouse.Store) error {
-		all, err := store.StreamShards(ctx)
-		for _, sh := range all {
-			if sh.Topic == s.Topic {
-				snap.Shards = append(snap.Shards, sh)
-			}
-		}
+		shards, err := store.StreamShards(ctx, s.Topic)
+		snap.Shards = append(snap.Shards, shards...)
 		return err
 	})
 }

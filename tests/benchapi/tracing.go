@@ -10,7 +10,6 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
-	"github.com/acme/pipeline/tests/benchutil"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +18,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/acme/pipeline/tests/benchutil"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -228,7 +229,7 @@ func runTracing(batches []int, clients, rounds int, perRound time.Duration) erro
 				m.all.sent, m.sink.allSpans, sampled, m.sink.bytes, over, paired)
 		}
 	}
-	fmt.Println("overhead = 1 - benchutil.Median(on)/benchutil.Median(off); paired = median over rounds of 1 - on/off (each on round against the off round just before it)")
+	fmt.Println("overhead = 1 - median(on)/median(off); paired = median over rounds of 1 - on/off (each on round against the off round just before it)")
 	fmt.Println("sampled = exported server spans / requests answered (incl. warm-up)")
 	for _, r := range rows {
 		for i, m := range r.modes {
