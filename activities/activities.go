@@ -1,15 +1,18 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/acme/pipeline/internal/kafkaconn"
 	"github.com/acme/pipeline/internal/kafkaread"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -33,6 +36,9 @@ type Stream struct {
 	tmp   string
 	rg    int64
 	m     *streamMetrics
+	// silver appends gold's loads to silver.events (silver_sync.go); nil
+	// only in unit tests of the flush, which have no Iceberg table.
+	silver *silverSync
 
 	// hook, when set (tests), runs after each stage ("bronze", "silver" per
 	// partition; "gold" with partition -1) and fails the activity with its
@@ -59,6 +65,20 @@ type StreamConfig struct {
 	// RowGroupRows is the row-group size of silver files. Default
 	// lake.DefaultRowGroupRows.
 	RowGroupRows int64
+	// Silver is the Iceberg catalog of silver.events (created by
+	// provisioning). Bucket defaults to Lake's. Required: DatabaseURL.
+	Silver silver.Config
+	// SilverEvery is how long a cycle keeps its loads' rows before it
+	// appends them to silver.events in one snapshot (also at the end of
+	// every cycle). Default 5s.
+	SilverEvery time.Duration
+	// SilverBatchRows appends sooner once this many rows wait: it bounds
+	// the rows held for silver. Default 50,000.
+	SilverBatchRows int
+	// SilverSweepAfter is how long a load may stay pending for silver
+	// before any shard's cycle rebuilds its rows from bronze and appends
+	// them (its writer died). Default 30s.
+	SilverSweepAfter time.Duration
 	// Log receives the activities' own log lines (Temporal's activity
 	// logger gets them too). Default slog.Default().
 	Log *slog.Logger
@@ -97,6 +117,18 @@ func NewStream(ctx context.Context, cfg StreamConfig) (*Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream activities: metrics: %w", err)
 	}
+	if cfg.Silver.Bucket == "" {
+		cfg.Silver.Bucket = cmp.Or(cfg.Lake.Bucket, lake.DefaultBucket)
+	}
+	cfg.Silver.CreateCatalogTables = false // provisioning's
+	cat, err := silver.Open(cfg.Silver)
+	if err != nil {
+		return nil, fmt.Errorf("stream activities: %w", err)
+	}
+	sv := &silverSync{table: cat, ledger: cfg.Warehouse, lake: lk, m: m,
+		every:      cmp.Or(max(cfg.SilverEvery, 0), DefaultSilverEvery),
+		batchRows:  cmp.Or(max(cfg.SilverBatchRows, 0), DefaultSilverBatchRows),
+		sweepAfter: cmp.Or(max(cfg.SilverSweepAfter, 0), DefaultSilverSweepAfter)}
 	return &Stream{lake: lk, wh: cfg.Warehouse, kafka: kc, group: cfg.Group,
-		log: cfg.Log.With("component", "stream"), tmp: cfg.TempDir, rg: cfg.RowGroupRows, m: m}, nil
+		log: cfg.Log.With("component", "stream"), tmp: cfg.TempDir, rg: cfg.RowGroupRows, m: m, silver: sv}, nil
 }

@@ -41,7 +41,7 @@ type partFlush struct {
 // flush takes every partition one step and loads gold. guard checks that
 // what the partitions read came from the cycle's incarnation of the topic.
 func (a *Stream) flush(ctx context.Context, in CompactCycleInput, guard *topicGuard, partitions []int32, offsets map[int32]int64,
-	prog map[int32]*PartitionProgress, res *CompactCycleResult, log *slog.Logger) (err error) {
+	prog map[int32]*PartitionProgress, res *CompactCycleResult, buf *silverBuffer, log *slog.Logger) (err error) {
 	t0 := time.Now()
 	parts := make([]partFlush, len(partitions))
 	// The stream.flush spans last until gold has the rows (and the offsets
@@ -69,10 +69,14 @@ func (a *Stream) flush(ctx context.Context, in CompactCycleInput, guard *topicGu
 	var sources []string
 	advanced := map[int32]int64{}
 	var tally []warehouse.PartitionTally
+	var bronzeKeys []string
 	for i := range parts {
 		pf := &parts[i]
 		rows = append(rows, pf.rows...)
 		sources = append(sources, pf.silverKeys...)
+		if pf.bronzeKey != "" {
+			bronzeKeys = append(bronzeKeys, pf.bronzeKey)
+		}
 		if pf.next != pf.from {
 			advanced[pf.partition] = pf.next
 			if len(pf.recs) > 0 {
@@ -93,7 +97,8 @@ func (a *Stream) flush(ctx context.Context, in CompactCycleInput, guard *topicGu
 			attribute.Int("pipeline.partitions", len(advanced)),
 			attribute.Int("pipeline.rows", len(rows)),
 			attribute.Int("pipeline.silver.keys", len(sources))))
-		load := warehouse.LoadInput{Rows: rows, Sources: sources, Topic: in.Topic, Incarnation: in.Incarnation, Offsets: advanced, Tally: tally}
+		load := warehouse.LoadInput{Rows: rows, Sources: sources, BronzeKeys: bronzeKeys, Silver: a.silver != nil,
+			Topic: in.Topic, Incarnation: in.Incarnation, Offsets: advanced, Tally: tally}
 		lr, err := a.wh.LoadLive(gctx, load)
 		if loadErr := err; err != nil && warehouse.RecordError(err) {
 			// Rows gold cannot take go to quarantine; the others load.
@@ -128,6 +133,9 @@ func (a *Stream) flush(ctx context.Context, in CompactCycleInput, guard *topicGu
 		}
 		res.Inserted += lr.Inserted
 		res.Duplicates += lr.Duplicates
+		if lr.Inserted > 0 && a.silver != nil {
+			buf.add(lr.LoadID, rows, time.Now())
+		}
 		if lr.Conflicting > 0 {
 			log.Warn("records reused known event ids for other content: kept out of gold (pipeline.conflicting_ids names them)",
 				"count", lr.Conflicting, "load_id", lr.LoadID, "offsets", advanced)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -182,6 +183,8 @@ type CompactCycleResult struct {
 	Duplicates    int64               `json:"duplicates"`  // rows gold already had (or repeated)
 	BronzeObjects int                 `json:"bronze_objects"`
 	SilverFiles   int                 `json:"silver_files"`
+	SilverLoads   int                 `json:"silver_loads,omitempty"` // gold loads appended to silver.events (swept ones included)
+	SilverRows    int64               `json:"silver_rows,omitempty"`  // rows appended to silver.events
 	Bytes         int64               `json:"bytes"` // bronze bytes
 	CommitErrors  int                 `json:"commit_errors,omitempty"`
 	Times         StageTimes          `json:"times"`
@@ -282,13 +285,24 @@ func (a *Stream) CompactCycle(ctx context.Context, in CompactCycleInput) (Compac
 	hb.set(cycleProgress{Offsets: maps.Clone(offsets)})
 
 	start := time.Now()
+	// Loads a dead writer left pending for silver first; then this
+	// cycle's, every SilverEvery and at its end.
+	var buf silverBuffer
+	if err := a.syncSilver(ctx, &buf, &res, log); err != nil {
+		return CompactCycleResult{}, err
+	}
 	stopCh := activity.GetWorkerStopChannel(ctx)
 	for res.Flushes < in.MaxFlushes {
-		if err := a.flush(ctx, in, guard, partitions, offsets, prog, &res, log); err != nil {
+		if err := a.flush(ctx, in, guard, partitions, offsets, prog, &res, &buf, log); err != nil {
 			return CompactCycleResult{}, err
 		}
 		res.Flushes++
 		hb.set(cycleProgress{Offsets: maps.Clone(offsets), Flushes: res.Flushes, Records: res.Records})
+		if a.silver != nil && a.silver.due(&buf, time.Now()) {
+			if err := a.syncSilver(ctx, &buf, &res, log); err != nil {
+				return CompactCycleResult{}, err
+			}
+		}
 		if in.MaxDuration > 0 && time.Since(start) >= in.MaxDuration {
 			break
 		}
@@ -301,6 +315,9 @@ func (a *Stream) CompactCycle(ctx context.Context, in CompactCycleInput) (Compac
 		default:
 		}
 	}
+	if err := a.syncSilver(ctx, &buf, &res, log); err != nil {
+		return CompactCycleResult{}, err
+	}
 	for _, p := range partitions {
 		pp := prog[p]
 		pp.Next = offsets[p]
@@ -310,4 +327,28 @@ func (a *Stream) CompactCycle(ctx context.Context, in CompactCycleInput) (Compac
 		"quarantined", res.Quarantined, "inserted", res.Inserted, "duplicates", res.Duplicates,
 		"offsets", offsets, "took", time.Since(start).Round(time.Millisecond))
 	return res, nil
+}
+
+// syncSilver appends buf's loads, and loads left pending by others, to
+// silver.events. A failure fails the cycle: gold and the offsets are
+// committed, and the retry sweeps the loads from bronze.
+func (a *Stream) syncSilver(ctx context.Context, buf *silverBuffer, res *CompactCycleResult, log *slog.Logger) error {
+	if a.silver == nil {
+		return nil
+	}
+	// A retried cycle sweeps at once: its own crashed attempt most likely
+	// left loads pending (another live writer's are safe: see ClaimSilver).
+	sweepAfter := a.silver.sweepAfter
+	if activity.GetInfo(ctx).Attempt > 1 {
+		sweepAfter = time.Millisecond
+	}
+	t := time.Now()
+	sr, err := a.silver.sync(ctx, buf, sweepAfter, log)
+	res.Times.Silver += time.Since(t)
+	if err != nil {
+		return err
+	}
+	res.SilverLoads += len(sr.Loads)
+	res.SilverRows += int64(sr.Rows)
+	return nil
 }

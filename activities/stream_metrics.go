@@ -33,7 +33,14 @@ const instrumentationName = "github.com/acme/pipeline/activities"
 //     flush's gold load.
 //   - pipeline.stream.bytes{topic,stage} (pipeline_stream_bytes_total):
 //     bytes read from Kafka into bronze objects.
+//   - pipeline.silver.appends{path} (pipeline_silver_appends_total): loads
+//     appended to silver.events; path flush (rows kept since the flush) or
+//     sweep (rebuilt from bronze after a crash).
+//   - pipeline.silver.rows (pipeline_silver_rows_total): rows appended to
+//     silver.events.
 type streamMetrics struct {
+	silverLoads metric.Int64Counter
+	silverRows  metric.Int64Counter
 	stage     metric.Float64Histogram
 	bytes     metric.Int64Counter
 	records   metric.Int64Counter
@@ -85,7 +92,27 @@ func newStreamMetrics() (*streamMetrics, error) {
 		metric.WithUnit("By")); err != nil {
 		return nil, err
 	}
+	if ms.silverLoads, err = m.Int64Counter("pipeline.silver.appends",
+		metric.WithDescription("Loads appended to silver.events, by path: flush (rows kept since the flush) or sweep (rebuilt from bronze)."),
+		metric.WithUnit("{load}")); err != nil {
+		return nil, err
+	}
+	if ms.silverRows, err = m.Int64Counter("pipeline.silver.rows",
+		metric.WithDescription("Rows appended to silver.events."),
+		metric.WithUnit("{row}")); err != nil {
+		return nil, err
+	}
 	return &ms, nil
+}
+
+// recordSilver records one append of loads to silver.events.
+func (m *streamMetrics) recordSilver(ctx context.Context, res silverResult) {
+	if m == nil {
+		return
+	}
+	m.silverRows.Add(ctx, int64(res.Rows))
+	m.silverLoads.Add(ctx, int64(len(res.Loads)-res.Swept), metric.WithAttributes(attribute.String("path", "flush")))
+	m.silverLoads.Add(ctx, int64(res.Swept), metric.WithAttributes(attribute.String("path", "sweep")))
 }
 
 // recordFlush records one committed flush.

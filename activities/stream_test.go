@@ -21,25 +21,28 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/acme/pipeline/internal/kafkaread"
+	"github.com/acme/pipeline/internal/silvertest"
 	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/warehouse"
 )
 
 // stack is one test's real components: kfake, versitygw, a fresh database
 // (reached through a proxy that can refuse connections), and the activities.
 type stack struct {
-	t       *testing.T
-	topic   string
-	brokers []string
-	cluster *kfake.Cluster
-	lake    *lake.Store
-	s3      *streamtest.S3
-	wh      *warehouse.Store
-	pg      *pgProxy
-	acts    *Stream
-	kc      *kafkaread.Client // acts' Kafka client, for what the activities do not use of it
-	suite   testsuite.WorkflowTestSuite
+	t         *testing.T
+	topic     string
+	brokers   []string
+	cluster   *kfake.Cluster
+	lake      *lake.Store
+	s3        *streamtest.S3
+	wh        *warehouse.Store
+	pg        *pgProxy
+	acts      *Stream
+	silverCfg silver.Config
+	kc        *kafkaread.Client // acts' Kafka client, for what the activities do not use of it
+	suite     testsuite.WorkflowTestSuite
 }
 
 func newStack(t *testing.T, partitions int32) *stack {
@@ -64,7 +67,8 @@ func newStack(t *testing.T, partitions int32) *stack {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	s.acts, err = NewStream(context.Background(), StreamConfig{Lake: cfgS3.LakeConfig("datalake"), Brokers: s.brokers,
+	s.silverCfg = silvertest.Table(t, dbURL, cfgS3, "datalake")
+	s.acts, err = NewStream(context.Background(), StreamConfig{Lake: cfgS3.LakeConfig("datalake"), Silver: s.silverCfg, Brokers: s.brokers,
 		Warehouse: wh, TempDir: t.TempDir(), RowGroupRows: 1000, Log: log})
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +152,7 @@ func (s *stack) drain(offsets map[int32]int64, in CompactCycleInput, total int) 
 		sum.Inserted += res.Inserted
 		sum.Quarantined += res.Quarantined
 		sum.Duplicates += res.Duplicates
+		sum.SilverLoads += res.SilverLoads
 		var at int64
 		for _, o := range offsets {
 			at += o
@@ -219,7 +224,7 @@ func (s *stack) checkLake(total int, distinct int, compacted bool) {
 	if compacted && rows != distinct {
 		s.t.Errorf("compacted silver holds %d rows for %d distinct events", rows, distinct)
 	}
-	sil, err := s.lake.List(ctx, lake.SilverPrefix)
+	sil, err := s.lake.List(ctx, lake.SilverPrefix+"dt=") // not silver.events' data/ and metadata/
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -249,6 +254,9 @@ func TestCompactCycleExactlyOnce(t *testing.T) {
 
 	in := CompactCycleInput{Topic: s.topic, MaxRecords: 300, FlushWait: 100 * time.Millisecond, MaxFlushes: 1}
 	offsets := startOffsets(3)
+	// The test's activity environment never retries: sweep at once, as a
+	// retried attempt does.
+	s.acts.silver.sweepAfter = time.Millisecond
 
 	// Crash after each stage in turn; the retry (same input) must not add or
 	// lose anything.
@@ -284,6 +292,11 @@ func TestCompactCycleExactlyOnce(t *testing.T) {
 			if reused != 0 {
 				t.Errorf("retry after the gold load reused %d bronze objects, want 0 (resume after the load)", reused)
 			}
+			// The crashed attempt's load never reached silver: the retry
+			// sweeps it (rows rebuilt from bronze) before its own flush.
+			if res.SilverLoads < 1 {
+				t.Errorf("retry after the gold load appended %d loads to silver, want the crashed one swept", res.SilverLoads)
+			}
 			for p, o := range in.Offsets {
 				if res.Partitions[p].Records > 0 && o >= stored[p] {
 					t.Errorf("partition %d: stored offset %d not beyond %d", p, stored[p], o)
@@ -296,6 +309,16 @@ func TestCompactCycleExactlyOnce(t *testing.T) {
 	offsets, _ = s.drain(offsets, in, len(msgs))
 
 	streamtest.CheckGold(s.t, s.wh.Pool(), ex)
+	// silver.events: the load the gold crash left pending was swept (its
+	// rows rebuilt from bronze) by the first cycle after; every gold id is
+	// in silver once.
+	if n := s.count(`SELECT count(*) FROM pipeline.loads WHERE silver_pending`); n != 0 {
+		t.Errorf("%d loads still pending for silver", n)
+	}
+	if n := s.count(`SELECT count(*) FROM pipeline.loads WHERE kind = 'live' AND rows_inserted > 0 AND silver_snapshot_id IS NULL`); n != 0 {
+		t.Errorf("%d loads with rows recorded without a silver snapshot", n)
+	}
+	silvertest.CheckSameAsGold(t, s.wh.Pool(), s.silverCfg, 0)
 	s.checkLake(len(msgs), ex.Distinct, false)
 	stored, err := s.wh.StreamOffsets(context.Background(), s.topic)
 	if err != nil || !mapsEqual(stored, offsets) {

@@ -122,3 +122,42 @@ func findCommit(tbl *table.Table, key string) (int64, bool) {
 	}
 	return 0, false
 }
+
+// Committed returns, for each of loadIDs that a retained snapshot of the
+// table carries, that snapshot: loads an earlier writer appended and then
+// crashed before it could record them. Loads found here must not be
+// appended again.
+func (c *Catalog) Committed(ctx context.Context, loadIDs []int64) (map[int64]int64, error) {
+	out := map[int64]int64{}
+	if len(loadIDs) == 0 {
+		return out, nil
+	}
+	tbl, err := c.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	want := make(map[int64]bool, len(loadIDs))
+	for _, id := range loadIDs {
+		want[id] = true
+	}
+	cur := tbl.CurrentSnapshot()
+	if cur == nil {
+		return out, nil
+	}
+	for _, s := range table.AncestorsOf(cur.SnapshotID, tbl.Metadata().SnapshotByID) {
+		if s.Summary == nil {
+			continue
+		}
+		for _, f := range strings.Split(s.Summary.Properties[PropLoads], ",") {
+			id, err := strconv.ParseInt(f, 10, 64)
+			if err == nil && want[id] {
+				out[id] = s.SnapshotID
+				delete(want, id)
+			}
+		}
+		if len(want) == 0 {
+			break
+		}
+	}
+	return out, nil
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/internal/kafkaread"
+	"github.com/acme/pipeline/internal/silvertest"
 	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/slo"
 	"github.com/acme/pipeline/warehouse"
@@ -70,8 +71,8 @@ func newRig(t *testing.T) *rig {
 	ctx := context.Background()
 	_, brokers := streamtest.Kafka(t, "events", 3)
 	_, s3 := streamtest.Lake(t)
-	store, _ := streamtest.Database(t)
-	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
+	store, dbURL := streamtest.Database(t)
+	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Silver: silvertest.Table(t, dbURL, s3, "datalake"), Brokers: brokers,
 		Warehouse: store, TempDir: t.TempDir(), Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,12 @@ type LoadInput struct {
 	// Sources are the lake object keys the rows were read from, recorded in
 	// pipeline.loads for lineage.
 	Sources []string
+	// BronzeKeys are the bronze objects the rows were cleaned from
+	// (pipeline.loads.bronze_keys): where a silver sweep rebuilds them.
+	BronzeKeys []string
+	// Silver marks a load that inserts rows as pending for silver.events
+	// (silver_ledger.go): the stream sets it, and appends the rows next.
+	Silver bool
 	// Topic is the Kafka topic of Offsets. Required when Offsets is set.
 	Topic string
 	// Incarnation is the topic incarnation (pipeline.topic_incarnations) the
@@ -185,9 +191,9 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 			p95, maxLat, newest := latencies(in.Rows, time.Now())
 			_, err := tx.Exec(ctx, `UPDATE pipeline.loads SET rows_seen = $2, rows_inserted = $3, rows_duplicate = $4,
 				finished_at = clock_timestamp(), latency_p95_ms = $5, latency_max_ms = $6, newest_received_at = $7,
-				rows_conflicting = $8
+				rows_conflicting = $8, silver_pending = $9 AND $3::int8 > 0, bronze_keys = $10
 				WHERE load_id = $1`, res.LoadID, res.Rows, res.Inserted, res.Duplicates,
-				nullMillis(p95, newest), nullMillis(maxLat, newest), newest, res.Conflicting)
+				nullMillis(p95, newest), nullMillis(maxLat, newest), newest, res.Conflicting, in.Silver, nonNil(in.BronzeKeys))
 			if err != nil {
 				return fmt.Errorf("record load: %w", err)
 			}

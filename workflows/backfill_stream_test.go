@@ -18,6 +18,7 @@ import (
 
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/event"
+	"github.com/acme/pipeline/internal/silvertest"
 	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/lake"
 )
@@ -39,9 +40,9 @@ func TestBackfillWhileTheStreamLoadsLateEvents(t *testing.T) {
 	const topic, partitions = "events", 3
 	_, brokers := streamtest.Kafka(t, topic, partitions)
 	lk, s3 := streamtest.Lake(t)
-	wh, _ := streamtest.Database(t)
+	wh, dbURL := streamtest.Database(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
+	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Silver: silvertest.Table(t, dbURL, s3, "datalake"), Brokers: brokers,
 		Warehouse: wh, TempDir: t.TempDir(), Log: quiet})
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ import (
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/event"
 	"github.com/acme/pipeline/internal/kafkaread"
+	"github.com/acme/pipeline/internal/silvertest"
 	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/warehouse"
 )
@@ -63,7 +64,7 @@ func TestStreamBench(t *testing.T) {
 	_, s3 := streamtest.Lake(t)
 	wh, dbURL := streamtest.Database(t)
 	address, _ := streamtest.Temporal(t)
-	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
+	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Silver: silvertest.Table(t, dbURL, s3, "datalake"), Brokers: brokers,
 		Warehouse: wh, TempDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/acme/pipeline/activities"
+	"github.com/acme/pipeline/internal/silvertest"
 	"github.com/acme/pipeline/internal/streamtest"
 )
 
@@ -23,8 +24,8 @@ func TestStreamEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	_, brokers := streamtest.Kafka(t, "events", 3)
 	lk, s3 := streamtest.Lake(t)
-	wh, _ := streamtest.Database(t)
-	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
+	wh, dbURL := streamtest.Database(t)
+	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Silver: silvertest.Table(t, dbURL, s3, "datalake"), Brokers: brokers,
 		Warehouse: wh, TempDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -21,8 +21,10 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/acme/pipeline/activities"
+	"github.com/acme/pipeline/internal/silvertest"
 	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -43,6 +45,8 @@ func TestStreamWorkerProcess(t *testing.T) {
 	acts, err := activities.NewStream(ctx, activities.StreamConfig{
 		Lake: lake.Config{Endpoint: env("S3_ENDPOINT"), AccessKeyID: env("AWS_ACCESS_KEY_ID"),
 			SecretAccessKey: env("AWS_SECRET_ACCESS_KEY"), PathStyle: true},
+		Silver: silver.Config{DatabaseURL: env("DATABASE_URL"), Endpoint: env("S3_ENDPOINT"), AccessKeyID: env("AWS_ACCESS_KEY_ID"),
+			SecretAccessKey: env("AWS_SECRET_ACCESS_KEY")},
 		Brokers: strings.Split(env("KAFKA_BROKERS"), ","), Warehouse: wh,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
@@ -76,6 +80,7 @@ func TestStreamKillWorker(t *testing.T) {
 	lk, s3 := streamtest.Lake(t)
 	wh, dbURL := streamtest.Database(t)
 	address, _ := streamtest.Temporal(t)
+	silverCfg := silvertest.Table(t, dbURL, s3, "datalake")
 	queue := "stream-fault-" + uuid.NewString()[:8]
 	logDir := t.TempDir()
 	workerEnv := append(os.Environ(), "STREAM_WORKER_PROCESS=1", "TEMPORAL_ADDRESS="+address, "STREAM_QUEUE="+queue,
@@ -162,6 +167,7 @@ func TestStreamKillWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	streamtest.CheckGold(t, wh.Pool(), p.expect)
+	silvertest.CheckSameAsGold(t, wh.Pool(), silverCfg, time.Minute)
 
 	// The retry shows in the history: ActivityTaskStarted with attempt > 1
 	// and the heartbeat timeout as its last failure.

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/acme/pipeline/activities"
+	"github.com/acme/pipeline/internal/silvertest"
 	"github.com/acme/pipeline/internal/streamtest"
 )
 
@@ -48,9 +49,9 @@ func TestRecordStreamHistory(t *testing.T) {
 	ctx := context.Background()
 	_, brokers := streamtest.Kafka(t, "events", 2)
 	_, s3 := streamtest.Lake(t)
-	wh, _ := streamtest.Database(t)
+	wh, dbURL := streamtest.Database(t)
 	address, _ := streamtest.Temporal(t)
-	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Brokers: brokers,
+	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Silver: silvertest.Table(t, dbURL, s3, "datalake"), Brokers: brokers,
 		Warehouse: wh, TempDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

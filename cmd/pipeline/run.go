@@ -166,6 +166,8 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 		stream, err = activities.NewStream(ctx, activities.StreamConfig{
 			Lake:    lakeConfig(cfg),
 			Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Warehouse: store, Log: slog.Default().With("component", "stream"),
+			Silver: silver.Config{DatabaseURL: cfg.DatabaseURL, Endpoint: cfg.S3Endpoint, Region: cfg.AWSRegion,
+				AccessKeyID: cfg.AWSAccessKeyID, SecretAccessKey: cfg.AWSSecretKey},
 		})
 		if err != nil {
 			return err

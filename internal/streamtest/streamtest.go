@@ -110,7 +110,7 @@ func startS3(t testing.TB, metadata bool) *S3 {
 // Lake starts versitygw and returns a lake.Store on a fresh private bucket.
 func Lake(t testing.TB) (*lake.Store, *S3) {
 	t.Helper()
-	s3 := StartS3(t)
+	s3 := StartS3WithMetadata(t) // silver.events' writes may be multipart
 	st, err := lake.New(s3.LakeConfig("datalake"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,117 @@
+// Package silvertest sets up and reads silver.events, the Iceberg table,
+// for tests that run the stream or a backfill against real components.
+package silvertest
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go/table"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acme/pipeline/internal/streamtest"
+	"github.com/acme/pipeline/silver"
+)
+
+// Table creates the catalog's tables and silver.events on the database at
+// dbURL and the lake bucket of s3, as provisioning does, and returns the
+// configuration workers open the catalog with.
+func Table(t testing.TB, dbURL string, s3 *streamtest.S3, bucket string) silver.Config {
+	t.Helper()
+	cfg := silver.Config{DatabaseURL: dbURL, Bucket: bucket, Endpoint: s3.Endpoint, AccessKeyID: s3.AccessKeyID,
+		SecretAccessKey: s3.SecretAccessKey, CreateCatalogTables: true}
+	c, err := silver.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cfg.CreateCatalogTables = false
+	return cfg
+}
+
+// IDs reads every event_id of the table's current snapshot, with how many
+// rows carry it.
+func IDs(t testing.TB, cfg silver.Config) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	c, err := silver.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tbl, err := c.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	if tbl.CurrentSnapshot() == nil {
+		return out
+	}
+	at, err := tbl.Scan(table.WithSelectedFields("event_id")).ToArrowTable(ctx)
+	if err != nil {
+		t.Fatalf("scan silver.events: %v", err)
+	}
+	defer at.Release()
+	tr := array.NewTableReader(at, 0)
+	defer tr.Release()
+	for tr.Next() {
+		col := tr.RecordBatch().Column(0).(*array.String)
+		for i := range col.Len() {
+			out[col.Value(i)]++
+		}
+	}
+	return out
+}
+
+// CheckSameAsGold fails the test unless silver.events holds every event id
+// of gold.events exactly once, and no other: the promise that silver and
+// gold agree for every reader. It waits up to wait for silver to catch up
+// (it trails gold by a few seconds).
+func CheckSameAsGold(t testing.TB, pool *pgxpool.Pool, cfg silver.Config, wait time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	var diff []string
+	for deadline := time.Now().Add(wait); ; time.Sleep(500 * time.Millisecond) {
+		gold := map[string]bool{}
+		rows, err := pool.Query(ctx, "SELECT event_id::text FROM gold.events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id string
+		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { gold[id] = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		sil := IDs(t, cfg)
+		diff = diff[:0]
+		for id, n := range sil {
+			if n != 1 {
+				diff = append(diff, fmt.Sprintf("%s %d times in silver", id, n))
+			}
+			if !gold[id] {
+				diff = append(diff, id+" in silver, not in gold")
+			}
+		}
+		for id := range gold {
+			if sil[id] == 0 {
+				diff = append(diff, id+" in gold, not in silver")
+			}
+		}
+		if len(diff) == 0 {
+			t.Logf("silver.events holds the %d event ids of gold.events, each once", len(gold))
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	sort.Strings(diff)
+	t.Errorf("silver.events differs from gold.events in %d ways, e.g. %v", len(diff), diff[:min(len(diff), 10)])
+}
