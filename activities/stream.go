@@ -185,7 +185,7 @@ type CompactCycleResult struct {
 	SilverFiles   int                 `json:"silver_files"`
 	SilverLoads   int                 `json:"silver_loads,omitempty"` // gold loads appended to silver.events (swept ones included)
 	SilverRows    int64               `json:"silver_rows,omitempty"`  // rows appended to silver.events
-	Bytes         int64               `json:"bytes"` // bronze bytes
+	Bytes         int64               `json:"bytes"`                  // bronze bytes
 	CommitErrors  int                 `json:"commit_errors,omitempty"`
 	Times         StageTimes          `json:"times"`
 }

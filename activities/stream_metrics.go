@@ -41,13 +41,13 @@ const instrumentationName = "github.com/acme/pipeline/activities"
 type streamMetrics struct {
 	silverLoads metric.Int64Counter
 	silverRows  metric.Int64Counter
-	stage     metric.Float64Histogram
-	bytes     metric.Int64Counter
-	records   metric.Int64Counter
-	gold      metric.Int64Counter
-	freshness metric.Float64Histogram
-	flush     metric.Float64Histogram
-	lag       metric.Int64Gauge
+	stage       metric.Float64Histogram
+	bytes       metric.Int64Counter
+	records     metric.Int64Counter
+	gold        metric.Int64Counter
+	freshness   metric.Float64Histogram
+	flush       metric.Float64Histogram
+	lag         metric.Int64Gauge
 }
 
 func newStreamMetrics() (*streamMetrics, error) {
