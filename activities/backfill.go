@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -44,6 +45,10 @@ type BackfillerConfig struct {
 	// held by another run is always a conflict. WorkflowRunning adapts a
 	// Temporal client.
 	Running warehouse.Running
+	// Silver is the Iceberg catalog of silver.events, which a backfill
+	// overwrites day by day. Bucket defaults to Lake's. Required:
+	// DatabaseURL.
+	Silver silver.Config
 }
 
 // Validate reports a missing field.
@@ -66,6 +71,7 @@ type Backfiller struct {
 	unit    int64
 	running warehouse.Running
 	m       *backfillMetrics
+	silver  *silver.Catalog
 }
 
 // backfillMetrics are the backfill's progress instruments (Prometheus names
@@ -135,8 +141,16 @@ func NewBackfiller(cfg BackfillerConfig) (*Backfiller, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Silver.Bucket == "" {
+		cfg.Silver.Bucket = cfg.Lake.Bucket()
+	}
+	cfg.Silver.CreateCatalogTables = false // provisioning's
+	cat, err := silver.Open(cfg.Silver)
+	if err != nil {
+		return nil, fmt.Errorf("backfiller: %w", err)
+	}
 	return &Backfiller{lake: cfg.Lake, wh: cfg.Store, rg: cfg.RowGroupRows, tmp: cfg.TempDir, unit: cfg.UnitRecords,
-		running: cfg.Running, m: m}, nil
+		running: cfg.Running, m: m, silver: cat}, nil
 }
 
 // LeaseInput names the days a Backfill run rebuilds.

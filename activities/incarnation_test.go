@@ -306,7 +306,7 @@ func (s *stack) checkSilver(t *testing.T, distinct int) {
 // them.
 func (s *stack) backfillDay(t *testing.T, hour time.Time) {
 	t.Helper()
-	bf, err := NewBackfiller(BackfillerConfig{Lake: s.lake, Store: s.wh, TempDir: t.TempDir(), UnitRecords: 50})
+	bf, err := NewBackfiller(BackfillerConfig{Lake: s.lake, Store: s.wh, TempDir: t.TempDir(), UnitRecords: 50, Silver: s.silverCfg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -90,21 +91,31 @@ type silverResult struct {
 	Swept    int
 	Rows     int
 	Snapshot int64
-	Found    int // loads an earlier writer had appended already
+	Found    int  // loads an earlier writer had appended already
+	Busy     bool // a backfill held silver.events: nothing appended
 }
 
 // sync appends the buffered loads, and any load another writer left
 // pending for longer than sweepAfter, in one snapshot; then it records them
 // and empties the buffer. Loads another writer holds are skipped: that
 // writer appends them.
-func (s *silverSync) sync(ctx context.Context, b *silverBuffer, sweepAfter time.Duration, log *slog.Logger) (silverResult, error) {
+func (s *silverSync) sync(ctx context.Context, b *silverBuffer, sweepAfter time.Duration, waitOverwrite bool, log *slog.Logger) (silverResult, error) {
 	var res silverResult
 	ctx, span := tracer.Start(ctx, "stream.silver.append")
 	var err error
 	defer func() { endSpan(span, err) }()
 
 	own := slices.Sorted(maps.Keys(b.loads))
-	claim, err := s.ledger.ClaimSilver(ctx, warehouse.ClaimSilverInput{LoadIDs: own, SweepAfter: sweepAfter})
+	claim, err := s.ledger.ClaimSilver(ctx, warehouse.ClaimSilverInput{LoadIDs: own, SweepAfter: sweepAfter,
+		WaitOverwrite: waitOverwrite})
+	if errors.Is(err, warehouse.ErrSilverBusy) {
+		// A backfill overwrites silver: keep the rows for the next try
+		// (the end of the cycle waits for the overwrite).
+		res.Busy = true
+		span.SetAttributes(attribute.Bool("pipeline.silver.busy", true))
+		err = nil
+		return res, nil
+	}
 	if err != nil {
 		return res, err
 	}

@@ -288,7 +288,7 @@ func (a *Stream) CompactCycle(ctx context.Context, in CompactCycleInput) (Compac
 	// Loads a dead writer left pending for silver first; then this
 	// cycle's, every SilverEvery and at its end.
 	var buf silverBuffer
-	if err := a.syncSilver(ctx, &buf, &res, log); err != nil {
+	if err := a.syncSilver(ctx, &buf, &res, false, log); err != nil {
 		return CompactCycleResult{}, err
 	}
 	stopCh := activity.GetWorkerStopChannel(ctx)
@@ -299,7 +299,7 @@ func (a *Stream) CompactCycle(ctx context.Context, in CompactCycleInput) (Compac
 		res.Flushes++
 		hb.set(cycleProgress{Offsets: maps.Clone(offsets), Flushes: res.Flushes, Records: res.Records})
 		if a.silver != nil && a.silver.due(&buf, time.Now()) {
-			if err := a.syncSilver(ctx, &buf, &res, log); err != nil {
+			if err := a.syncSilver(ctx, &buf, &res, false, log); err != nil {
 				return CompactCycleResult{}, err
 			}
 		}
@@ -315,7 +315,9 @@ func (a *Stream) CompactCycle(ctx context.Context, in CompactCycleInput) (Compac
 		default:
 		}
 	}
-	if err := a.syncSilver(ctx, &buf, &res, log); err != nil {
+	// The cycle's rows are appended before it ends, after a backfill's
+	// overwrite if one is running, so that none is left to the sweep.
+	if err := a.syncSilver(ctx, &buf, &res, true, log); err != nil {
 		return CompactCycleResult{}, err
 	}
 	for _, p := range partitions {
@@ -332,7 +334,7 @@ func (a *Stream) CompactCycle(ctx context.Context, in CompactCycleInput) (Compac
 // syncSilver appends buf's loads, and loads left pending by others, to
 // silver.events. A failure fails the cycle: gold and the offsets are
 // committed, and the retry sweeps the loads from bronze.
-func (a *Stream) syncSilver(ctx context.Context, buf *silverBuffer, res *CompactCycleResult, log *slog.Logger) error {
+func (a *Stream) syncSilver(ctx context.Context, buf *silverBuffer, res *CompactCycleResult, waitOverwrite bool, log *slog.Logger) error {
 	if a.silver == nil {
 		return nil
 	}
@@ -343,10 +345,14 @@ func (a *Stream) syncSilver(ctx context.Context, buf *silverBuffer, res *Compact
 		sweepAfter = time.Millisecond
 	}
 	t := time.Now()
-	sr, err := a.silver.sync(ctx, buf, sweepAfter, log)
+	sr, err := a.silver.sync(ctx, buf, sweepAfter, waitOverwrite, log)
 	res.Times.Silver += time.Since(t)
 	if err != nil {
 		return err
+	}
+	if sr.Busy {
+		log.Info("silver.events is being overwritten by a backfill: the loads' rows wait for the next append",
+			"loads", len(buf.loads), "rows", buf.rows)
 	}
 	res.SilverLoads += len(sr.Loads)
 	res.SilverRows += int64(sr.Rows)

@@ -45,6 +45,16 @@ func (c Commit) key() string {
 	return strings.Join(s, ",")
 }
 
+// props is the snapshot summary of the commit, and its key.
+func (c Commit) props() (iceberg.Properties, string, error) {
+	key := c.key()
+	offsets, err := json.Marshal(c.Offsets)
+	if err != nil {
+		return nil, key, fmt.Errorf("silver: offsets of loads %s: %w", key, err)
+	}
+	return iceberg.Properties{PropLoads: key, PropOffsets: string(offsets)}, key, nil
+}
+
 // AppendResult says which snapshot holds the commit's rows, and whether
 // this call appended them or found them committed by an earlier attempt.
 type AppendResult struct {
@@ -66,12 +76,10 @@ func (c *Catalog) Append(ctx context.Context, rows []event.Row, commit Commit) (
 	if len(commit.LoadIDs) == 0 {
 		return res, fmt.Errorf("silver: an append needs the load ids it carries")
 	}
-	key := commit.key()
-	offsets, err := json.Marshal(commit.Offsets)
+	props, key, err := commit.props()
 	if err != nil {
-		return res, fmt.Errorf("silver: offsets of loads %s: %w", key, err)
+		return res, err
 	}
-	props := iceberg.Properties{PropLoads: key, PropOffsets: string(offsets)}
 	// The rows in Arrow, built once for every attempt.
 	rec := toArrow(rows)
 	data := array.NewTableFromRecords(arrowSchema(), []arrow.RecordBatch{rec})

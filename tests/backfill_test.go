@@ -98,8 +98,9 @@ func TestBackfillOnTemporal(t *testing.T) {
 	}
 
 	tc := dialTemporal(t)
+	silverCfg := ensureSilver(t)
 	bf, err := activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store, TempDir: t.TempDir(),
-		Running: activities.WorkflowRunning(tc)})
+		Running: activities.WorkflowRunning(tc), Silver: silverCfg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -459,6 +459,24 @@ func TestProvisionContinuesAfterFailure(t *testing.T) {
 	}
 }
 
+// ensureSilver creates silver.events in the test stack's catalog when it
+// is absent, as provisioning does, and returns the workers' configuration.
+func ensureSilver(t *testing.T) silver.Config {
+	t.Helper()
+	cfg := *silverConfig()
+	cfg.Bucket, cfg.CreateCatalogTables = stack.Bucket, true
+	cat, err := silver.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	if _, err := cat.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cfg.CreateCatalogTables = false
+	return cfg
+}
+
 // silverConfig is the test stack's Iceberg catalog and S3 (the bucket is
 // set per use).
 func silverConfig() *silver.Config {

@@ -2,6 +2,7 @@ package warehouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,6 +21,15 @@ import (
 // from before it reads what to append until after the Iceberg commit: two
 // shards never append one load twice, and a backfill that replaces the
 // load's rows in gold waits for the append, then overwrites what it appended.
+
+// lockClassSilver is the first key of the advisory lock that orders writes
+// to silver.events: stream appends hold it shared (each in its claim's
+// transaction), a backfill's overwrite exclusively (LockSilverExclusive).
+const lockClassSilver int32 = 0x736c7672
+
+// ErrSilverBusy is ClaimSilver's answer while a backfill overwrites
+// silver.events: the caller keeps its rows and tries again later.
+var ErrSilverBusy = errors.New("silver.events is being overwritten by a backfill")
 
 // PendingLoad is a live load whose rows silver does not hold yet.
 type PendingLoad struct {
@@ -41,9 +51,11 @@ type ClaimSilverInput struct {
 	// SweepLimit bounds the swept loads (their rows are rebuilt from
 	// bronze, in memory). Default 8.
 	SweepLimit int
-	// Wait waits for loads another writer holds instead of skipping them
-	// (a backfill must see every pending load it may overwrite).
+	// Wait waits for loads another writer holds instead of skipping them.
 	Wait bool
+	// WaitOverwrite waits for a backfill's overwrite of silver.events to
+	// end instead of failing with ErrSilverBusy.
+	WaitOverwrite bool
 }
 
 // SilverClaim is a set of pending loads, locked in an open transaction
@@ -65,6 +77,20 @@ func (s *Store) ClaimSilver(ctx context.Context, in ClaimSilverInput) (*SilverCl
 		return nil, fmt.Errorf("claim loads for silver: %w", err)
 	}
 	c := &SilverClaim{tx: tx}
+	ok := true
+	var err2 error
+	if in.WaitOverwrite {
+		_, err2 = tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, 0)`, lockClassSilver)
+	} else {
+		err2 = tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock_shared($1, 0)`, lockClassSilver).Scan(&ok)
+	}
+	if err := err2; err != nil || !ok {
+		_ = tx.Rollback(ctx)
+		if err == nil {
+			err = ErrSilverBusy
+		}
+		return nil, fmt.Errorf("claim loads for silver: %w", err)
+	}
 	lock := "FOR UPDATE SKIP LOCKED"
 	if in.Wait {
 		lock = "FOR UPDATE"

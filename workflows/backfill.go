@@ -90,9 +90,12 @@ type BackfillDayResult struct {
 	Rows          int64  `json:"rows"`           // distinct events of the day
 	SilverFiles   int    `json:"silver_files"`   // silver files written
 	SilverReplace int    `json:"silver_replaced"`
-	SilverKept    int    `json:"silver_kept"`  // live files of offsets read after the plan, left live
-	GoldBefore    int64  `json:"gold_before"`  // gold.events rows of the day before
-	GoldDeleted   int64  `json:"gold_deleted"` // rows of the rebuild's offset ranges replaced
+	SilverKept    int    `json:"silver_kept"`               // live files of offsets read after the plan, left live
+	SilverRows    int64  `json:"silver_rows,omitempty"`     // rows the day's silver.events overwrite wrote
+	SilverSnap    int64  `json:"silver_snapshot,omitempty"` // the silver.events snapshot of the overwrite
+	GoldLoad      int64  `json:"gold_load,omitempty"`       // pipeline.loads.load_id of the day's gold commit
+	GoldBefore    int64  `json:"gold_before"`               // gold.events rows of the day before
+	GoldDeleted   int64  `json:"gold_deleted"`              // rows of the rebuild's offset ranges replaced
 	GoldInserted  int64  `json:"gold_inserted"`
 	GoldKept      int64  `json:"gold_kept"` // rows of the day from offsets the rebuild did not read, kept
 	GoldPayments  int64  `json:"gold_payments"`

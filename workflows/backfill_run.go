@@ -271,7 +271,12 @@ func (r *backfillRun) day(ctx workflow.Context, day string) (BackfillDayResult, 
 		dr.Records, dr.Quarantined, dr.OtherDays = resolved.Records, resolved.Quarantined, resolved.OtherDays
 		dr.Duplicates, dr.Rows = resolved.Duplicates, resolved.Rows
 		r.prog.Rows += resolved.Rows
-		if layer(activities.LayerSilver) && !r.dry {
+		// Since silver is the Iceberg table silver.events, the day's
+		// silver is overwritten after gold, with the rows gold's commit
+		// inserted; before, silver Parquet files were written per hour
+		// first.
+		iceberg := workflow.GetVersion(ctx, "silver-iceberg", workflow.DefaultVersion, 1) >= 1
+		if layer(activities.LayerSilver) && !r.dry && !iceberg {
 			hours := resolved.Hours
 			outs := make([]activities.SilverHourResult, len(hours))
 			r.prog.UnitsTotal += len(hours)
@@ -293,7 +298,17 @@ func (r *backfillRun) day(ctx workflow.Context, day string) (BackfillDayResult, 
 				return dr, err
 			}
 			dr.GoldBefore, dr.GoldDeleted, dr.GoldInserted, dr.GoldKept = g.Before, g.Deleted, g.Inserted, g.Kept
+			dr.GoldLoad = g.LoadID
 			dr.GoldPayments, dr.GoldAudit = g.Payments, g.Audit
+		}
+		// Gold rebuilt means silver rebuilt: they hold the same events.
+		if (layer(activities.LayerSilver) || layer(activities.LayerGold)) && !r.dry && iceberg {
+			in := activities.SilverDayInput{Rebuild: rb.ID, Topic: rb.Topic, Day: day, GoldLoad: dr.GoldLoad}
+			var o activities.SilverDayResult
+			if err := r.one(ctx, b.OverwriteBackfillSilver, in, &o); err != nil {
+				return dr, err
+			}
+			dr.SilverRows, dr.SilverSnap = o.Rows, o.SnapshotID
 		}
 	}
 	if layer(activities.LayerMarts) && !r.dry {

@@ -42,12 +42,13 @@ func TestBackfillWhileTheStreamLoadsLateEvents(t *testing.T) {
 	lk, s3 := streamtest.Lake(t)
 	wh, dbURL := streamtest.Database(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Silver: silvertest.Table(t, dbURL, s3, "datalake"), Brokers: brokers,
+	silverCfg := silvertest.Table(t, dbURL, s3, "datalake")
+	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Silver: silverCfg, Brokers: brokers,
 		Warehouse: wh, TempDir: t.TempDir(), Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bf, err := activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: wh, TempDir: t.TempDir(), UnitRecords: 500})
+	bf, err := activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: wh, TempDir: t.TempDir(), UnitRecords: 500, Silver: silverCfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,8 +206,8 @@ func TestBackfillWhileTheStreamLoadsLateEvents(t *testing.T) {
 		default:
 		}
 		d := res.Days[0]
-		t.Logf("round %d (delay %v, layers %v): %d units, %d rows rebuilt, gold %d replaced + %d inserted, %d of later offsets kept; silver %d written, %d retired, %d kept",
-			i, r.delay, res.Layers, d.Units, d.Rows, d.GoldDeleted, d.GoldInserted, d.GoldKept, d.SilverFiles, d.SilverReplace, d.SilverKept)
+		t.Logf("round %d (delay %v, layers %v): %d units, %d rows rebuilt, gold %d replaced + %d inserted, %d of later offsets kept; silver.events %d rows overwritten (snapshot %d), %d old files kept",
+			i, r.delay, res.Layers, d.Units, d.Rows, d.GoldDeleted, d.GoldInserted, d.GoldKept, d.SilverRows, d.SilverSnap, d.SilverKept)
 		if i == 1 {
 			// Compact the day's hours, so that the next rounds retire
 			// compacted files as well as the stream's.
@@ -280,6 +281,16 @@ func TestBackfillWhileTheStreamLoadsLateEvents(t *testing.T) {
 		}
 	}
 	checkIDs(t, fmt.Sprintf("silver (%d live files)", len(live)), want, gotSilver)
+
+	// silver.events, the Iceberg table every outside reader reads: exactly
+	// the accepted ids, once each, however the stream's appends and the
+	// backfills' overwrites interleaved.
+	iceIDs := map[[16]byte]int{}
+	for id, n := range silvertest.IDs(t, silverCfg) {
+		iceIDs[uuid.MustParse(id)] = n
+	}
+	checkIDs(t, "silver.events (Iceberg)", want, iceIDs)
+	silvertest.CheckSameAsGold(t, wh.Pool(), silverCfg, 0)
 	if !t.Failed() {
 		t.Logf("%d events accepted, %d payments; gold and silver exact", len(want), len(payments))
 	}

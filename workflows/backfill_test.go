@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -134,7 +135,15 @@ func (f *fakeSteps) register(env *testsuite.TestWorkflowEnvironment, delay time.
 		defer f.leave()
 		return activities.SilverHourResult{Files: 2, Rows: 4, Retired: 1}, nil
 	}).After(delay)
-	env.OnActivity(b.CommitBackfillGold, mock.Anything, mock.Anything).Return(warehouse.GoldReplaced{Inserted: 9, Deleted: 5, Kept: 2}, nil).After(delay)
+	env.OnActivity(b.OverwriteBackfillSilver, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SilverDayInput) (activities.SilverDayResult, error) {
+		f.enter()
+		defer f.leave()
+		if in.GoldLoad != 70 {
+			return activities.SilverDayResult{}, fmt.Errorf("silver overwrite of %s without the gold load: %+v", in.Day, in)
+		}
+		return activities.SilverDayResult{Rows: 9, SnapshotID: 7}, nil
+	}).After(delay)
+	env.OnActivity(b.CommitBackfillGold, mock.Anything, mock.Anything).Return(warehouse.GoldReplaced{LoadID: 70, Inserted: 9, Deleted: 5, Kept: 2}, nil).After(delay)
 	env.OnActivity(b.BuildBackfillMarts, mock.Anything, mock.Anything).Return(int64(3), nil).After(delay)
 	env.OnActivity(b.FinishBackfillDay, mock.Anything, mock.Anything).Return(nil)
 }
@@ -157,7 +166,7 @@ func TestBackfillFansOutDaysAndUnits(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	for i, d := range res.Days {
-		if d.Day != want[i] || d.Units != 3 || d.SilverFiles != 4 || d.SilverReplace != 2 || d.GoldKept != 2 || d.MartRows != 3 {
+		if d.Day != want[i] || d.Units != 3 || d.SilverRows != 9 || d.SilverSnap != 7 || d.GoldKept != 2 || d.MartRows != 3 {
 			t.Fatalf("day %d: %+v, want %s", i, d, want[i])
 		}
 	}
@@ -183,8 +192,8 @@ func TestBackfillFansOutDaysAndUnits(t *testing.T) {
 	if err := q.Get(&p); err != nil {
 		t.Fatal(err)
 	}
-	// Per day: plan, 3 units, resolve, 2 hours, gold, marts = 9 units.
-	if p.DaysDone != 5 || p.DaysTotal != 5 || p.UnitsTotal != 45 || p.UnitsDone != 45 || p.Rows != 45 || p.CurrentDay != "" {
+	// Per day: plan, 3 units, resolve, gold, silver.events, marts = 8 units.
+	if p.DaysDone != 5 || p.DaysTotal != 5 || p.UnitsTotal != 40 || p.UnitsDone != 40 || p.Rows != 45 || p.CurrentDay != "" {
 		t.Fatalf("progress %+v", p)
 	}
 }

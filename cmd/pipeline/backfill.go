@@ -15,6 +15,7 @@ import (
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/workflows"
@@ -110,5 +111,7 @@ func newBackfiller(cfg config.Config, store *warehouse.Store, tc client.Client) 
 	if err != nil {
 		return nil, err
 	}
-	return activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store, Running: activities.WorkflowRunning(tc)})
+	return activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store, Running: activities.WorkflowRunning(tc),
+		Silver: silver.Config{DatabaseURL: cfg.DatabaseURL, Endpoint: cfg.S3Endpoint, Region: cfg.AWSRegion,
+			AccessKeyID: cfg.AWSAccessKeyID, SecretAccessKey: cfg.AWSSecretKey}})
 }

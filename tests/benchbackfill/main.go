@@ -43,6 +43,7 @@ import (
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/tests/benchutil"
 	"github.com/acme/pipeline/tests/cluster"
@@ -103,7 +104,9 @@ func runWorker(ctx context.Context) error {
 		return err
 	}
 	defer tc.Close()
-	bf, err := activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store, Running: activities.WorkflowRunning(tc)})
+	bf, err := activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store, Running: activities.WorkflowRunning(tc),
+		Silver: silver.Config{DatabaseURL: os.Getenv("DATABASE_URL"), Endpoint: os.Getenv("S3_ENDPOINT"), Region: os.Getenv("AWS_REGION"),
+			AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}})
 	if err != nil {
 		return err
 	}
