@@ -30,9 +30,11 @@ type PlanDayInput struct {
 	DryRun bool     `json:"dry_run"`
 }
 
-// PlanBackfillDay snapshots the day's sources: bronze objects when silver is
-// rebuilt (or in a dry run), else the live silver files. Only a marts-only
-// rebuild reads no source and plans nothing (ID 0).
+// PlanBackfillDay snapshots the day's sources: the bronze objects, the
+// source of truth, whenever silver or gold is rebuilt (or in a dry run).
+// Since silver is the Iceberg table silver.events, which a gold rebuild
+// rewrites too, a rebuild no longer reads silver Parquet files. Only a
+// marts-only rebuild reads no source and plans nothing (ID 0).
 func (b *Backfiller) PlanBackfillDay(ctx context.Context, in PlanDayInput) (warehouse.Rebuild, error) {
 	day, err := warehouse.ParseDay(in.Day)
 	if err != nil {
@@ -43,10 +45,8 @@ func (b *Backfiller) PlanBackfillDay(ctx context.Context, in PlanDayInput) (ware
 	}
 	source := ""
 	switch {
-	case slices.Contains(in.Layers, LayerSilver) || in.DryRun:
+	case slices.Contains(in.Layers, LayerSilver) || slices.Contains(in.Layers, LayerGold) || in.DryRun:
 		source = warehouse.RebuildFromBronze
-	case slices.Contains(in.Layers, LayerGold):
-		source = warehouse.RebuildFromSilver
 	default:
 		return warehouse.Rebuild{Day: day, Topic: in.Topic}, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/acme/pipeline/activities"
+	"github.com/acme/pipeline/internal/silvertest"
 	"github.com/acme/pipeline/lake"
 	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/warehouse"
@@ -90,13 +91,6 @@ func TestBackfillOnTemporal(t *testing.T) {
 	put(0, recs1, at(10, 5), 5, at(-1, 0), at(9, 0), at(10, 0))
 	put(1, recs2, at(11, 0), 3, at(11, 0), at(23, 0))
 	put(0, recs3, at(50, 0), 1, at(50, 0))
-	// A live silver file of the day, as the stream would have left it: the
-	// backfill retires it.
-	streamKey := lake.SilverKey(at(9, 0), 1, 0, 0, 5)
-	if err := store.RecordSilver(ctx, []warehouse.SilverObject{{Key: streamKey, Hour: at(9, 0), Topic: topic, Partition: 0, First: 0, Last: 5, Rows: 1}}); err != nil {
-		t.Fatal(err)
-	}
-
 	tc := dialTemporal(t)
 	silverCfg := ensureSilver(t)
 	bf, err := activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store, TempDir: t.TempDir(),
@@ -128,30 +122,14 @@ func TestBackfillOnTemporal(t *testing.T) {
 		}
 		return n
 	}
-	// The backfill's silver files: one per hour and partition, named by
-	// the rebuild, covering the offsets of their rows.
-	wantFiles := []string{
-		"09 p0 0..0", // e1
-		"10 p0 4..4", // e3
-		"10 p1 2..2", // e2 (partition 1 copy)
-		"11 p1 0..0", // e5
-		"23 p1 1..1", // e6
-	}
-	liveFiles := func() ([]string, []string) {
-		t.Helper()
-		live, err := store.LiveSilverBetween(ctx, start, end)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var files, keys []string
-		for _, o := range live {
-			if o.Topic == topic {
-				files = append(files, fmt.Sprintf("%s p%d %d..%d", o.Hour.UTC().Format("15"), o.Partition, o.First, o.Last))
-				keys = append(keys, o.Key)
-			}
-		}
-		slices.Sort(files)
-		return files, keys
+	// silver.events after a backfill: the day's five events, each once, from
+	// the record gold kept (e2 from partition 1, received first).
+	wantSilver := map[string][]string{
+		e1: {`0/0 {"path": "/pricing"}`},
+		e2: {`1/2 {"amount": "12.50", "currency": "EUR"}`},
+		e3: {`0/4 {"note": "'; DROP TABLE gold.events; --", "actor": "ålice 🚀", "action": "login", "outcome": "failure"}`},
+		e5: {`1/0 {"amount": "2.00", "currency": "EUR"}`},
+		e6: {`1/1 {"q": "ünïcödé"}`},
 	}
 	// 1. Dry run: the plan, and nothing changes.
 	dry := in
@@ -168,14 +146,14 @@ func TestBackfillOnTemporal(t *testing.T) {
 	if n := count("gold.events"); n != 0 {
 		t.Fatalf("dry run wrote %d gold rows", n)
 	}
-	if _, keys := liveFiles(); !slices.Equal(keys, []string{streamKey}) {
-		t.Fatalf("dry run changed silver: %v", keys)
+	if got := silvertest.Lineage(t, silverCfg, e1, e2, e3, e4, e5, e6, e7); len(got) != 0 {
+		t.Fatalf("dry run changed silver.events: %v", got)
 	}
 
 	// 2. The backfill, on the in-process worker.
 	res = backfill(in)
 	d = res.Days[0]
-	if d.Rows != 5 || d.GoldInserted != 5 || d.GoldPayments != 2 || d.GoldAudit != 1 || d.SilverFiles != 5 || d.SilverReplace != 1 {
+	if d.Rows != 5 || d.GoldInserted != 5 || d.GoldPayments != 2 || d.GoldAudit != 1 || d.SilverRows != 5 || d.SilverSnap == 0 {
 		t.Fatalf("backfill day: %+v", d)
 	}
 	checkGold := func(when string) {
@@ -207,39 +185,15 @@ func TestBackfillOnTemporal(t *testing.T) {
 		}
 	}
 	checkGold("in-process run")
-	st, err := store.SilverStates(ctx, []string{streamKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st[streamKey] != "replaced" {
-		t.Fatalf("the stream's silver file is %q, want replaced", st[streamKey])
-	}
-	silverOf := func() (files []string, rows map[string]int) {
+	silverOf := func() map[string][]string {
 		t.Helper()
-		files, keys := liveFiles()
-		if !slices.Equal(files, wantFiles) {
-			t.Fatalf("live silver files of the day: %v, want %v", files, wantFiles)
+		got := silvertest.Lineage(t, silverCfg, e1, e2, e3, e4, e5, e6, e7)
+		if !maps.EqualFunc(got, wantSilver, slices.Equal) {
+			t.Fatalf("silver.events holds %v, want %v", got, wantSilver)
 		}
-		rows = map[string]int{}
-		for _, k := range keys {
-			data, err := lk.Get(ctx, k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rs, err := lake.DecodeRows(data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range rs {
-				rows[fmt.Sprintf("%x %s %d/%d", r.EventID, r.Properties, r.Partition, r.Offset)]++
-			}
-		}
-		if len(rows) != 5 {
-			t.Fatalf("silver holds %d distinct rows, want 5: %v", len(rows), rows)
-		}
-		return files, rows
+		return got
 	}
-	_, silverRows := silverOf()
+	silverRows := silverOf()
 	before := goldSnapshot(t, ctx, store, start, end, dayText)
 
 	// 3. Delete the day's gold rows; the CLI command of the contract restores them.
@@ -282,11 +236,12 @@ func TestBackfillOnTemporal(t *testing.T) {
 	if again := goldSnapshot(t, ctx, store, start, end, dayText); again != before {
 		t.Fatalf("gold after a rerun differs:\nbefore:\n%s\nafter:\n%s", before, again)
 	}
-	if _, again := silverOf(); !maps.Equal(again, silverRows) {
+	if again := silverOf(); !maps.EqualFunc(again, silverRows, slices.Equal) {
 		t.Fatalf("silver changed on a rerun:\n%v\n%v", silverRows, again)
 	}
 
-	// 5. Gold and marts only: gold comes back from the live silver files.
+	// 5. Gold and marts only: gold comes back from bronze, and silver.events
+	// is rewritten with it.
 	for _, table := range []string{"gold.events", "gold.payments", "gold.audit_log"} {
 		if _, err := store.Pool().Exec(ctx, "DELETE FROM "+table+" WHERE occurred_at >= $1 AND occurred_at < $2", start, end); err != nil {
 			t.Fatal(err)
@@ -294,11 +249,11 @@ func TestBackfillOnTemporal(t *testing.T) {
 	}
 	goldOnly := in
 	goldOnly.Layers = []string{"gold", "marts"}
-	if r := backfill(goldOnly); r.Days[0].GoldInserted != 5 || r.Days[0].BronzeObjects != 0 || r.Days[0].SilverSources != 5 || r.Days[0].SilverFiles != 0 {
+	if r := backfill(goldOnly); r.Days[0].GoldInserted != 5 || r.Days[0].BronzeObjects != 2 || r.Days[0].SilverRows != 5 {
 		t.Fatalf("gold-only backfill: %+v", r.Days[0])
 	}
 	if again := goldSnapshot(t, ctx, store, start, end, dayText); again != before {
-		t.Fatalf("gold rebuilt from silver differs:\nbefore:\n%s\nafter:\n%s", before, again)
+		t.Fatalf("gold rebuilt gold-only differs:\nbefore:\n%s\nafter:\n%s", before, again)
 	}
 
 	// 6. pipeline backfill: validation before starting, then a dry run that

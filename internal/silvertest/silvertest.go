@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
 	"github.com/jackc/pgx/v5"
@@ -114,4 +115,46 @@ func CheckSameAsGold(t testing.TB, pool *pgxpool.Pool, cfg silver.Config, wait t
 	}
 	sort.Strings(diff)
 	t.Errorf("silver.events differs from gold.events in %d ways, e.g. %v", len(diff), diff[:min(len(diff), 10)])
+}
+
+// Lineage reads, for each of ids that silver.events holds, where each of
+// its rows came from ("partition/offset") and its properties.
+func Lineage(t testing.TB, cfg silver.Config, ids ...string) map[string][]string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := silver.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tbl, err := c.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	if tbl.CurrentSnapshot() == nil || len(ids) == 0 {
+		return out
+	}
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	at, err := tbl.Scan(table.WithSelectedFields("event_id", "kafka_partition", "kafka_offset", "properties")).ToArrowTable(ctx)
+	if err != nil {
+		t.Fatalf("scan silver.events: %v", err)
+	}
+	defer at.Release()
+	tr := array.NewTableReader(at, 0)
+	defer tr.Release()
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		col := func(name string) arrow.Array { return rec.Column(rec.Schema().FieldIndices(name)[0]) }
+		idc, pc, oc, prc := col("event_id").(*array.String), col("kafka_partition").(*array.Int32), col("kafka_offset").(*array.Int64), col("properties").(*array.String)
+		for i := range idc.Len() {
+			if id := idc.Value(i); want[id] {
+				out[id] = append(out[id], fmt.Sprintf("%d/%d %s", pc.Value(i), oc.Value(i), prc.Value(i)))
+			}
+		}
+	}
+	return out
 }
