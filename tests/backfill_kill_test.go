@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/tests/cluster"
 	"github.com/acme/pipeline/warehouse"
@@ -42,6 +43,21 @@ func TestBackfillSurvivesKill9(t *testing.T) {
 	db := strings.TrimPrefix(u.Path, "/") + "_bk"
 	u.Path = "/" + db
 	t.Cleanup(func() { dropDatabase(db) })
+	// The workers' catalog is this database's: silver.events is created
+	// in it, as provisioning does.
+	if err := warehouse.EnsureDatabase(context.Background(), u.String()); err != nil {
+		t.Fatal(err)
+	}
+	scfg := *silverConfig()
+	scfg.DatabaseURL, scfg.Bucket, scfg.CreateCatalogTables = u.String(), stack.Bucket, true
+	if cat, err := silver.Open(scfg); err != nil {
+		t.Fatal(err)
+	} else if _, err := cat.Ensure(context.Background()); err != nil {
+		cat.Close()
+		t.Fatal(err)
+	} else {
+		cat.Close()
+	}
 	logDir := t.TempDir()
 	procs := cluster.New(cluster.Config{Bin: bin, Root: moduleRoot, Dir: logDir, DatabaseURL: u.String(), Logf: t.Logf})
 	t.Cleanup(func() {
