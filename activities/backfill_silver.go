@@ -211,15 +211,10 @@ func (b *Backfiller) OverwriteBackfillSilver(ctx context.Context, in SilverDayIn
 	}
 	defer unlock()
 	sr := make([]silver.Range, len(ranges))
-	offsets := map[string][2]int64{}
+	offsets := silver.Offsets{}
 	for i, r := range ranges {
 		sr[i] = silver.Range{Incarnation: r.Incarnation, Partition: r.Partition, First: r.First, Last: r.Last}
-		k := fmt.Sprintf("%d/%d", r.Incarnation, r.Partition)
-		if cur, ok := offsets[k]; ok {
-			offsets[k] = [2]int64{min(cur[0], r.First), max(cur[1], r.Last)}
-		} else {
-			offsets[k] = [2]int64{r.First, r.Last}
-		}
+		offsets.Add(r.Incarnation, r.Partition, r.First, r.Last)
 	}
 	start, end := day.Bounds(time.UTC)
 	// The snapshot carries the gold load, else (silver only) a key of the

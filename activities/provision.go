@@ -289,13 +289,8 @@ func (p *Provisioner) ApplyArchive(ctx context.Context, in ResourceInput) (Resou
 // catalog's tables in the warehouse, when they are absent.
 func (p *Provisioner) ensureSilver(ctx context.Context, bucket string) (string, error) {
 	cfg := *p.cfg.Silver
-	cfg.Bucket, cfg.CreateCatalogTables = bucket, true
-	cat, err := silver.Open(cfg)
-	if err != nil {
-		return "", err
-	}
-	defer cat.Close()
-	created, err := cat.Ensure(ctx)
+	cfg.Bucket = bucket
+	created, location, err := silver.Provision(ctx, cfg)
 	if err != nil {
 		return "", err
 	}
@@ -304,7 +299,7 @@ func (p *Provisioner) ensureSilver(ctx context.Context, bucket string) (string, 
 		state = "created"
 	}
 	return fmt.Sprintf("Iceberg table %s.%s at %s (catalog %s in the warehouse): %s", silver.Namespace, silver.TableName,
-		cat.Location(), silver.CatalogName, state), nil
+		location, silver.CatalogName, state), nil
 }
 
 func (p *Provisioner) checkAnonymousRefused(ctx context.Context, bucket, key string) error {

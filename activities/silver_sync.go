@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -211,18 +210,11 @@ func (s *silverSync) rebuild(ctx context.Context, l warehouse.PendingLoad) ([]ev
 	return rows, nil
 }
 
-// offsetRanges gives, per "incarnation/partition", the first and last
-// offsets of rows: the snapshot summary's pipeline.offsets.
-func offsetRanges(rows []event.Row) map[string][2]int64 {
-	out := map[string][2]int64{}
+// offsetRanges gives the offsets of rows, per partition.
+func offsetRanges(rows []event.Row) silver.Offsets {
+	out := silver.Offsets{}
 	for i := range rows {
-		r := &rows[i]
-		k := strconv.Itoa(int(max(r.Incarnation, 1))) + "/" + strconv.Itoa(int(r.Partition))
-		if cur, ok := out[k]; !ok {
-			out[k] = [2]int64{r.Offset, r.Offset}
-		} else {
-			out[k] = [2]int64{min(cur[0], r.Offset), max(cur[1], r.Offset)}
-		}
+		out.Add(rows[i].Incarnation, rows[i].Partition, rows[i].Offset, rows[i].Offset)
 	}
 	return out
 }

@@ -151,7 +151,7 @@ type StageTimes struct {
 	Read    time.Duration `json:"read"`    // Kafka fetches, or bronze reads on reuse
 	Bronze  time.Duration `json:"bronze"`  // encode + put + index
 	Clean   time.Duration `json:"clean"`   // event.Decode, quarantine
-	Silver  time.Duration `json:"silver"`  // Parquet encode + put + index
+	Silver  time.Duration `json:"silver"`  // Parquet encode + put + index; appends to silver.events
 	Gold    time.Duration `json:"gold"`    // LoadLive (wall)
 	Commit  time.Duration `json:"commit"`  // consumer-group commit (wall)
 	Flushes time.Duration `json:"flushes"` // wall time of the flushes, waits included

@@ -3,6 +3,7 @@ package silver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -31,7 +32,21 @@ type Commit struct {
 	LoadIDs []int64
 	// Offsets are, per "incarnation/partition", the first and last offsets
 	// the loads stored, for people and tools reading the history.
-	Offsets map[string][2]int64
+	Offsets Offsets
+}
+
+// Offsets maps "incarnation/partition" to the first and last offset of a
+// commit's rows: the snapshot summary's pipeline.offsets.
+type Offsets map[string][2]int64
+
+// Add widens the range of one partition of one incarnation (0 is the
+// first) to cover first..last.
+func (o Offsets) Add(incarnation, partition int32, first, last int64) {
+	k := strconv.Itoa(int(max(incarnation, 1))) + "/" + strconv.Itoa(int(partition))
+	if cur, ok := o[k]; ok {
+		first, last = min(cur[0], first), max(cur[1], last)
+	}
+	o[k] = [2]int64{first, last}
 }
 
 // key is the commit's identity in snapshot summaries.
@@ -72,19 +87,38 @@ const maxAttempts = 10
 // committed and then failed before it could say so): then it appends
 // nothing and returns that snapshot.
 func (c *Catalog) Append(ctx context.Context, rows []event.Row, commit Commit) (AppendResult, error) {
-	var res AppendResult
 	if len(commit.LoadIDs) == 0 {
-		return res, fmt.Errorf("silver: an append needs the load ids it carries")
+		return AppendResult{}, fmt.Errorf("silver: an append needs the load ids it carries")
 	}
 	props, key, err := commit.props()
 	if err != nil {
-		return res, err
+		return AppendResult{}, err
 	}
 	// The rows in Arrow, built once for every attempt.
 	rec := toArrow(rows)
 	data := array.NewTableFromRecords(arrowSchema(), []arrow.RecordBatch{rec})
 	rec.Release()
 	defer data.Release()
+	res, err := c.commit(ctx, key, func(tx *table.Transaction) (bool, error) {
+		if len(rows) == 0 {
+			return false, nil
+		}
+		return true, tx.AppendTable(ctx, data, int64(len(rows)), props)
+	})
+	if err != nil {
+		return res, fmt.Errorf("silver: append loads %s (%d rows): %w", key, len(rows), err)
+	}
+	return res, nil
+}
+
+// commit runs write on a transaction of the freshly loaded table and
+// commits it, unless the table's history already holds the snapshot of key
+// (an attempt that committed, then failed before it could say so). A lost
+// race (isConflict) or a concurrent write that the table's serializable
+// isolation rejects (table.ErrConflictingDataFiles) starts again from the
+// new snapshot. write returns false to commit nothing.
+func (c *Catalog) commit(ctx context.Context, key string, write func(*table.Transaction) (bool, error)) (AppendResult, error) {
+	var res AppendResult
 	for res.Attempts < maxAttempts {
 		res.Attempts++
 		tbl, err := c.Load(ctx)
@@ -95,24 +129,24 @@ func (c *Catalog) Append(ctx context.Context, rows []event.Row, commit Commit) (
 			res.SnapshotID = id
 			return res, nil
 		}
-		if len(rows) == 0 {
+		tx := tbl.NewTransaction()
+		do, err := write(tx)
+		if !do && err == nil {
 			return res, nil
 		}
-		tx := tbl.NewTransaction()
-		err = tx.AppendTable(ctx, data, int64(len(rows)), props)
 		if err == nil {
 			tbl, err = tx.Commit(ctx)
 		}
-		if isConflict(err) {
+		if isConflict(err) || errors.Is(err, table.ErrConflictingDataFiles) {
 			continue
 		}
 		if err != nil {
-			return res, fmt.Errorf("silver: append loads %s (%d rows): %w", key, len(rows), err)
+			return res, err
 		}
 		res.SnapshotID, res.Appended = tbl.CurrentSnapshot().SnapshotID, true
 		return res, nil
 	}
-	return res, fmt.Errorf("silver: append loads %s: still losing commit races after %d attempts", key, res.Attempts)
+	return res, fmt.Errorf("still losing commit races after %d attempts", res.Attempts)
 }
 
 // findCommit walks main's history, newest first, for the snapshot of key.

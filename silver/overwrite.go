@@ -2,7 +2,6 @@ package silver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"time"
@@ -56,41 +55,22 @@ const batchRows = 8192
 // (table.ErrConflictingDataFiles): the overwrite starts again from the new
 // snapshot.
 func (c *Catalog) Overwrite(ctx context.Context, rows func() iter.Seq2[event.Row, error], filter iceberg.BooleanExpression, commit Commit) (AppendResult, error) {
-	var res AppendResult
 	if len(commit.LoadIDs) == 0 {
-		return res, fmt.Errorf("silver: an overwrite needs the load ids it carries")
+		return AppendResult{}, fmt.Errorf("silver: an overwrite needs the load ids it carries")
 	}
 	props, key, err := commit.props()
 	if err != nil {
-		return res, err
+		return AppendResult{}, err
 	}
-	for res.Attempts < maxAttempts {
-		res.Attempts++
-		tbl, err := c.Load(ctx)
-		if err != nil {
-			return res, err
-		}
-		if id, ok := findCommit(tbl, key); ok {
-			res.SnapshotID = id
-			return res, nil
-		}
+	res, err := c.commit(ctx, key, func(tx *table.Transaction) (bool, error) {
 		rdr := array.ReaderFromIter(arrowSchema(), batches(rows()))
-		tx := tbl.NewTransaction()
-		err = tx.Overwrite(ctx, rdr, props, table.WithOverwriteFilter(filter))
-		rdr.Release()
-		if err == nil {
-			tbl, err = tx.Commit(ctx)
-		}
-		if isConflict(err) || errors.Is(err, table.ErrConflictingDataFiles) {
-			continue
-		}
-		if err != nil {
-			return res, fmt.Errorf("silver: overwrite for loads %s: %w", key, err)
-		}
-		res.SnapshotID, res.Appended = tbl.CurrentSnapshot().SnapshotID, true
-		return res, nil
+		defer rdr.Release()
+		return true, tx.Overwrite(ctx, rdr, props, table.WithOverwriteFilter(filter))
+	})
+	if err != nil {
+		return res, fmt.Errorf("silver: overwrite for loads %s: %w", key, err)
 	}
-	return res, fmt.Errorf("silver: overwrite for loads %s: still conflicting after %d attempts", key, res.Attempts)
+	return res, nil
 }
 
 // batches groups rows into Arrow record batches of batchRows.

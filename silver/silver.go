@@ -132,6 +132,21 @@ func (c *Catalog) Ensure(ctx context.Context) (created bool, err error) {
 	return true, nil
 }
 
+// Provision opens the catalog on cfg with its own tables created when
+// absent, ensures the namespace and the table (Ensure), and closes it: what
+// provisioning, and tests that stand in for it, run. It reports whether it
+// created the table, and where the table lives.
+func Provision(ctx context.Context, cfg Config) (created bool, location string, err error) {
+	cfg.CreateCatalogTables = true
+	c, err := Open(cfg)
+	if err != nil {
+		return false, "", err
+	}
+	defer c.Close()
+	created, err = c.Ensure(ctx)
+	return created, c.Location(), err
+}
+
 // Load loads the table's current metadata, with commits that retry lost
 // races (conflict.go).
 func (c *Catalog) Load(ctx context.Context) (*table.Table, error) {

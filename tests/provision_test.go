@@ -464,16 +464,10 @@ func TestProvisionContinuesAfterFailure(t *testing.T) {
 func ensureSilver(t *testing.T) silver.Config {
 	t.Helper()
 	cfg := *silverConfig()
-	cfg.Bucket, cfg.CreateCatalogTables = stack.Bucket, true
-	cat, err := silver.Open(cfg)
-	if err != nil {
+	cfg.Bucket = stack.Bucket
+	if _, _, err := silver.Provision(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	defer cat.Close()
-	if _, err := cat.Ensure(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	cfg.CreateCatalogTables = false
 	return cfg
 }
 

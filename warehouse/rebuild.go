@@ -295,13 +295,23 @@ func (s *Store) ResolveRebuild(ctx context.Context, rebuild int64) (Resolved, er
 // hour+1h), in incarnation, partition and offset order, straight from the
 // database.
 func (s *Store) WinnersOfHour(ctx context.Context, rebuild int64, hour time.Time) iter.Seq2[event.Row, error] {
-	return func(yield func(event.Row, error) bool) {
-		rows, err := s.pool.Query(ctx, `SELECT event_id, event_type, occurred_at, received_at, source, user_id, properties::text,
-				kafka_partition, kafka_offset, kafka_incarnation, amount_micros, currency, actor, action, outcome
-			FROM pipeline.rebuild_rows WHERE rebuild_id = $1 AND occurred_at >= $2 AND occurred_at < $3
+	return s.winners(ctx, fmt.Sprintf("winners of rebuild %d hour %s", rebuild, hour.Format(time.RFC3339)),
+		`SELECT `+winnerColumns+` FROM pipeline.rebuild_rows w WHERE rebuild_id = $1 AND occurred_at >= $2 AND occurred_at < $3
 			ORDER BY kafka_incarnation, kafka_partition, kafka_offset`, rebuild, hour, hour.Add(time.Hour))
+}
+
+// winnerColumns are the columns of pipeline.rebuild_rows (alias w) that
+// winners scans into an event.Row.
+const winnerColumns = `w.event_id, w.event_type, w.occurred_at, w.received_at, w.source, w.user_id, w.properties::text,
+	w.kafka_partition, w.kafka_offset, w.kafka_incarnation, w.amount_micros, w.currency, w.actor, w.action, w.outcome`
+
+// winners streams the rows of query, which selects winnerColumns; what
+// names them in errors.
+func (s *Store) winners(ctx context.Context, what, query string, args ...any) iter.Seq2[event.Row, error] {
+	return func(yield func(event.Row, error) bool) {
+		rows, err := s.pool.Query(ctx, query, args...)
 		if err != nil {
-			yield(event.Row{}, fmt.Errorf("winners of rebuild %d hour %s: %w", rebuild, hour.Format(time.RFC3339), err))
+			yield(event.Row{}, fmt.Errorf("%s: %w", what, err))
 			return
 		}
 		defer rows.Close()
@@ -311,7 +321,7 @@ func (s *Store) WinnersOfHour(ctx context.Context, rebuild int64, hour time.Time
 			var received *time.Time
 			if err := rows.Scan(&r.EventID, &r.Type, &occurred, &received, &r.Source, &r.UserID, &r.Properties,
 				&r.Partition, &r.Offset, &r.Incarnation, &r.AmountMicros, &r.Currency, &r.Actor, &r.Action, &r.Outcome); err != nil {
-				yield(event.Row{}, fmt.Errorf("winners of rebuild %d: %w", rebuild, err))
+				yield(event.Row{}, fmt.Errorf("%s: %w", what, err))
 				return
 			}
 			r.OccurredAt = occurred.UnixMicro()
@@ -323,7 +333,7 @@ func (s *Store) WinnersOfHour(ctx context.Context, rebuild int64, hour time.Time
 			}
 		}
 		if err := rows.Err(); err != nil {
-			yield(event.Row{}, fmt.Errorf("winners of rebuild %d: %w", rebuild, err))
+			yield(event.Row{}, fmt.Errorf("%s: %w", what, err))
 		}
 	}
 }

@@ -51,8 +51,6 @@ type ClaimSilverInput struct {
 	// SweepLimit bounds the swept loads (their rows are rebuilt from
 	// bronze, in memory). Default 8.
 	SweepLimit int
-	// Wait waits for loads another writer holds instead of skipping them.
-	Wait bool
 	// WaitOverwrite waits for a backfill's overwrite of silver.events to
 	// end instead of failing with ErrSilverBusy.
 	WaitOverwrite bool
@@ -65,8 +63,8 @@ type SilverClaim struct {
 	Loads []PendingLoad
 }
 
-// ClaimSilver locks the pending loads in selects, skipping (unless in.Wait)
-// those another writer holds. The caller must end the claim with Done or
+// ClaimSilver locks the pending loads in selects, skipping those another
+// writer holds. The caller must end the claim with Done or
 // Release.
 func (s *Store) ClaimSilver(ctx context.Context, in ClaimSilverInput) (*SilverClaim, error) {
 	if in.SweepLimit <= 0 {
@@ -77,23 +75,18 @@ func (s *Store) ClaimSilver(ctx context.Context, in ClaimSilverInput) (*SilverCl
 		return nil, fmt.Errorf("claim loads for silver: %w", err)
 	}
 	c := &SilverClaim{tx: tx}
-	ok := true
-	var err2 error
+	// Shared with other appends; a backfill's overwrite holds it exclusively.
+	lock := `SELECT pg_try_advisory_xact_lock_shared($1, 0)`
 	if in.WaitOverwrite {
-		_, err2 = tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, 0)`, lockClassSilver)
-	} else {
-		err2 = tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock_shared($1, 0)`, lockClassSilver).Scan(&ok)
+		lock = `SELECT true FROM pg_advisory_xact_lock_shared($1, 0)`
 	}
-	if err := err2; err != nil || !ok {
+	var ok bool
+	if err := tx.QueryRow(ctx, lock, lockClassSilver).Scan(&ok); err != nil || !ok {
 		_ = tx.Rollback(ctx)
 		if err == nil {
 			err = ErrSilverBusy
 		}
 		return nil, fmt.Errorf("claim loads for silver: %w", err)
-	}
-	lock := "FOR UPDATE SKIP LOCKED"
-	if in.Wait {
-		lock = "FOR UPDATE"
 	}
 	sweep := in.SweepAfter > 0
 	// Own loads first, then the oldest swept ones.
@@ -101,7 +94,7 @@ func (s *Store) ClaimSilver(ctx context.Context, in ClaimSilverInput) (*SilverCl
 		FROM pipeline.loads
 		WHERE silver_pending AND (load_id = ANY($1) OR ($2 AND finished_at < clock_timestamp() - make_interval(secs => $3)))
 		ORDER BY load_id = ANY($1) DESC, load_id
-		LIMIT cardinality($1) + $4 `+lock, nonNilIDs(in.LoadIDs), sweep, in.SweepAfter.Seconds(), in.SweepLimit)
+		LIMIT cardinality($1) + $4 FOR UPDATE SKIP LOCKED`, nonNilIDs(in.LoadIDs), sweep, in.SweepAfter.Seconds(), in.SweepLimit)
 	if err == nil {
 		var l PendingLoad
 		_, err = pgx.ForEachRow(rows, []any{&l.LoadID, &l.Topic, &l.BronzeKeys, &l.Inserted, &l.FinishedAt}, func() error {
@@ -125,9 +118,10 @@ func (c *SilverClaim) GoldRows(ctx context.Context, rows []event.Row) (map[int64
 	if len(rows) == 0 || len(c.Loads) == 0 {
 		return out, nil
 	}
-	type lineage struct {
+	// held is, per id, the record gold keeps and the load that wrote it.
+	type held struct {
 		inc, part int32
-		off       int64
+		off, load int64
 	}
 	ids := make([][16]byte, len(rows))
 	for i := range rows {
@@ -142,28 +136,21 @@ func (c *SilverClaim) GoldRows(ctx context.Context, rows []event.Row) (map[int64
 	if err != nil {
 		return nil, fmt.Errorf("gold rows of loads %v: %w", loads, err)
 	}
-	held := make(map[[16]byte]struct {
-		lineage
-		load int64
-	}, len(rows))
+	gold := make(map[[16]byte]held, len(rows))
 	var id [16]byte
-	var l lineage
-	var load int64
-	_, err = pgx.ForEachRow(q, []any{&id, &l.inc, &l.part, &l.off, &load}, func() error {
-		held[id] = struct {
-			lineage
-			load int64
-		}{l, load}
+	var h held
+	_, err = pgx.ForEachRow(q, []any{&id, &h.inc, &h.part, &h.off, &h.load}, func() error {
+		gold[id] = h
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gold rows of loads %v: %w", loads, err)
 	}
 	for _, r := range rows {
-		h, ok := held[r.EventID]
-		if ok && h.lineage == (lineage{incarnationOf(&r), r.Partition, r.Offset}) {
-			out[h.load] = append(out[h.load], r)
-			delete(held, r.EventID) // a row repeated in the input goes once
+		g, ok := gold[r.EventID]
+		if ok && g.inc == incarnationOf(&r) && g.part == r.Partition && g.off == r.Offset {
+			out[g.load] = append(out[g.load], r)
+			delete(gold, r.EventID) // a row repeated in the input goes once
 		}
 	}
 	return out, nil
@@ -227,20 +214,6 @@ func (s *Store) BronzeByKeys(ctx context.Context, keys []string) ([]BronzeObject
 		out = append(out, o)
 	}
 	return out, nil
-}
-
-// SilverPending counts the live loads not yet in silver.events, and when
-// the oldest of them finished (zero when none is pending).
-func (s *Store) SilverPending(ctx context.Context) (n int64, oldest time.Time, err error) {
-	var t *time.Time
-	err = s.pool.QueryRow(ctx, `SELECT count(*), min(coalesce(finished_at, started_at)) FROM pipeline.loads WHERE silver_pending`).Scan(&n, &t)
-	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("loads pending for silver: %w", err)
-	}
-	if t != nil {
-		oldest = *t
-	}
-	return n, oldest, nil
 }
 
 func nonNilIDs(ids []int64) []int64 {

@@ -53,41 +53,12 @@ func (s *Store) RebuildCoverage(ctx context.Context, rebuild int64) ([]OffsetRan
 // never gets an id that gold holds from another record. Rows come in
 // lineage order; properties as jsonb prints them.
 func (s *Store) WinnersInGold(ctx context.Context, rebuild, goldLoad int64) iter.Seq2[event.Row, error] {
-	return func(yield func(event.Row, error) bool) {
-		rows, err := s.pool.Query(ctx, `SELECT w.event_id, w.event_type, w.occurred_at, w.received_at, w.source, w.user_id,
-				w.properties::text, w.kafka_partition, w.kafka_offset, w.kafka_incarnation, w.amount_micros, w.currency,
-				w.actor, w.action, w.outcome
-			FROM pipeline.rebuild_rows w
-			WHERE w.rebuild_id = $1 AND EXISTS (SELECT 1 FROM gold.events e
-				WHERE e.event_id = w.event_id AND ($2 = 0 OR e.load_id = $2) AND e.kafka_incarnation = w.kafka_incarnation
-				AND e.kafka_partition = w.kafka_partition AND e.kafka_offset = w.kafka_offset)
-			ORDER BY w.kafka_incarnation, w.kafka_partition, w.kafka_offset`, rebuild, goldLoad)
-		if err != nil {
-			yield(event.Row{}, fmt.Errorf("winners of rebuild %d in gold load %d: %w", rebuild, goldLoad, err))
-			return
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var r event.Row
-			var occurred time.Time
-			var received *time.Time
-			if err := rows.Scan(&r.EventID, &r.Type, &occurred, &received, &r.Source, &r.UserID, &r.Properties,
-				&r.Partition, &r.Offset, &r.Incarnation, &r.AmountMicros, &r.Currency, &r.Actor, &r.Action, &r.Outcome); err != nil {
-				yield(event.Row{}, fmt.Errorf("winners of rebuild %d: %w", rebuild, err))
-				return
-			}
-			r.OccurredAt = occurred.UnixMicro()
-			if received != nil {
-				r.ReceivedAt = received.UnixMicro()
-			}
-			if !yield(r, nil) {
-				return
-			}
-		}
-		if err := rows.Err(); err != nil {
-			yield(event.Row{}, fmt.Errorf("winners of rebuild %d: %w", rebuild, err))
-		}
-	}
+	return s.winners(ctx, fmt.Sprintf("winners of rebuild %d in gold load %d", rebuild, goldLoad),
+		`SELECT `+winnerColumns+` FROM pipeline.rebuild_rows w
+		WHERE w.rebuild_id = $1 AND EXISTS (SELECT 1 FROM gold.events e
+			WHERE e.event_id = w.event_id AND ($2 = 0 OR e.load_id = $2) AND e.kafka_incarnation = w.kafka_incarnation
+			AND e.kafka_partition = w.kafka_partition AND e.kafka_offset = w.kafka_offset)
+		ORDER BY w.kafka_incarnation, w.kafka_partition, w.kafka_offset`, rebuild, goldLoad)
 }
 
 // LockSilverExclusive takes the lock that keeps stream appends out of

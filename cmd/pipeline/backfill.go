@@ -98,8 +98,12 @@ func printBackfillResult(out io.Writer, res workflows.BackfillResult) {
 			fmt.Fprintln(out)
 			continue
 		}
-		fmt.Fprintf(out, "; silver %d files written, %d retired, %d kept; gold %d replaced by %d (%d payments, %d audit), %d rows of later offsets kept; %d mart rows\n",
-			d.SilverFiles, d.SilverReplace, d.SilverKept, d.GoldDeleted, d.GoldInserted, d.GoldPayments, d.GoldAudit, d.GoldKept, d.MartRows)
+		silverDone := fmt.Sprintf("silver.events %d rows (snapshot %d)", d.SilverRows, d.SilverSnap)
+		if d.SilverSnap == 0 { // a run from before silver.events, or no silver layer
+			silverDone = fmt.Sprintf("silver %d files written, %d retired, %d kept", d.SilverFiles, d.SilverReplace, d.SilverKept)
+		}
+		fmt.Fprintf(out, "; %s; gold %d replaced by %d (%d payments, %d audit), %d rows of later offsets kept; %d mart rows\n",
+			silverDone, d.GoldDeleted, d.GoldInserted, d.GoldPayments, d.GoldAudit, d.GoldKept, d.MartRows)
 	}
 }
 

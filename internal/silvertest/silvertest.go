@@ -25,22 +25,16 @@ import (
 func Table(t testing.TB, dbURL string, s3 *streamtest.S3, bucket string) silver.Config {
 	t.Helper()
 	cfg := silver.Config{DatabaseURL: dbURL, Bucket: bucket, Endpoint: s3.Endpoint, AccessKeyID: s3.AccessKeyID,
-		SecretAccessKey: s3.SecretAccessKey, CreateCatalogTables: true}
-	c, err := silver.Open(cfg)
-	if err != nil {
+		SecretAccessKey: s3.SecretAccessKey}
+	if _, _, err := silver.Provision(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if _, err := c.Ensure(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	cfg.CreateCatalogTables = false
 	return cfg
 }
 
-// IDs reads every event_id of the table's current snapshot, with how many
-// rows carry it.
-func IDs(t testing.TB, cfg silver.Config) map[string]int {
+// scan reads fields of every row of the table's current snapshot, one
+// record batch at a time.
+func scan(t testing.TB, cfg silver.Config, fields []string, each func(arrow.RecordBatch)) {
 	t.Helper()
 	ctx := context.Background()
 	c, err := silver.Open(cfg)
@@ -52,11 +46,10 @@ func IDs(t testing.TB, cfg silver.Config) map[string]int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]int{}
 	if tbl.CurrentSnapshot() == nil {
-		return out
+		return
 	}
-	at, err := tbl.Scan(table.WithSelectedFields("event_id")).ToArrowTable(ctx)
+	at, err := tbl.Scan(table.WithSelectedFields(fields...)).ToArrowTable(ctx)
 	if err != nil {
 		t.Fatalf("scan silver.events: %v", err)
 	}
@@ -64,11 +57,21 @@ func IDs(t testing.TB, cfg silver.Config) map[string]int {
 	tr := array.NewTableReader(at, 0)
 	defer tr.Release()
 	for tr.Next() {
-		col := tr.RecordBatch().Column(0).(*array.String)
+		each(tr.RecordBatch())
+	}
+}
+
+// IDs reads every event_id of the table's current snapshot, with how many
+// rows carry it.
+func IDs(t testing.TB, cfg silver.Config) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	scan(t, cfg, []string{"event_id"}, func(rec arrow.RecordBatch) {
+		col := rec.Column(0).(*array.String)
 		for i := range col.Len() {
 			out[col.Value(i)]++
 		}
-	}
+	})
 	return out
 }
 
@@ -121,33 +124,12 @@ func CheckSameAsGold(t testing.TB, pool *pgxpool.Pool, cfg silver.Config, wait t
 // its rows came from ("partition/offset") and its properties.
 func Lineage(t testing.TB, cfg silver.Config, ids ...string) map[string][]string {
 	t.Helper()
-	ctx := context.Background()
-	c, err := silver.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	tbl, err := c.Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]string{}
-	if tbl.CurrentSnapshot() == nil || len(ids) == 0 {
-		return out
-	}
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
-	at, err := tbl.Scan(table.WithSelectedFields("event_id", "kafka_partition", "kafka_offset", "properties")).ToArrowTable(ctx)
-	if err != nil {
-		t.Fatalf("scan silver.events: %v", err)
-	}
-	defer at.Release()
-	tr := array.NewTableReader(at, 0)
-	defer tr.Release()
-	for tr.Next() {
-		rec := tr.RecordBatch()
+	out := map[string][]string{}
+	scan(t, cfg, []string{"event_id", "kafka_partition", "kafka_offset", "properties"}, func(rec arrow.RecordBatch) {
 		col := func(name string) arrow.Array { return rec.Column(rec.Schema().FieldIndices(name)[0]) }
 		idc, pc, oc, prc := col("event_id").(*array.String), col("kafka_partition").(*array.Int32), col("kafka_offset").(*array.Int64), col("properties").(*array.String)
 		for i := range idc.Len() {
@@ -155,6 +137,6 @@ func Lineage(t testing.TB, cfg silver.Config, ids ...string) map[string][]string
 				out[id] = append(out[id], fmt.Sprintf("%d/%d %s", pc.Value(i), oc.Value(i), prc.Value(i)))
 			}
 		}
-	}
+	})
 	return out
 }

@@ -28,6 +28,9 @@ import (
 	"time"
 
 	"github.com/acme/pipeline/internal/devstack"
+	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/silver"
+	"github.com/acme/pipeline/warehouse"
 )
 
 // Config says what a Cluster runs and where it keeps its files.
@@ -110,6 +113,9 @@ func ModuleRoot() (string, error) {
 func (c *Cluster) StartInfra(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		err := c.tryStartInfra(ctx, attempt)
+		if err == nil {
+			return c.ensureSilver(ctx)
+		}
 		// A free port can be taken by another process before the server
 		// binds it: try again on other ports.
 		if err == nil || attempt >= c.cfg.InfraAttempts || !strings.Contains(err.Error(), "is taken") {
@@ -119,6 +125,27 @@ func (c *Cluster) StartInfra(ctx context.Context) error {
 			c.cfg.Logf("pipeline dev --infra, attempt %d: a port was taken; trying other ports", attempt)
 		}
 	}
+}
+
+// ensureSilver creates the catalog's tables and silver.events on the
+// cluster's database and S3 store, as provisioning does (dev --infra does
+// not provision), so that the workers' stream and backfills can write it.
+func (c *Cluster) ensureSilver(ctx context.Context) error {
+	if err := warehouse.EnsureDatabase(ctx, c.cfg.DatabaseURL); err != nil {
+		return err
+	}
+	lk, err := lake.New(lake.Config{Endpoint: c.Getenv("S3_ENDPOINT"), Region: c.Getenv("AWS_REGION"), AccessKeyID: c.Getenv("AWS_ACCESS_KEY_ID"),
+		SecretAccessKey: c.Getenv("AWS_SECRET_ACCESS_KEY"), PathStyle: true})
+	if err != nil {
+		return err
+	}
+	if err := lk.EnsureBucket(ctx); err != nil {
+		return err
+	}
+	_, _, err = silver.Provision(ctx, silver.Config{DatabaseURL: c.cfg.DatabaseURL, Bucket: lake.DefaultBucket,
+		Endpoint: c.Getenv("S3_ENDPOINT"), Region: c.Getenv("AWS_REGION"), AccessKeyID: c.Getenv("AWS_ACCESS_KEY_ID"),
+		SecretAccessKey: c.Getenv("AWS_SECRET_ACCESS_KEY")})
+	return err
 }
 
 // requiredExports are what the api and worker processes cannot run without.
