@@ -47,6 +47,8 @@ type ScheduleInput struct {
 	// CatchupWindow is how late a missed run may still start (after the
 	// server was down).
 	CatchupWindow time.Duration `json:"catchup_window"`
+	// Args are more fields of the workflow's input, next to "zone".
+	Args map[string]any `json:"args,omitempty"`
 }
 
 // ScheduleResult says whether the schedule was created, or changed to

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -75,7 +76,10 @@ func (e *Ensurer) EnsureSchedule(ctx context.Context, in activities.ScheduleInpu
 	if in.ID == "" || in.Workflow == "" || in.TaskQueue == "" || in.Every < 0 || (in.Every == 0 && (in.Hour < 0 || in.Hour > 23)) || in.CatchupWindow <= 0 {
 		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("schedule %q: incomplete input %+v", in.ID, in), activities.ErrTypeInvalid, nil)
 	}
-	args := map[string]any{}
+	args := maps.Clone(in.Args)
+	if args == nil {
+		args = map[string]any{}
+	}
 	if in.Zone != "" {
 		args["zone"] = in.Zone
 	}
@@ -111,7 +115,7 @@ func (e *Ensurer) EnsureSchedule(ctx context.Context, in activities.ScheduleInpu
 			Second:  []client.ScheduleRange{{Start: 0}},
 			Minute:  []client.ScheduleRange{{Start: 0}},
 			Hour:    []client.ScheduleRange{{Start: in.Hour}},
-			Comment: fmt.Sprintf("daily at %02d:00, aggregates the previous day", in.Hour),
+			Comment: fmt.Sprintf("daily at %02d:00", in.Hour),
 		}}
 	}
 	_, err := sc.Create(ctx, client.ScheduleOptions{

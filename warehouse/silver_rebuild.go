@@ -71,22 +71,55 @@ func (s *Store) WinnersInGold(ctx context.Context, rebuild, goldLoad int64) iter
 // lock lives in a session of its own: unlock releases it, and so does the
 // session's end if the process dies.
 func (s *Store) LockSilverExclusive(ctx context.Context) (unlock func(), err error) {
+	return s.lockSilver(ctx, "pg_advisory_lock($1, 0)", "pg_advisory_unlock($1, 0)", "an overwrite")
+}
+
+// LockSilverCompaction takes the lock shared, as stream appends do, for a
+// compaction of silver.events: an overwrite waits until the compaction has
+// committed, and a compaction waits for an overwrite in progress, so that
+// neither replaces files the other has just replaced. Appends go on. A
+// second key, taken exclusively, keeps two compactions apart for the same
+// reason.
+func (s *Store) LockSilverCompaction(ctx context.Context) (unlock func(), err error) {
+	return s.lockSilver(ctx, "pg_advisory_lock($1, 1), pg_advisory_lock_shared($1, 0)",
+		"pg_advisory_unlock_shared($1, 0), pg_advisory_unlock($1, 1)", "a compaction")
+}
+
+// lockSilver takes silver's locks with the calls of take in a session of
+// its own, and returns the function that releases them with release.
+func (s *Store) lockSilver(ctx context.Context, take, release, what string) (unlock func(), err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("lock silver.events for an overwrite: %w", err)
+		return nil, fmt.Errorf("lock silver.events for %s: %w", what, err)
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, 0)`, lockClassSilver); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT `+take, lockClassSilver); err != nil {
+		_ = conn.Conn().Close(context.Background()) // ends the session, with any lock it took
 		conn.Release()
-		return nil, fmt.Errorf("lock silver.events for an overwrite: %w", err)
+		return nil, fmt.Errorf("lock silver.events for %s: %w", what, err)
 	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, 0)`, lockClassSilver); err != nil {
+		if _, err := conn.Exec(ctx, `SELECT `+release, lockClassSilver); err != nil {
 			_ = conn.Conn().Close(ctx) // the session's end releases it
 		}
 		conn.Release()
 	}, nil
+}
+
+// OldestSilverPending returns when the oldest load still pending for silver
+// committed to gold, or the zero time when none is: snapshot expiry keeps
+// every snapshot since, in which the load's append may be.
+func (s *Store) OldestSilverPending(ctx context.Context) (time.Time, error) {
+	var at *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT min(started_at) FROM pipeline.loads WHERE silver_pending`).Scan(&at)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("oldest load pending for silver: %w", err)
+	}
+	if at == nil {
+		return time.Time{}, nil
+	}
+	return *at, nil
 }
 
 // RecordSilverSnapshot records the silver.events snapshot that holds a

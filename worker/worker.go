@@ -39,6 +39,9 @@ type Config struct {
 	// Monitor, when set, runs the SLOMonitor workflow and its activity on
 	// batch-jobs.
 	Monitor *activities.Monitor
+	// SilverMaintainer, when set, runs the SilverMaintenance workflow and
+	// its activities on batch-jobs.
+	SilverMaintainer *activities.SilverMaintainer
 	// StreamOnly skips batch-jobs: the process polls task queue pipeline
 	// alone (`pipeline worker --task-queues pipeline`), e.g. to size stream
 	// and batch workers apart.
@@ -121,6 +124,10 @@ func runBatch(cfg Config, failures interceptor.WorkerInterceptor) (stop func(), 
 	if cfg.Backfiller != nil {
 		batch.RegisterWorkflow(workflows.Backfill)
 		batch.RegisterActivity(cfg.Backfiller)
+	}
+	if cfg.SilverMaintainer != nil {
+		batch.RegisterWorkflow(workflows.SilverMaintenance)
+		batch.RegisterActivity(cfg.SilverMaintainer)
 	}
 	if cfg.Monitor != nil {
 		batch.RegisterWorkflow(workflows.SLOMonitor)

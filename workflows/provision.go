@@ -66,6 +66,9 @@ type ProvisionResult struct {
 	// updated" or "" (dry run); RefreshSchedule likewise for marts-refresh.
 	Schedule        string `json:"schedule,omitempty"`
 	RefreshSchedule string `json:"refresh_schedule,omitempty"`
+	// SilverSchedules say what became of the schedules of silver.events'
+	// maintenance ("silver-maintenance: created", ...).
+	SilverSchedules []string `json:"silver_schedules,omitempty"`
 	// MartZone is the zone the marts' days are cut in, as recorded.
 	MartZone string `json:"mart_zone,omitempty"`
 	// Stream names the stream's shard workflows, all running; Monitor the
@@ -95,6 +98,9 @@ func (r ProvisionResult) Summary() string {
 	}
 	if r.RefreshSchedule != "" {
 		fmt.Fprintf(&b, "Schedule %s: %s (rebuilds the marts of days whose gold changed, every %s).\n", RefreshScheduleID, r.RefreshSchedule, RefreshEvery)
+	}
+	for _, s := range r.SilverSchedules {
+		fmt.Fprintf(&b, "Schedule %s (silver.events maintenance).\n", s)
 	}
 	if r.MartZone != "" {
 		fmt.Fprintf(&b, "Marts: days cut in %s.\n", r.MartZone)
@@ -201,10 +207,38 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 			return res, err
 		}
 	}
+	if workflow.GetVersion(ctx, silverMaintenance, workflow.DefaultVersion, 1) == 1 {
+		if res.SilverSchedules, err = ensureSilverSchedules(ctx); err != nil {
+			return res, err
+		}
+	}
 	if err := ensureRuntime(ctx, bp, in, &res); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// silverMaintenance versions Provision's step that creates the schedules of
+// silver.events' maintenance.
+const silverMaintenance = "silver-maintenance"
+
+// ensureSilverSchedules creates the schedules of SilverMaintenance: every
+// SilverMaintenanceEvery, and daily for orphan files.
+func ensureSilverSchedules(ctx workflow.Context) ([]string, error) {
+	var out []string
+	for _, in := range []activities.ScheduleInput{
+		{ID: SilverMaintenanceScheduleID, Workflow: "SilverMaintenance", TaskQueue: BatchQueue,
+			Every: SilverMaintenanceEvery, CatchupWindow: silverCatchupWindow},
+		{ID: SilverOrphansScheduleID, Workflow: "SilverMaintenance", TaskQueue: BatchQueue,
+			Hour: SilverOrphansHour, CatchupWindow: time.Hour, Args: map[string]any{"orphans": true}},
+	} {
+		what, err := ensureSchedule(ctx, in)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, in.ID+": "+what)
+	}
+	return out, nil
 }
 
 // martsFollowGold versions Provision's steps that record the mart zone and

@@ -74,7 +74,9 @@ func newProvisionEnv(t *testing.T, catalog []blueprint.CatalogEntry, fail map[st
 		func(_ context.Context, in activities.ScheduleInput) (activities.ScheduleResult, error) {
 			nightly := in.ID == NightlyScheduleID && in.Workflow == "NightlyAggregation" && in.Hour == 2 && in.Every == 0 && in.Zone == pe.zone
 			refresh := in.ID == RefreshScheduleID && in.Workflow == "RefreshMarts" && in.Every == RefreshEvery
-			if !(nightly || refresh) || in.TaskQueue != BatchQueue || in.CatchupWindow <= 0 {
+			maintain := in.ID == SilverMaintenanceScheduleID && in.Workflow == "SilverMaintenance" && in.Every == SilverMaintenanceEvery && len(in.Args) == 0
+			orphans := in.ID == SilverOrphansScheduleID && in.Workflow == "SilverMaintenance" && in.Every == 0 && in.Args["orphans"] == true
+			if !(nightly || refresh || maintain || orphans) || in.TaskQueue != BatchQueue || in.CatchupWindow <= 0 {
 				return activities.ScheduleResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("bad schedule input %+v", in), "Test", nil)
 			}
 			pe.schedules = append(pe.schedules, in.ID)
@@ -149,7 +151,8 @@ func TestProvisionFromNothingRunsEveryResourceInDependencyOrder(t *testing.T) {
 	if len(res.Applied) != len(want) || res.Schedule != "created" || res.Plan.Count(blueprint.ActionCreate) != len(want) {
 		t.Fatalf("result %+v", res)
 	}
-	if strings.Join(pe.schedules, " ") != NightlyScheduleID+" "+RefreshScheduleID || res.RefreshSchedule != "created" || res.MartZone != "UTC" {
+	if strings.Join(pe.schedules, " ") != NightlyScheduleID+" "+RefreshScheduleID+" "+SilverMaintenanceScheduleID+" "+SilverOrphansScheduleID ||
+		res.RefreshSchedule != "created" || len(res.SilverSchedules) != 2 || res.MartZone != "UTC" {
 		t.Fatalf("schedules %v, result %+v", pe.schedules, res)
 	}
 	if !strings.Contains(res.PlanText, "+ create conduit events") {

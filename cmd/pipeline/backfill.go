@@ -15,7 +15,6 @@ import (
 	"github.com/acme/pipeline/activities"
 	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/lake"
-	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/workflows"
@@ -116,6 +115,5 @@ func newBackfiller(cfg config.Config, store *warehouse.Store, tc client.Client) 
 		return nil, err
 	}
 	return activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store, Running: activities.WorkflowRunning(tc),
-		Silver: silver.Config{DatabaseURL: cfg.DatabaseURL, Endpoint: cfg.S3Endpoint, Region: cfg.AWSRegion,
-			AccessKeyID: cfg.AWSAccessKeyID, SecretAccessKey: cfg.AWSSecretKey}})
+		Silver: silverConfig(cfg)})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/lake"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/starter"
 )
 
@@ -29,4 +30,12 @@ func dialTemporal(cfg config.Config, log *slog.Logger) (client.Client, error) {
 func lakeConfig(cfg config.Config) lake.Config {
 	return lake.Config{Endpoint: cfg.S3Endpoint, Region: cfg.AWSRegion, AccessKeyID: cfg.AWSAccessKeyID,
 		SecretAccessKey: cfg.AWSSecretKey, Bucket: cfg.Bucket, PathStyle: cfg.S3PathStyle()}
+}
+
+// silverConfig is the catalog of silver.events on the configuration's
+// warehouse and S3. Its Bucket is left to the user: the lake's bucket for
+// the stream, the backfill and maintenance, the archive's for provisioning.
+func silverConfig(cfg config.Config) silver.Config {
+	return silver.Config{DatabaseURL: cfg.DatabaseURL, Endpoint: cfg.S3Endpoint, Region: cfg.AWSRegion,
+		AccessKeyID: cfg.AWSAccessKeyID, SecretAccessKey: cfg.AWSSecretKey}
 }

@@ -29,6 +29,7 @@ func init() {
 		{"provision", "validate a blueprint and provision the pipeline from it (Provision workflow)", runProvision},
 		{"backfill", "rebuild a range of days from bronze (Backfill workflow)", runBackfill},
 		{"aggregate", "run NightlyAggregation for one day now", runAggregate},
+		{"maintain", "compact silver.events and expire its old snapshots now (SilverMaintenance workflow)", runMaintain},
 		{"status", "pipeline health at a glance: lag, freshness, last loads, open alerts", runStatus},
 		{"incarnation", "the topic's incarnations; --start-new streams a topic deleted and created again, keeping the old one's data", runIncarnation},
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,7 +16,6 @@ import (
 	"github.com/acme/pipeline/internal/config"
 	"github.com/acme/pipeline/internal/telemetry"
 	"github.com/acme/pipeline/lake"
-	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/worker"
@@ -151,8 +151,7 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 	prov, err := activities.NewProvisioner(activities.ProvisionerConfig{
 		Store: store, KafkaBrokers: cfg.Brokers(), KafkaConn: cfg.Kafka, S3Endpoint: cfg.S3Endpoint, StateDir: filepath.Join(stateDir, "tls"),
 		TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile, S3: s3c,
-		Silver: &silver.Config{DatabaseURL: cfg.DatabaseURL, Endpoint: cfg.S3Endpoint, Region: cfg.AWSRegion,
-			AccessKeyID: cfg.AWSAccessKeyID, SecretAccessKey: cfg.AWSSecretKey},
+		Silver: new(silverConfig(cfg)),
 	})
 	if err != nil {
 		return err
@@ -166,8 +165,7 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 		stream, err = activities.NewStream(ctx, activities.StreamConfig{
 			Lake:    lakeConfig(cfg),
 			Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Warehouse: store, Log: slog.Default().With("component", "stream"),
-			Silver: silver.Config{DatabaseURL: cfg.DatabaseURL, Endpoint: cfg.S3Endpoint, Region: cfg.AWSRegion,
-				AccessKeyID: cfg.AWSAccessKeyID, SecretAccessKey: cfg.AWSSecretKey},
+			Silver: silverConfig(cfg),
 		})
 		if err != nil {
 			return err
@@ -177,8 +175,25 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 	if err != nil {
 		return err
 	}
-	return worker.Run(ctx, worker.Config{Client: tc, Store: store, Provisioner: prov, Backfiller: bf, Stream: stream, Monitor: mon, BatchConcurrency: prefetch, StreamOnly: !poll.batch,
+	var sm *activities.SilverMaintainer
+	if poll.batch {
+		if sm, err = newSilverMaintainer(cfg, store); err != nil {
+			return err
+		}
+		defer sm.Close()
+	}
+	return worker.Run(ctx, worker.Config{Client: tc, Store: store, Provisioner: prov, Backfiller: bf, Stream: stream, Monitor: mon,
+		SilverMaintainer: sm, BatchConcurrency: prefetch, StreamOnly: !poll.batch,
 		Log: slog.Default().With("component", "worker")})
+}
+
+// newSilverMaintainer builds the SilverMaintenance activities on the lake's
+// bucket.
+func newSilverMaintainer(cfg config.Config, store *warehouse.Store) (*activities.SilverMaintainer, error) {
+	sc := silverConfig(cfg)
+	sc.Bucket = cmp.Or(cfg.Bucket, lake.DefaultBucket)
+	return activities.NewSilverMaintainer(activities.SilverMaintainerConfig{Silver: sc, Store: store,
+		Log: slog.Default().With("component", "silver-maintenance")})
 }
 
 func runAggregate(ctx context.Context, args []string) error {

@@ -179,6 +179,7 @@ var CommandNeeds = map[string]Need{
 	"provision":   NeedTemporal,
 	"backfill":    NeedTemporal,
 	"aggregate":   NeedTemporal,
+	"maintain":    NeedTemporal,
 	"status":      NeedDatabase | NeedKafka,
 	"incarnation": NeedDatabase | NeedKafka,
 }
