@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/acme/pipeline/internal/kafkaconn"
@@ -33,8 +32,6 @@ type Stream struct {
 	kafka kafkaReader
 	group string
 	log   *slog.Logger
-	tmp   string
-	rg    int64
 	m     *streamMetrics
 	// silver appends gold's loads to silver.events (silver_sync.go); nil
 	// only in unit tests of the flush, which have no Iceberg table.
@@ -60,11 +57,6 @@ type StreamConfig struct {
 	// Group is the consumer group offsets are committed to. Default
 	// "pipeline-stream".
 	Group string
-	// TempDir holds hour compaction's temporary files. Default os.TempDir().
-	TempDir string
-	// RowGroupRows is the row-group size of silver files. Default
-	// lake.DefaultRowGroupRows.
-	RowGroupRows int64
 	// Silver is the Iceberg catalog of silver.events (created by
 	// provisioning). Bucket defaults to Lake's. Required: DatabaseURL.
 	Silver silver.Config
@@ -104,12 +96,6 @@ func NewStream(ctx context.Context, cfg StreamConfig) (*Stream, error) {
 	if cfg.Group == "" {
 		cfg.Group = DefaultGroup
 	}
-	if cfg.TempDir == "" {
-		cfg.TempDir = os.TempDir()
-	}
-	if cfg.RowGroupRows <= 0 {
-		cfg.RowGroupRows = lake.DefaultRowGroupRows
-	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -130,5 +116,5 @@ func NewStream(ctx context.Context, cfg StreamConfig) (*Stream, error) {
 		batchRows:  cmp.Or(max(cfg.SilverBatchRows, 0), DefaultSilverBatchRows),
 		sweepAfter: cmp.Or(max(cfg.SilverSweepAfter, 0), DefaultSilverSweepAfter)}
 	return &Stream{lake: lk, wh: cfg.Warehouse, kafka: kc, group: cfg.Group,
-		log: cfg.Log.With("component", "stream"), tmp: cfg.TempDir, rg: cfg.RowGroupRows, m: m, silver: sv}, nil
+		log: cfg.Log.With("component", "stream"), m: m, silver: sv}, nil
 }

@@ -32,11 +32,6 @@ const (
 type BackfillerConfig struct {
 	Lake  *lake.Store
 	Store *warehouse.Store
-	// RowGroupRows is the row-group size of the silver files written. Default
-	// lake.DefaultRowGroupRows.
-	RowGroupRows int64
-	// TempDir holds the silver files being written. Default os.TempDir().
-	TempDir string
 	// UnitRecords is how many records one unit of work stages (see
 	// warehouse.RebuildPlanInput). Default 100,000.
 	UnitRecords int64
@@ -66,8 +61,6 @@ func (c BackfillerConfig) Validate() error {
 type Backfiller struct {
 	lake    *lake.Store
 	wh      *warehouse.Store
-	rg      int64
-	tmp     string
 	unit    int64
 	running warehouse.Running
 	m       *backfillMetrics
@@ -149,7 +142,7 @@ func NewBackfiller(cfg BackfillerConfig) (*Backfiller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backfiller: %w", err)
 	}
-	return &Backfiller{lake: cfg.Lake, wh: cfg.Store, rg: cfg.RowGroupRows, tmp: cfg.TempDir, unit: cfg.UnitRecords,
+	return &Backfiller{lake: cfg.Lake, wh: cfg.Store, unit: cfg.UnitRecords,
 		running: cfg.Running, m: m, silver: cat}, nil
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"time"
 
@@ -13,7 +11,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/pipeline/event"
-	"github.com/acme/pipeline/lake"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -67,7 +64,7 @@ type UnitInput struct {
 	Unit    int    `json:"unit"`
 	Day     string `json:"day"`
 	Topic   string `json:"topic"`
-	Source  string `json:"source"` // warehouse.RebuildFromBronze or RebuildFromSilver
+	Source  string `json:"source"` // warehouse.RebuildFromBronze
 }
 
 // StageBackfillUnit reads the unit's objects one at a time, cleans bronze
@@ -99,13 +96,7 @@ func (b *Backfiller) StageBackfillUnit(ctx context.Context, in UnitInput) (wareh
 			return yield(r, err)
 		}
 		for i, src := range srcs {
-			var more bool
-			var err error
-			if in.Source == warehouse.RebuildFromSilver {
-				more, err = b.silverRows(ctx, src, &tally, inDay)
-			} else {
-				more, err = b.bronzeRows(ctx, in.Topic, src, &tally, inDay)
-			}
+			more, err := b.bronzeRows(ctx, in.Topic, src, &tally, inDay)
 			if err != nil {
 				yield(event.Row{}, err)
 				return
@@ -144,49 +135,6 @@ func (b *Backfiller) bronzeRows(ctx context.Context, topic string, src warehouse
 		}
 	}
 	return true, nil
-}
-
-// silverRows yields the rows of one silver file, read in batches from a
-// temporary copy, with the file's topic incarnation (not a silver column).
-func (b *Backfiller) silverRows(ctx context.Context, src warehouse.RebuildSource, tally *warehouse.UnitTally, yield func(event.Row, error) bool) (bool, error) {
-	f, err := b.lake.GetFile(ctx, src.Key, b.tmp)
-	if errors.Is(err, lake.ErrNotFound) {
-		return false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("silver file %s (partition %d offsets %d..%d) is live in pipeline.silver_objects but missing from the bucket",
-			src.Key, src.Partition, src.First, src.Last), ErrTypeSilverMissing, err)
-	}
-	if err != nil {
-		return false, fmt.Errorf("read silver %s: %w", src.Key, err)
-	}
-	defer func() {
-		f.Close()
-		os.Remove(f.Name())
-	}()
-	st, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
-	rr, err := lake.NewRowReader(f, st.Size())
-	if err != nil {
-		return false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("silver file %s is corrupt: %v", src.Key, err), ErrTypeBackfill, err)
-	}
-	defer rr.Close()
-	buf := make([]event.Row, 4096)
-	for {
-		n, rerr := rr.Read(buf)
-		tally.Records += int64(n)
-		for _, r := range buf[:n] {
-			r.Incarnation = int32(src.Incarnation)
-			if !yield(r, nil) {
-				return false, nil
-			}
-		}
-		if errors.Is(rerr, io.EOF) {
-			return true, nil
-		}
-		if rerr != nil {
-			return false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("silver file %s is corrupt: %v", src.Key, rerr), ErrTypeBackfill, rerr)
-		}
-	}
 }
 
 // ResolveBackfillDay keeps one row per event_id of the staged rows (in SQL).

@@ -94,7 +94,7 @@ func TestAbortedTransactionsNeverReachGold(t *testing.T) {
 	if n := s.count(`SELECT count(*) FROM pipeline.stream_offsets WHERE next_offset = $1`, end); n != 1 {
 		t.Fatalf("pipeline.stream_offsets is not at the end (%d)", end)
 	}
-	s.checkLake(len(want), len(want), false)
+	s.checkLake(len(want), len(want))
 
 	// Every bronze object reads back as its index says (what a retry and a
 	// backfill do), though ranges start or end at markers and aborted

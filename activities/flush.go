@@ -21,21 +21,20 @@ import (
 
 // partFlush is one partition's share of a flush.
 type partFlush struct {
-	partition                   int32
-	from, next                  int64
-	bronzeKey                   string
-	reused                      bool
-	first, last                 int64 // the bronze range: every offset the read consumed, markers included
-	bytes                       int64
-	quarantined                 int
-	rows                        []event.Row   // deduplicated by event_id, offset order
-	recs                        []lake.Record // the records read, offset order
-	tally                       warehouse.PartitionTally
-	silverKeys                  []string
-	hwm                         int64
-	lost                        int64
-	read, bronze, clean, silver time.Duration
-	span                        trace.Span // stream.flush, when there were records; flush ends it
+	partition           int32
+	from, next          int64
+	bronzeKey           string
+	reused              bool
+	first, last         int64 // the bronze range: every offset the read consumed, markers included
+	bytes               int64
+	quarantined         int
+	rows                []event.Row   // deduplicated by event_id, offset order
+	recs                []lake.Record // the records read, offset order
+	tally               warehouse.PartitionTally
+	hwm                 int64
+	lost                int64
+	read, bronze, clean time.Duration
+	span                trace.Span // stream.flush, when there were records; flush ends it
 }
 
 // flush takes every partition one step and loads gold. guard checks that
@@ -66,14 +65,12 @@ func (a *Stream) flush(ctx context.Context, in CompactCycleInput, guard *topicGu
 	}
 
 	var rows []event.Row
-	var sources []string
 	advanced := map[int32]int64{}
 	var tally []warehouse.PartitionTally
 	var bronzeKeys []string
 	for i := range parts {
 		pf := &parts[i]
 		rows = append(rows, pf.rows...)
-		sources = append(sources, pf.silverKeys...)
 		if pf.bronzeKey != "" {
 			bronzeKeys = append(bronzeKeys, pf.bronzeKey)
 		}
@@ -95,9 +92,8 @@ func (a *Stream) flush(ctx context.Context, in CompactCycleInput, guard *topicGu
 		gctx, gspan := tracer.Start(ctx, "stream.gold", trace.WithLinks(flushes...), trace.WithAttributes(
 			attribute.String("messaging.destination.name", in.Topic),
 			attribute.Int("pipeline.partitions", len(advanced)),
-			attribute.Int("pipeline.rows", len(rows)),
-			attribute.Int("pipeline.silver.keys", len(sources))))
-		load := warehouse.LoadInput{Rows: rows, Sources: sources, BronzeKeys: bronzeKeys, Silver: a.silver != nil,
+			attribute.Int("pipeline.rows", len(rows))))
+		load := warehouse.LoadInput{Rows: rows, Sources: bronzeKeys, BronzeKeys: bronzeKeys, Silver: a.silver != nil,
 			Topic: in.Topic, Incarnation: in.Incarnation, Offsets: advanced, Tally: tally}
 		lr, err := a.wh.LoadLive(gctx, load)
 		if loadErr := err; err != nil && warehouse.RecordError(err) {
@@ -174,25 +170,23 @@ func (a *Stream) flush(ctx context.Context, in CompactCycleInput, guard *topicGu
 		res.Quarantined += int64(pf.quarantined)
 		res.Cleaned += int64(len(pf.recs) - pf.quarantined)
 		res.Bytes += pf.bytes
-		res.SilverFiles += len(pf.silverKeys)
 		if pf.bronzeKey != "" {
 			res.BronzeObjects++
 		}
 		res.Times.Read += pf.read
 		res.Times.Bronze += pf.bronze
 		res.Times.Clean += pf.clean
-		res.Times.Silver += pf.silver
 	}
 	res.Times.Flushes += time.Since(t0)
 	if len(advanced) > 0 {
-		log.Debug("flush done", "offsets", advanced, "rows", len(rows), "silver_files", len(sources),
+		log.Debug("flush done", "offsets", advanced, "rows", len(rows), "bronze_objects", len(bronzeKeys),
 			"took", time.Since(t0).Round(time.Millisecond))
 	}
 	return nil
 }
 
-// flushPartition runs bronze, clean and silver for one partition from offset
-// next.
+// flushPartition runs bronze and clean for one partition from offset next;
+// its rows reach silver.events after gold has them (silver_sync.go).
 func (a *Stream) flushPartition(ctx context.Context, in CompactCycleInput, guard *topicGuard, p int32, next int64, log *slog.Logger) (partFlush, error) {
 	pf := partFlush{partition: p, from: next, next: next, hwm: -1}
 
@@ -312,24 +306,8 @@ func (a *Stream) flushPartition(ctx context.Context, in CompactCycleInput, guard
 		attribute.Int("pipeline.records", len(pf.recs)),
 		attribute.Int("pipeline.quarantined", pf.quarantined))
 
-	// 3. Silver, per event hour.
-	t = time.Now()
 	pf.rows = dedupe(rows)
-	sctx, sspan := tracer.Start(ctx, "stream.silver", trace.WithAttributes(attribute.Int("pipeline.rows", len(pf.rows))))
-	keys, err := a.writeSilver(sctx, in.Topic, in.Incarnation, p, first, last, pf.rows)
-	if err == nil {
-		sspan.SetAttributes(attribute.Int("pipeline.silver.keys", len(keys)))
-	}
-	endSpan(sspan, err)
-	if err != nil {
-		return pf, err
-	}
-	pf.silverKeys = keys
-	pf.silver = time.Since(t)
-	pf.span.SetAttributes(attribute.Int("pipeline.rows", len(pf.rows)), attribute.Int("pipeline.silver.keys", len(keys)))
-	if err := a.crash("silver", p); err != nil {
-		return pf, err
-	}
+	pf.span.SetAttributes(attribute.Int("pipeline.rows", len(pf.rows)))
 	return pf, nil
 }
 

@@ -164,14 +164,11 @@ type bronzeSlot struct {
 // fakeWarehouse is the stream's index, offsets and gold of one topic. Its
 // LoadLive is one transaction: an error (loadErrs) changes nothing.
 type fakeWarehouse struct {
-	compactionIndex // nil: a flush never compacts
-
 	mu         sync.Mutex
 	inc        warehouse.Incarnation
 	offsets    map[int32]int64 // pipeline.stream_offsets
 	lost       [][3]int64      // partition, first, last
 	bronze     map[bronzeSlot]warehouse.BronzeObject
-	silver     map[string]string // key → state
 	quarantine map[[2]int64]warehouse.QuarantineEntry
 	gold       map[[16]byte]event.Row
 	loads      int     // committed LoadLive calls
@@ -182,7 +179,7 @@ type fakeWarehouse struct {
 func newFakeWarehouse(topic string, id kafkaread.TopicID) *fakeWarehouse {
 	return &fakeWarehouse{
 		inc:     warehouse.Incarnation{Topic: topic, Number: 1, TopicID: id.String(), FirstSeen: unitHour},
-		offsets: map[int32]int64{}, bronze: map[bronzeSlot]warehouse.BronzeObject{}, silver: map[string]string{},
+		offsets: map[int32]int64{}, bronze: map[bronzeSlot]warehouse.BronzeObject{},
 		quarantine: map[[2]int64]warehouse.QuarantineEntry{}, gold: map[[16]byte]event.Row{},
 	}
 }
@@ -248,46 +245,6 @@ func (w *fakeWarehouse) RecordBronze(_ context.Context, o warehouse.BronzeObject
 	}
 	w.bronze[slot] = o
 	return o, nil
-}
-
-func (w *fakeWarehouse) SilverStates(_ context.Context, keys []string) (map[string]string, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := map[string]string{}
-	for _, k := range keys {
-		if st, ok := w.silver[k]; ok {
-			out[k] = st
-		}
-	}
-	return out, nil
-}
-
-func (w *fakeWarehouse) RecordSilver(_ context.Context, objs []warehouse.SilverObject) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, o := range objs {
-		if _, ok := w.silver[o.Key]; !ok {
-			w.silver[o.Key] = "live"
-		}
-	}
-	return nil
-}
-
-func (w *fakeWarehouse) ReplaceSilver(_ context.Context, outputs []warehouse.SilverObject, replaced, _ []string) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, k := range replaced {
-		if w.silver[k] != "live" {
-			return fmt.Errorf("%s is %q: %w", k, w.silver[k], warehouse.ErrSilverChanged)
-		}
-	}
-	for _, k := range replaced {
-		w.silver[k] = "replaced"
-	}
-	for _, o := range outputs {
-		w.silver[o.Key] = "live"
-	}
-	return nil
 }
 
 func (w *fakeWarehouse) RecordQuarantine(_ context.Context, qs []warehouse.QuarantineEntry) error {

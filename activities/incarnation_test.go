@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/pipeline/event"
+	"github.com/acme/pipeline/internal/silvertest"
 	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/lake"
 	"github.com/acme/pipeline/warehouse"
@@ -152,10 +153,6 @@ func TestRecreatedTopic(t *testing.T) {
 		t.Error("an old bronze object was rewritten or deleted")
 	}
 
-	// Hour compaction keeps the incarnations in files of their own.
-	if _, err := s.compact(time.Now()); err != nil {
-		t.Fatal(err)
-	}
 	s.checkSilver(t, len(oldIDs)+len(newIDs))
 
 	// A backfill of the day rebuilds both incarnations' rows from their
@@ -207,12 +204,6 @@ func (s *stack) streamStart(t *testing.T, known map[int32]int64) StreamStartResu
 	return res
 }
 
-func (s *stack) compact(now time.Time) (CompactHoursResult, error) {
-	var res CompactHoursResult
-	err := s.run(s.acts.CompactHours, CompactHoursInput{Now: now}, &res)
-	return res, err
-}
-
 // wantAppError fails t unless err is a non-retryable ApplicationError of
 // type typ whose message holds every fragment.
 func wantAppError(t *testing.T, what string, err error, typ string, fragments ...string) {
@@ -256,48 +247,24 @@ func mapsSubset[K comparable, V comparable](sub, of map[K]V) bool {
 	return true
 }
 
-// checkSilver checks that every live silver file holds rows of one
-// incarnation, named by its key, and that silver holds distinct events
-// once each.
+// checkSilver checks that silver.events holds distinct events, once each,
+// each with the incarnation gold has for it.
 func (s *stack) checkSilver(t *testing.T, distinct int) {
 	t.Helper()
-	ctx := context.Background()
-	live, err := s.wh.LiveSilverBetween(ctx, time.Unix(0, 0), time.Now().Add(48*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gold := map[string]int{}
+	gold := map[string]int32{}
 	for _, r := range s.strings(`SELECT event_id::text, kafka_incarnation FROM gold.events`) {
 		id, inc, _ := strings.Cut(r, " | ")
-		gold[id], _ = strconv.Atoi(inc)
+		n, _ := strconv.Atoi(inc)
+		gold[id] = int32(n)
 	}
-	seen := map[string]bool{}
-	for _, o := range live {
-		ki, err := lake.ParseKey(o.Key)
-		if err != nil || ki.Incarnation != o.Incarnation {
-			t.Errorf("%s: key says incarnation %d (%v), index %d", o.Key, ki.Incarnation, err, o.Incarnation)
-		}
-		b, err := s.lake.Get(ctx, o.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows, err := lake.DecodeRows(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rows {
-			id := uuid.UUID(r.EventID).String()
-			if seen[id] {
-				t.Errorf("event %s twice in live silver", id)
-			}
-			seen[id] = true
-			if gold[id] != o.Incarnation {
-				t.Errorf("%s (incarnation %d) holds event %s of incarnation %d", o.Key, o.Incarnation, id, gold[id])
-			}
+	sil := silvertest.Incarnations(t, s.silverCfg)
+	for id, incs := range sil {
+		if len(incs) != 1 || incs[0] != gold[id] {
+			t.Errorf("event %s: silver.events rows of incarnations %v, gold's is %d", id, incs, gold[id])
 		}
 	}
-	if len(seen) != distinct {
-		t.Errorf("live silver holds %d events, want %d", len(seen), distinct)
+	if len(sil) != distinct {
+		t.Errorf("silver.events holds %d events, want %d", len(sil), distinct)
 	}
 }
 
@@ -306,7 +273,7 @@ func (s *stack) checkSilver(t *testing.T, distinct int) {
 // them.
 func (s *stack) backfillDay(t *testing.T, hour time.Time) {
 	t.Helper()
-	bf, err := NewBackfiller(BackfillerConfig{Lake: s.lake, Store: s.wh, TempDir: t.TempDir(), UnitRecords: 50, Silver: s.silverCfg})
+	bf, err := NewBackfiller(BackfillerConfig{Lake: s.lake, Store: s.wh, UnitRecords: 50, Silver: s.silverCfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,9 +297,8 @@ func (s *stack) backfillDay(t *testing.T, hour time.Time) {
 	}
 	var resolved warehouse.Resolved
 	run(bf.ResolveBackfillDay, plan.ID, &resolved)
-	for _, h := range resolved.Hours {
-		run(bf.WriteBackfillSilverHour, SilverHourInput{Rebuild: plan.ID, Topic: s.topic, Hour: h}, nil)
-	}
-	run(bf.CommitBackfillGold, plan.ID, nil)
+	var g warehouse.GoldReplaced
+	run(bf.CommitBackfillGold, plan.ID, &g)
+	run(bf.OverwriteBackfillSilver, SilverDayInput{Rebuild: plan.ID, Topic: s.topic, Day: day, GoldLoad: g.LoadID}, nil)
 	run(bf.FinishBackfillDay, FinishInput{Rebuild: plan.ID, Silver: true}, nil)
 }

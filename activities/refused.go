@@ -2,8 +2,6 @@ package activities
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/acme/pipeline/event"
 	"github.com/acme/pipeline/lake"
-	"github.com/acme/pipeline/warehouse"
 )
 
 // isolateRefused handles a gold load refused with an error that rows can
@@ -59,9 +56,6 @@ func (a *Stream) isolateRefused(ctx context.Context, topic string, inc int, part
 		}
 		log.Error("gold refused records: quarantined with PostgreSQL's reason, the rest of the flush loads",
 			"partition", p, "count", len(qs), "first_offset", qs[0].Record.Offset, "key", key, "reason", qs[0].Reason)
-		if err := a.dropFromSilver(ctx, topic, inc, pf, qs, log); err != nil {
-			return nil, 0, err
-		}
 	}
 	kept := make([]event.Row, 0, len(rows)-len(drop))
 	for i := range rows {
@@ -70,56 +64,6 @@ func (a *Stream) isolateRefused(ctx context.Context, topic string, inc int, part
 		}
 	}
 	return kept, len(refused), nil
-}
-
-// dropFromSilver takes the refused records out of the silver files the flush
-// wrote for the partition (before gold refused them): each file of an hour
-// that holds one is replaced, in one index transaction, by a file of the
-// hour's other rows under a new key (MergedSilverKey: named by its content).
-// A retry finds the old file replaced and the new one live, and goes on.
-func (a *Stream) dropFromSilver(ctx context.Context, topic string, inc int, pf *partFlush, qs []lake.Quarantined, log *slog.Logger) error {
-	refused := map[int64]bool{}
-	for _, q := range qs {
-		refused[q.Record.Offset] = true
-	}
-	first, last := pf.first, pf.last // the range the flush's silver keys name
-	byHour := map[time.Time][]event.Row{}
-	touched := map[time.Time]bool{}
-	for _, r := range pf.rows {
-		h := hourOf(&r)
-		if refused[r.Offset] {
-			touched[h] = true
-			continue
-		}
-		byHour[h] = append(byHour[h], r)
-	}
-	for _, h := range slices.SortedFunc(maps.Keys(touched), time.Time.Compare) {
-		old := lake.SilverKey(h, inc, pf.partition, first, last)
-		var outputs []warehouse.SilverObject
-		if rows := byHour[h]; len(rows) > 0 {
-			data, err := lake.EncodeRows(rows, a.rg)
-			if err != nil {
-				return fmt.Errorf("silver without refused records, partition %d: %w", pf.partition, err)
-			}
-			key := lake.MergedSilverKey(h, inc, pf.partition, first, last, 1, sha256.Sum256(data))
-			if err := a.lake.Put(ctx, key, data, lake.ParquetContentType); err != nil {
-				return fmt.Errorf("silver without refused records, partition %d: %w", pf.partition, err)
-			}
-			outputs = append(outputs, warehouse.SilverObject{Key: key, Hour: h, Topic: topic, Incarnation: inc, Partition: pf.partition,
-				First: first, Last: last, Rows: int64(len(rows)), Bytes: int64(len(data))})
-		}
-		err := a.wh.ReplaceSilver(ctx, outputs, []string{old}, nil)
-		if errors.Is(err, warehouse.ErrSilverChanged) {
-			// An earlier attempt swapped it, or hour compaction merged it
-			// meanwhile: then the refused rows stay in that merged file.
-			log.Warn("silver file with refused records no longer live (swapped by an earlier attempt, or merged by hour compaction)", "key", old, "error", err)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("silver without refused records, partition %d: %w", pf.partition, err)
-		}
-	}
-	return nil
 }
 
 func partOf(parts []partFlush, p int32) *partFlush {

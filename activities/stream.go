@@ -151,7 +151,7 @@ type StageTimes struct {
 	Read    time.Duration `json:"read"`    // Kafka fetches, or bronze reads on reuse
 	Bronze  time.Duration `json:"bronze"`  // encode + put + index
 	Clean   time.Duration `json:"clean"`   // event.Decode, quarantine
-	Silver  time.Duration `json:"silver"`  // Parquet encode + put + index; appends to silver.events
+	Silver  time.Duration `json:"silver"`  // appends to silver.events
 	Gold    time.Duration `json:"gold"`    // LoadLive (wall)
 	Commit  time.Duration `json:"commit"`  // consumer-group commit (wall)
 	Flushes time.Duration `json:"flushes"` // wall time of the flushes, waits included
@@ -182,7 +182,6 @@ type CompactCycleResult struct {
 	Inserted      int64               `json:"inserted"`    // rows new in gold.events
 	Duplicates    int64               `json:"duplicates"`  // rows gold already had (or repeated)
 	BronzeObjects int                 `json:"bronze_objects"`
-	SilverFiles   int                 `json:"silver_files"`
 	SilverLoads   int                 `json:"silver_loads,omitempty"` // gold loads appended to silver.events (swept ones included)
 	SilverRows    int64               `json:"silver_rows,omitempty"`  // rows appended to silver.events
 	Bytes         int64               `json:"bytes"`                  // bronze bytes

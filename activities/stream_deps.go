@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"os"
-	"time"
 
 	"github.com/acme/pipeline/event"
 	"github.com/acme/pipeline/internal/kafkaread"
@@ -63,15 +62,6 @@ type bronzeIndex interface {
 	RecordBronze(ctx context.Context, o warehouse.BronzeObject) (warehouse.BronzeObject, error)
 }
 
-// silverIndex is pipeline.silver_objects as a flush and hour compaction
-// both use it: which files are recorded (and so are skipped on a retry),
-// new ones, and swaps of files for others in one transaction.
-type silverIndex interface {
-	SilverStates(ctx context.Context, keys []string) (map[string]string, error)
-	RecordSilver(ctx context.Context, objs []warehouse.SilverObject) error
-	ReplaceSilver(ctx context.Context, outputs []warehouse.SilverObject, replaced, confirmed []string) error
-}
-
 // quarantineIndex is pipeline.quarantine: the records cleaning or gold
 // refused, by offset and object.
 type quarantineIndex interface {
@@ -88,30 +78,13 @@ type incarnationStore interface {
 	IncarnationUsage(ctx context.Context, in warehouse.Incarnation) (warehouse.IncarnationUsage, error)
 }
 
-// compactionIndex is what hour compaction alone reads and writes of the
-// silver index beyond silverIndex: the hours due, their live files, the
-// backfills holding an hour, retired files to delete, and the hours it set
-// aside.
-type compactionIndex interface {
-	DirtySilverHours(ctx context.Context, before, now time.Time, limit int) ([]warehouse.SilverPartitionHour, error)
-	LiveSilver(ctx context.Context, hour time.Time, partition int32) ([]warehouse.SilverObject, error)
-	RebuildOpen(ctx context.Context, hour time.Time) (bool, error)
-	ReplacedSilver(ctx context.Context, limit int) ([]string, error)
-	MarkSilverDeleted(ctx context.Context, keys []string) error
-	SetAsideSilverHour(ctx context.Context, h warehouse.SetAsideHour, at time.Time) (warehouse.SetAsideHour, error)
-	ClearSetAsideHour(ctx context.Context, hour time.Time, partition int32) (bool, error)
-	PruneSetAsideHours(ctx context.Context) (int64, error)
-}
-
 // streamWarehouse is the warehouse as Stream holds it.
 type streamWarehouse interface {
 	offsetStore
 	goldLoader
 	bronzeIndex
-	silverIndex
 	quarantineIndex
 	incarnationStore
-	compactionIndex
 }
 
 // kafkaReader is the stream's side of Kafka: a partition's records read at

@@ -29,8 +29,8 @@ const instrumentationName = "github.com/acme/pipeline/activities"
 //   - pipeline.stream.lag{topic,partition} (pipeline_stream_lag):
 //     records in the partition not yet loaded, after the last flush.
 //   - pipeline.stream.stage.duration{topic,stage} (pipeline_stream_stage_duration_seconds):
-//     one partition's read, bronze, clean and silver in a flush; the
-//     flush's gold load.
+//     one partition's read, bronze and clean in a flush; the flush's gold
+//     load.
 //   - pipeline.stream.bytes{topic,stage} (pipeline_stream_bytes_total):
 //     bytes read from Kafka into bronze objects.
 //   - pipeline.silver.appends{path} (pipeline_silver_appends_total): loads
@@ -138,7 +138,7 @@ func (m *streamMetrics) recordFlush(ctx context.Context, topic string, parts []p
 			for _, st := range []struct {
 				name string
 				d    time.Duration
-			}{{"read", pf.read}, {"bronze", pf.bronze}, {"clean", pf.clean}, {"silver", pf.silver}} {
+			}{{"read", pf.read}, {"bronze", pf.bronze}, {"clean", pf.clean}} {
 				m.stage.Record(ctx, st.d.Seconds(), metric.WithAttributes(t, attribute.String("stage", st.name)))
 			}
 			if !pf.reused {

@@ -69,7 +69,7 @@ func newStack(t *testing.T, partitions int32) *stack {
 	}
 	s.silverCfg = silvertest.Table(t, dbURL, cfgS3, "datalake")
 	s.acts, err = NewStream(context.Background(), StreamConfig{Lake: cfgS3.LakeConfig("datalake"), Silver: s.silverCfg, Brokers: s.brokers,
-		Warehouse: wh, TempDir: t.TempDir(), RowGroupRows: 1000, Log: log})
+		Warehouse: wh, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,9 +166,9 @@ func (s *stack) drain(offsets map[int32]int64, in CompactCycleInput, total int) 
 }
 
 // checkLake checks that the bucket holds exactly the indexed bronze objects,
-// no duplicate ranges, and that the live silver files hold the distinct events
-// of the hour.
-func (s *stack) checkLake(total int, distinct int, compacted bool) {
+// no duplicate ranges, and that silver.events holds the distinct events,
+// each once, as gold does.
+func (s *stack) checkLake(total int, distinct int) {
 	s.t.Helper()
 	ctx := context.Background()
 	objs, err := s.lake.List(ctx, lake.BronzePrefix)
@@ -192,44 +192,14 @@ func (s *stack) checkLake(total int, distinct int, compacted bool) {
 		WHERE prev IS NOT NULL AND prev + 1 <> start_offset`); len(gaps) > 0 {
 		s.t.Errorf("bronze ranges not contiguous at %v", gaps)
 	}
-	live, err := s.wh.LiveSilverBetween(ctx, time.Unix(0, 0), time.Now().Add(48*time.Hour))
-	if err != nil {
-		s.t.Fatal(err)
+	// Silver is silver.events: gold's events, each once; no Parquet file
+	// is written beside the table any more.
+	if ids := silvertest.IDs(s.t, s.silverCfg); len(ids) != distinct {
+		s.t.Errorf("silver.events holds %d distinct events, want %d", len(ids), distinct)
 	}
-	ids := map[[16]byte]int{}
-	rows := 0
-	for _, o := range live {
-		data, err := s.lake.Get(ctx, o.Key)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		rs, err := lake.DecodeRows(data)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		if int64(len(rs)) != o.Rows {
-			s.t.Errorf("%s: %d rows, index says %d", o.Key, len(rs), o.Rows)
-		}
-		for _, r := range rs {
-			ids[r.EventID]++
-			if hourOf(&r) != o.Hour {
-				s.t.Errorf("%s holds a row of hour %s", o.Key, hourOf(&r))
-			}
-		}
-		rows += len(rs)
-	}
-	if len(ids) != distinct {
-		s.t.Errorf("silver holds %d distinct events, want %d", len(ids), distinct)
-	}
-	if compacted && rows != distinct {
-		s.t.Errorf("compacted silver holds %d rows for %d distinct events", rows, distinct)
-	}
-	sil, err := s.lake.List(ctx, lake.SilverPrefix+"dt=") // not silver.events' data/ and metadata/
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if len(sil) != len(live) {
-		s.t.Errorf("bucket has %d silver objects, index %d live", len(sil), len(live))
+	silvertest.CheckSameAsGold(s.t, s.wh.Pool(), s.silverCfg, 0)
+	if old, err := s.lake.List(ctx, lake.SilverPrefix+"dt="); err != nil || len(old) > 0 {
+		s.t.Errorf("%d objects under %sdt= (%v): the stream wrote hour files", len(old), lake.SilverPrefix, err)
 	}
 }
 
@@ -260,7 +230,7 @@ func TestCompactCycleExactlyOnce(t *testing.T) {
 
 	// Crash after each stage in turn; the retry (same input) must not add or
 	// lose anything.
-	for _, stage := range []string{"bronze", "silver", "gold"} {
+	for _, stage := range []string{"bronze", "gold"} {
 		var crashed atomic.Bool
 		s.acts.hook = func(st string, p int32) error {
 			if st == stage && (p == 1 || p == -1) && !crashed.Swap(true) {
@@ -281,7 +251,7 @@ func TestCompactCycleExactlyOnce(t *testing.T) {
 			reused += pp.Reused
 		}
 		switch stage {
-		case "bronze", "silver":
+		case "bronze":
 			if reused < 1 {
 				t.Errorf("retry after %s crash reused %d bronze objects, want at least 1", stage, reused)
 			}
@@ -319,7 +289,7 @@ func TestCompactCycleExactlyOnce(t *testing.T) {
 		t.Errorf("%d loads with rows recorded without a silver snapshot", n)
 	}
 	silvertest.CheckSameAsGold(t, s.wh.Pool(), s.silverCfg, 0)
-	s.checkLake(len(msgs), ex.Distinct, false)
+	s.checkLake(len(msgs), ex.Distinct)
 	stored, err := s.wh.StreamOffsets(context.Background(), s.topic)
 	if err != nil || !mapsEqual(stored, offsets) {
 		t.Errorf("stored offsets %v, workflow offsets %v (%v)", stored, offsets, err)
@@ -362,91 +332,6 @@ func TestCompactCycleExactlyOnce(t *testing.T) {
 	}
 }
 
-// TestCompactHours compacts closed hours, dedupes across files, leaves open
-// hours alone, reopens an hour for a late file, and is idempotent.
-func TestCompactHours(t *testing.T) {
-	s := newStack(t, 2)
-	now := time.Date(2026, 11, 24, 14, 30, 0, 0, time.UTC)
-	h11 := time.Date(2026, 11, 24, 11, 0, 0, 0, time.UTC)
-	h14 := time.Date(2026, 11, 24, 14, 0, 0, 0, time.UTC)
-	msgs, ex := streamtest.Mix(1500, 2, h11, 2)
-	open, ex14 := streamtest.Mix(200, 2, h14, 3)
-	msgs = append(msgs, open...)
-	streamtest.Produce(s.t, s.brokers, s.topic, msgs)
-	in := CompactCycleInput{Topic: s.topic, MaxRecords: 100, FlushWait: 50 * time.Millisecond, MaxFlushes: 5}
-	offsets, _ := s.drain(startOffsets(2), in, len(msgs))
-	small := s.count(`SELECT count(*) FROM pipeline.silver_objects WHERE hour = $1`, h11)
-	t.Logf("hour 11: %d small files", small)
-
-	var res CompactHoursResult
-	if err := s.run(s.acts.CompactHours, CompactHoursInput{Now: now, MaxRows: 400}, &res); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("compaction: %+v", res)
-	if len(res.Hours) != 2 {
-		t.Fatalf("compacted %d partition-hours, want 2 (hour 11, partitions 0 and 1)", len(res.Hours))
-	}
-	var dups int64
-	for _, h := range res.Hours {
-		if !h.Hour.Equal(h11) || h.FilesOut < 2 || h.RowsIn != h.RowsOut+h.Duplicates {
-			t.Errorf("hour %+v", h)
-		}
-		dups += h.Duplicates
-	}
-	if int(res.Deleted) != int(small) {
-		t.Errorf("deleted %d objects, want the %d small files", res.Deleted, small)
-	}
-	if got := s.count(`SELECT count(*) FROM pipeline.silver_objects WHERE hour = $1 AND state = 'live' AND rows > 400`, h11); got != 0 {
-		t.Errorf("%d compacted files over MaxRows", got)
-	}
-	// Hour 14 is open: untouched.
-	if got := s.count(`SELECT count(*) FROM pipeline.silver_objects WHERE hour = $1 AND compacted`, h14); got != 0 {
-		t.Errorf("open hour compacted (%d files)", got)
-	}
-	s.checkLake(len(msgs), ex.Distinct+ex14.Distinct, false)
-	if rows := s.count(`SELECT sum(rows) FROM pipeline.silver_objects WHERE hour = $1 AND state = 'live'`, h11); rows != int64(ex.Distinct) {
-		t.Errorf("hour 11 holds %d rows after compaction, want %d distinct", rows, ex.Distinct)
-	}
-
-	// Again: nothing to do.
-	res = CompactHoursResult{}
-	if err := s.run(s.acts.CompactHours, CompactHoursInput{Now: now, MaxRows: 400}, &res); err != nil || len(res.Hours) != 0 {
-		t.Fatalf("second run: %+v %v", res, err)
-	}
-
-	// A late event for hour 11 (and a retry of one already there) reopens it.
-	late, exLate := streamtest.Mix(5, 2, h11, 4)
-	late = append(late, msgs[0])
-	streamtest.Produce(s.t, s.brokers, s.topic, late)
-	var total int64
-	for _, o := range offsets {
-		total += o
-	}
-	s.drain(offsets, in, int(total)+len(late))
-	res = CompactHoursResult{}
-	if err := s.run(s.acts.CompactHours, CompactHoursInput{Now: now, MaxRows: 400}, &res); err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Hours) == 0 {
-		t.Fatal("late file did not reopen the hour")
-	}
-	if got := s.strings(`SELECT DISTINCT substring(object_key from '-(g[0-9]+)\.parquet$') FROM pipeline.silver_objects
-		WHERE hour = $1 AND state = 'live' AND compacted ORDER BY 1`, h11); len(got) == 0 {
-		t.Errorf("no compacted generation: %v", got)
-	}
-	if rows := s.count(`SELECT sum(rows) FROM pipeline.silver_objects WHERE hour = $1 AND state = 'live'`, h11); rows != int64(ex.Distinct+exLate.Distinct) {
-		t.Errorf("hour 11 holds %d rows after the late compaction, want %d", rows, ex.Distinct+exLate.Distinct)
-	}
-	s.checkLake(len(msgs)+len(late), ex.Distinct+ex14.Distinct+exLate.Distinct, false)
-
-	// After the hour closes, hour 14 compacts too and silver is exact.
-	res = CompactHoursResult{}
-	if err := s.run(s.acts.CompactHours, CompactHoursInput{Now: h14.Add(2 * time.Hour)}, &res); err != nil {
-		t.Fatal(err)
-	}
-	s.checkLake(len(msgs)+len(late), ex.Distinct+ex14.Distinct+exLate.Distinct, true)
-}
-
 // TestOutages makes S3, then PostgreSQL, refuse service in the middle of the
 // stream: cycles fail with errors that name what failed, and once the
 // component is back the retries end with exact counts.
@@ -485,7 +370,7 @@ func TestOutages(t *testing.T) {
 
 	s.drain(offsets, in, len(msgs))
 	streamtest.CheckGold(s.t, s.wh.Pool(), ex)
-	s.checkLake(len(msgs), ex.Distinct, false)
+	s.checkLake(len(msgs), ex.Distinct)
 }
 
 // TestStreamStart picks carried, stored and earliest offsets, and only the
@@ -599,81 +484,4 @@ func (p *pgProxy) refuse(on bool) {
 			c.Close()
 		}
 	}
-}
-
-// TestCompactHoursCrashes crashes hour compaction after writing its outputs
-// and after the swap, and races it with another run over the same files:
-// every rerun ends with each event once in the live files and no stray
-// object in the bucket.
-func TestCompactHoursCrashes(t *testing.T) {
-	s := newStack(t, 2)
-	now := time.Date(2026, 11, 24, 14, 30, 0, 0, time.UTC)
-	h11 := time.Date(2026, 11, 24, 11, 0, 0, 0, time.UTC)
-	msgs, ex := streamtest.Mix(1200, 2, h11, 12)
-	streamtest.Produce(s.t, s.brokers, s.topic, msgs)
-	in := CompactCycleInput{Topic: s.topic, MaxRecords: 100, FlushWait: 50 * time.Millisecond, MaxFlushes: 5}
-	s.drain(startOffsets(2), in, len(msgs))
-	compact := func() (CompactHoursResult, error) {
-		var res CompactHoursResult
-		err := s.run(s.acts.CompactHours, CompactHoursInput{Now: now, MaxRows: 500}, &res)
-		return res, err
-	}
-
-	// Crash after writing the outputs, before the swap: the outputs are
-	// orphans, rewritten with the same keys by the rerun.
-	s.acts.hook = func(stage string, p int32) error {
-		if stage == "compact-write" {
-			return errors.New("simulated crash before the swap")
-		}
-		return nil
-	}
-	if _, err := compact(); err == nil {
-		t.Fatal("no crash")
-	}
-	// Crash after the swap of partition 0, before the deletes: the next
-	// run deletes the replaced files first.
-	s.acts.hook = func(stage string, p int32) error {
-		if stage == "compact-swap" && p == 0 {
-			return errors.New("simulated crash after the swap")
-		}
-		return nil
-	}
-	if _, err := compact(); err == nil {
-		t.Fatal("no crash")
-	}
-	if n := s.count(`SELECT count(*) FROM pipeline.silver_objects WHERE state = 'replaced'`); n == 0 {
-		t.Fatal("nothing left replaced-but-not-deleted")
-	}
-	// A concurrent run over the same files finishes first (inside ours,
-	// between writing and swapping): ours conflicts and keeps its outputs,
-	// which are the very same files.
-	var nested atomic.Bool
-	s.acts.hook = func(stage string, p int32) error {
-		if stage == "compact-write" && !nested.Swap(true) {
-			s.acts.hook = nil
-			if _, err := compact(); err != nil {
-				return fmt.Errorf("nested run: %w", err)
-			}
-		}
-		return nil
-	}
-	res, err := compact()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.acts.hook = nil
-	t.Logf("after crashes and a race: %+v", res)
-	conflicts := 0
-	for _, h := range res.Hours {
-		if h.Conflict {
-			conflicts++
-		}
-	}
-	if conflicts != 1 {
-		t.Errorf("%d conflicts, want 1", conflicts)
-	}
-	if res, err := compact(); err != nil || len(res.Hours) != 0 {
-		t.Fatalf("final run: %+v %v", res, err)
-	}
-	s.checkLake(len(msgs), ex.Distinct, true)
 }

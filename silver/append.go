@@ -144,6 +144,7 @@ func (c *Catalog) commit(ctx context.Context, key string, write func(*table.Tran
 			return res, err
 		}
 		res.SnapshotID, res.Appended = tbl.CurrentSnapshot().SnapshotID, true
+		c.publish(ctx, tbl)
 		return res, nil
 	}
 	return res, fmt.Errorf("still losing commit races after %d attempts", res.Attempts)

@@ -158,6 +158,7 @@ func (c *Catalog) Compact(ctx context.Context, o CompactOptions) (CompactResult,
 	res.Groups, res.FilesRemoved, res.FilesAdded = rr.RewrittenGroups, rr.RemovedDataFiles, rr.AddedDataFiles
 	res.BytesBefore, res.BytesAfter = rr.BytesBefore, rr.BytesAfter
 	res.SnapshotID = committed.CurrentSnapshot().SnapshotID
+	c.publish(ctx, committed)
 	return res, nil
 }
 
@@ -293,7 +294,9 @@ func (c *Catalog) retryMeta(ctx context.Context, what string, change func(*table
 		}
 		tx, err := change(tbl)
 		if err == nil && tx != nil {
-			_, err = tx.Commit(ctx)
+			if tbl, err = tx.Commit(ctx); err == nil {
+				c.publish(ctx, tbl)
+			}
 		}
 		switch {
 		case err == nil:

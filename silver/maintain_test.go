@@ -120,7 +120,7 @@ func TestMaintenance(t *testing.T) {
 	}
 	stray, old := "silver/events/data/occurred_at_hour=2026-11-30-10/stray.parquet", "silver/events/dt=2026-11-30/hour=10/old.parquet"
 	for _, k := range []string{stray, old} {
-		if err := lk.Put(ctx, k, []byte("x"), lake.ParquetContentType); err != nil {
+		if err := lk.Put(ctx, k, []byte("x"), "application/octet-stream"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -129,6 +129,9 @@ func (c *Catalog) Ensure(ctx context.Context) (created bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("silver: create table %s at %s: %w", Ident, c.Location(), err)
 	}
+	if tbl, err := c.cat.LoadTable(ctx, Ident); err == nil {
+		c.publish(ctx, tbl)
+	}
 	return true, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/iceberg-go/table"
@@ -91,4 +92,50 @@ func statsOf(tbl *table.Table) Stats {
 		break
 	}
 	return st
+}
+
+// publish records tbl's summary in pipeline.silver_table (migration 014),
+// where status reads it without S3 credentials. It runs after each commit
+// and is best effort: the commit stands whatever happens here, and the next
+// commit's summary replaces a missed one.
+func (c *Catalog) publish(ctx context.Context, tbl *table.Table) {
+	st := statsOf(tbl)
+	var lastSnap, lastLoads, lastOffsets any
+	var lastAt any
+	if a := st.LastAppend; a != nil {
+		off, _ := json.Marshal(a.Offsets)
+		lastSnap, lastAt, lastLoads, lastOffsets = a.SnapshotID, a.At, a.Loads, string(off)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	// Writers publish concurrently: the metadata file's version orders them.
+	_, _ = c.db.ExecContext(ctx, `INSERT INTO pipeline.silver_table AS t (table_ident, metadata_location, metadata_version, snapshot_id, operation,
+			committed_at, snapshots, oldest_snapshot_at, data_files, records, bytes,
+			last_append_snapshot, last_append_at, last_append_loads, last_append_offsets)
+		VALUES ($1, $2, $15, NULLIF($3::bigint, 0), NULLIF($4::text, ''), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
+		ON CONFLICT (table_ident) DO UPDATE SET metadata_location = excluded.metadata_location,
+			metadata_version = excluded.metadata_version, snapshot_id = excluded.snapshot_id,
+			operation = excluded.operation, committed_at = excluded.committed_at, snapshots = excluded.snapshots,
+			oldest_snapshot_at = excluded.oldest_snapshot_at, data_files = excluded.data_files, records = excluded.records,
+			bytes = excluded.bytes, last_append_snapshot = excluded.last_append_snapshot, last_append_at = excluded.last_append_at,
+			last_append_loads = excluded.last_append_loads, last_append_offsets = excluded.last_append_offsets,
+			updated_at = clock_timestamp()
+		WHERE excluded.metadata_version > t.metadata_version`,
+		Namespace+"."+TableName, st.MetadataLocation, st.SnapshotID, st.Operation, nullTime(st.At), st.Snapshots, nullTime(st.OldestSnapshot),
+		st.Files, st.Rows, st.Bytes, lastSnap, lastAt, lastLoads, lastOffsets, metadataVersion(st.MetadataLocation))
+}
+
+// metadataVersion is the NNNNN of a metadata file .../NNNNN-uuid.metadata.json,
+// which every commit increments.
+func metadataVersion(loc string) int64 {
+	name := loc[strings.LastIndex(loc, "/")+1:]
+	v, _ := strconv.ParseInt(name[:max(strings.Index(name, "-"), 0)], 10, 64)
+	return v
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
 }

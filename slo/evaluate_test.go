@@ -73,7 +73,7 @@ func newRig(t *testing.T) *rig {
 	_, s3 := streamtest.Lake(t)
 	store, dbURL := streamtest.Database(t)
 	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Silver: silvertest.Table(t, dbURL, s3, "datalake"), Brokers: brokers,
-		Warehouse: store, TempDir: t.TempDir(), Log: slog.New(slog.DiscardHandler)})
+		Warehouse: store, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

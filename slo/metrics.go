@@ -39,8 +39,8 @@ func registerMetrics(store *warehouse.Store) error {
 		return err
 	}
 	// Not an SLO, but read from the database at scrape like the others.
-	setAside, err := meter.Int64ObservableGauge("pipeline.silver.hours_set_aside",
-		metric.WithDescription("Silver (hour, partition) pairs that hour compaction set aside (pipeline.silver_set_aside): a missing or corrupt file; `pipeline status` names them and the reason."))
+	pending, err := meter.Int64ObservableGauge("pipeline.silver.pending_loads",
+		metric.WithDescription("Gold loads whose rows silver.events does not hold yet (pipeline.loads.silver_pending): the stream appends them within seconds, or sweeps them after a crash; a number that stays up means silver is not following gold."))
 	if err != nil {
 		return err
 	}
@@ -61,8 +61,8 @@ func registerMetrics(store *warehouse.Store) error {
 		if n, err := store.NewestVisible(ctx); err == nil && !n.IsZero() {
 			o.ObserveFloat64(fresh, time.Since(n).Seconds())
 		}
-		if n, err := store.CountSetAsideHours(ctx); err == nil {
-			o.ObserveInt64(setAside, n)
+		if st, _, err := store.SilverTableStatus(ctx); err == nil {
+			o.ObserveInt64(pending, st.PendingLoads)
 		}
 		if c, err := store.ConflictingDuplicates(ctx, time.Now().Add(-24*time.Hour), 0); err == nil {
 			o.ObserveInt64(conflicting, c.Records)
@@ -99,6 +99,6 @@ func registerMetrics(store *warehouse.Store) error {
 			}
 		}
 		return nil
-	}, value, good, open, fresh, setAside, conflicting, lost)
+	}, value, good, open, fresh, pending, conflicting, lost)
 	return err
 }

@@ -93,7 +93,7 @@ func TestBackfillOnTemporal(t *testing.T) {
 	put(0, recs3, at(50, 0), 1, at(50, 0))
 	tc := dialTemporal(t)
 	silverCfg := ensureSilver(t)
-	bf, err := activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store, TempDir: t.TempDir(),
+	bf, err := activities.NewBackfiller(activities.BackfillerConfig{Lake: lk, Store: store,
 		Running: activities.WorkflowRunning(tc), Silver: silverCfg})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestBackfillOnTemporal(t *testing.T) {
 	}
 	d := res.Days[0]
 	if !d.DryRun || d.BronzeObjects != 2 || d.Records != 9 || d.Quarantined != 1 || d.OtherDays != 1 || d.Duplicates != 2 || d.Rows != 5 ||
-		d.SilverFiles != 0 || d.GoldInserted != 0 {
+		d.SilverRows != 0 || d.GoldInserted != 0 {
 		t.Fatalf("dry run day: %+v", d)
 	}
 	if n := count("gold.events"); n != 0 {

@@ -28,11 +28,12 @@ import (
 // instruments. The deploy tests read the instrument names, kinds and units
 // from them, so a renamed instrument breaks the alerts' test, not production.
 var instrumentSources = []string{
-	"ingest/metrics.go",            // pipeline.api.*    (served by the API)
-	"activities/stream_metrics.go", // pipeline.stream.* (served by the worker)
-	"activities/backfill.go",       // pipeline.backfill.* (served by the worker)
-	"slo/metrics.go",               // pipeline.slo.*, pipeline.gold.freshness (served by the worker)
-	"worker/failures.go",           // pipeline.activity.* (served by the worker)
+	"ingest/metrics.go",                // pipeline.api.*    (served by the API)
+	"activities/stream_metrics.go",     // pipeline.stream.* (served by the worker)
+	"activities/backfill.go",           // pipeline.backfill.* (served by the worker)
+	"activities/silver_maintenance.go", // pipeline.silver.maintenance.* (served by the worker)
+	"slo/metrics.go",                   // pipeline.slo.*, pipeline.gold.freshness (served by the worker)
+	"worker/failures.go",               // pipeline.activity.* (served by the worker)
 }
 
 // notExported are series Prometheus makes itself, not the pipeline.

@@ -18,7 +18,8 @@ import (
 // the work:
 //
 //	PlanRebuild → StageRebuildUnit (one per unit, in parallel) → ResolveRebuild
-//	→ CommitRebuildSilverHour (per hour) → CommitRebuildGold → FinishRebuild
+//	→ CommitRebuildGold → (silver.events overwrite: RebuildCoverage, WinnersInGold)
+//	→ FinishRebuild
 //
 // The replacement is scoped to the sources' partitions and offset ranges:
 // rows the live stream loads from later offsets, before, during or after the
@@ -28,7 +29,6 @@ import (
 // Sources a rebuild reads.
 const (
 	RebuildFromBronze = "bronze" // silver and gold from the bronze objects
-	RebuildFromSilver = "silver" // gold from the live silver files
 )
 
 // RebuildWorkMem is PostgreSQL's work_mem for a rebuild's sorts and hashes
@@ -47,7 +47,7 @@ type RebuildPlanInput struct {
 	WorkflowID, RunID string // the Backfill run; a retried plan of the same run and day returns the same rebuild
 	Day               Day
 	Topic             string
-	Source            string // RebuildFromBronze or RebuildFromSilver
+	Source            string // RebuildFromBronze
 	DryRun            bool
 	// UnitRecords is the number of records a unit aims at. Default 100,000.
 	UnitRecords int64
@@ -77,8 +77,8 @@ func (s *Store) PlanRebuild(ctx context.Context, in RebuildPlanInput) (Rebuild, 
 	if in.Day.IsZero() || in.Topic == "" || in.RunID == "" {
 		return Rebuild{}, &InputError{Field: "Day", Msg: "Day, Topic and RunID are required"}
 	}
-	if in.Source != RebuildFromBronze && in.Source != RebuildFromSilver {
-		return Rebuild{}, &InputError{Field: "Source", Msg: fmt.Sprintf("%q: want bronze or silver", in.Source)}
+	if in.Source != RebuildFromBronze {
+		return Rebuild{}, &InputError{Field: "Source", Msg: fmt.Sprintf("%q: want bronze (silver files are no longer a source: silver is the Iceberg table silver.events)", in.Source)}
 	}
 	if in.UnitRecords <= 0 {
 		in.UnitRecords = DefaultRebuildUnitRecords
@@ -103,10 +103,6 @@ func (s *Store) PlanRebuild(ctx context.Context, in RebuildPlanInput) (Rebuild, 
 		sources := `SELECT object_key, incarnation, partition, start_offset, end_offset, records::int8 AS records
 			FROM pipeline.bronze_objects
 			WHERE topic = $1 AND EXISTS (SELECT 1 FROM unnest(event_hours) AS h WHERE h >= $2 AND h < $3)`
-		if in.Source == RebuildFromSilver {
-			sources = `SELECT object_key, incarnation, partition, start_offset, end_offset, rows AS records
-				FROM pipeline.silver_objects WHERE topic = $1 AND state = 'live' AND hour >= $2 AND hour < $3`
-		}
 		if err := tx.QueryRow(ctx, `SELECT count(*), COALESCE(sum(records), 0) FROM (`+sources+`) AS s`,
 			in.Topic, start, end).Scan(&r.Objects, &r.Records); err != nil {
 			return fmt.Errorf("count sources: %w", err)
@@ -289,15 +285,6 @@ func (s *Store) ResolveRebuild(ctx context.Context, rebuild int64) (Resolved, er
 		return Resolved{}, fmt.Errorf("resolve rebuild %d: %w", rebuild, err)
 	}
 	return res, nil
-}
-
-// WinnersOfHour streams the winners of a rebuild that occurred in [hour,
-// hour+1h), in incarnation, partition and offset order, straight from the
-// database.
-func (s *Store) WinnersOfHour(ctx context.Context, rebuild int64, hour time.Time) iter.Seq2[event.Row, error] {
-	return s.winners(ctx, fmt.Sprintf("winners of rebuild %d hour %s", rebuild, hour.Format(time.RFC3339)),
-		`SELECT `+winnerColumns+` FROM pipeline.rebuild_rows w WHERE rebuild_id = $1 AND occurred_at >= $2 AND occurred_at < $3
-			ORDER BY kafka_incarnation, kafka_partition, kafka_offset`, rebuild, hour, hour.Add(time.Hour))
 }
 
 // winnerColumns are the columns of pipeline.rebuild_rows (alias w) that

@@ -2,7 +2,6 @@ package warehouse
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -97,14 +96,7 @@ func TestRebuildReplacesOnlyItsRanges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	silver := func(key string, first, last int64) {
-		t.Helper()
-		if err := store.RecordSilver(ctx, []SilverObject{{Key: key, Hour: hour, Topic: topic, Partition: 0, First: first, Last: last, Rows: 1}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Before the plan: two objects (offsets 0..9 and 10..19), loaded, with
-	// their silver files.
+	// Before the plan: two objects (offsets 0..9 and 10..19), loaded.
 	bronze(0, 9)
 	bronze(10, 19)
 	var live []event.Row
@@ -114,8 +106,6 @@ func TestRebuildReplacesOnlyItsRanges(t *testing.T) {
 	if _, err := store.LoadLive(ctx, LoadInput{Rows: live, Topic: topic, Offsets: map[int32]int64{0: 20}}); err != nil {
 		t.Fatal(err)
 	}
-	silver("silver/s-0-9", 0, 9)
-	silver("silver/s-10-19", 10, 19)
 
 	r, err := store.PlanRebuild(ctx, RebuildPlanInput{WorkflowID: "wf", RunID: "run-1", Day: DayOf(dayStart), Topic: topic,
 		Source: RebuildFromBronze, UnitRecords: 10})
@@ -127,9 +117,6 @@ func TestRebuildReplacesOnlyItsRanges(t *testing.T) {
 	}
 	if again, err := store.PlanRebuild(ctx, RebuildPlanInput{RunID: "run-1", Day: DayOf(dayStart), Topic: topic, Source: RebuildFromBronze}); err != nil || again.ID != r.ID {
 		t.Fatalf("a retried plan gave %+v, %v", again, err)
-	}
-	if open, err := store.RebuildOpen(ctx, hour); err != nil || !open {
-		t.Fatalf("rebuild open: %v %v", open, err)
 	}
 
 	// After the plan: the stream records and loads 20..24, one of them a
@@ -143,7 +130,6 @@ func TestRebuildReplacesOnlyItsRanges(t *testing.T) {
 	if _, err := store.LoadLive(ctx, LoadInput{Rows: later, Topic: topic, Offsets: map[int32]int64{0: 25}}); err != nil {
 		t.Fatal(err)
 	}
-	silver("silver/s-20-24", 20, 24)
 
 	// The rebuild stages both units: the planned offsets, rebuilt.
 	for u := range 2 {
@@ -161,19 +147,11 @@ func TestRebuildReplacesOnlyItsRanges(t *testing.T) {
 		t.Fatalf("resolve: %+v %v", res, err)
 	}
 
-	// Silver: a compacted file that merged a planned and an unplanned object
-	// blocks the swap; without it, the planned files go and 20..24 stays.
-	silver("silver/merged-5-24", 5, 24)
-	_, err = store.CommitRebuildSilverHour(ctx, r.ID, topic, hour, []SilverObject{{Key: "silver/r-0-19", Hour: hour, Topic: topic, First: 0, Last: 19, Rows: 20}})
-	if !errors.Is(err, ErrSilverChanged) || !strings.Contains(err.Error(), "silver/merged-5-24") {
-		t.Fatalf("swap over a straddling file: %v", err)
-	}
-	if _, err := store.Pool().Exec(ctx, `DELETE FROM pipeline.silver_objects WHERE object_key = 'silver/merged-5-24'`); err != nil {
-		t.Fatal(err)
-	}
-	swap, err := store.CommitRebuildSilverHour(ctx, r.ID, topic, hour, []SilverObject{{Key: "silver/r-0-19", Hour: hour, Topic: topic, First: 0, Last: 19, Rows: 20}})
-	if err != nil || !slices.Equal(swap.Retired, []string{"silver/s-0-9", "silver/s-10-19"}) || swap.Kept != 1 {
-		t.Fatalf("swap: %+v %v", swap, err)
+	// The lineage silver.events' overwrite replaces: the planned offsets
+	// only, merged; 20..24 stays the stream's.
+	cov, err := store.RebuildCoverage(ctx, r.ID)
+	if err != nil || len(cov) != 1 || cov[0].Partition != 0 || cov[0].First != 0 || cov[0].Last != 19 {
+		t.Fatalf("coverage %+v %v", cov, err)
 	}
 
 	// Gold: the planned offsets replaced, the later ones kept, event 3 once.
@@ -190,9 +168,6 @@ func TestRebuildReplacesOnlyItsRanges(t *testing.T) {
 	}
 	if err := store.FinishRebuild(ctx, r.ID); err != nil {
 		t.Fatal(err)
-	}
-	if open, err := store.RebuildOpen(ctx, hour); err != nil || open {
-		t.Fatalf("rebuild still open after finish: %v %v", open, err)
 	}
 	if n := query(t, `SELECT count(*) FROM pipeline.rebuild_rows WHERE rebuild_id = $1`, r.ID); !slices.Equal(n, []string{"0"}) {
 		t.Fatalf("staged rows left: %v", n)

@@ -116,10 +116,7 @@ func (s *Store) OldestSilverPending(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("oldest load pending for silver: %w", err)
 	}
-	if at == nil {
-		return time.Time{}, nil
-	}
-	return *at, nil
+	return deref(at), nil
 }
 
 // RecordSilverSnapshot records the silver.events snapshot that holds a

@@ -126,7 +126,7 @@ type HourCounts struct {
 	Hour        time.Time `json:"hour"`
 	Bronze      int64     `json:"bronze"`      // records in bronze objects that arrived that hour
 	Quarantined int64     `json:"quarantined"` // records quarantined, by their Kafka timestamp
-	Silver      int64     `json:"silver"`      // rows in live silver files of that event hour
+	Silver      int64     `json:"silver"`      // rows in silver.events of that event hour (gold's, less loads pending for silver)
 	Gold        int64     `json:"gold"`        // gold.events rows that occurred that hour
 }
 
@@ -151,8 +151,12 @@ func (s *Store) CountsByHour(ctx context.Context, topic string, newest time.Time
 			WHERE topic = $3 AND arrived_at >= $1 AND arrived_at < $2 GROUP BY 1`, func(h *HourCounts) *int64 { return &h.Bronze }},
 		{"quarantine", `SELECT date_trunc('hour', coalesce(kafka_timestamp, quarantined_at) AT TIME ZONE 'UTC'), count(*) FROM pipeline.quarantine
 			WHERE topic = $3 AND coalesce(kafka_timestamp, quarantined_at) >= $1 AND coalesce(kafka_timestamp, quarantined_at) < $2 GROUP BY 1`, func(h *HourCounts) *int64 { return &h.Quarantined }},
-		{"silver", `SELECT hour AT TIME ZONE 'UTC', sum(rows)::bigint FROM pipeline.silver_objects
-			WHERE state = 'live' AND topic = $3 AND hour >= $1 AND hour < $2 GROUP BY 1`, func(h *HourCounts) *int64 { return &h.Silver }},
+		// silver.events holds gold's rows but those of loads still
+		// pending for it (the ledger, pipeline.loads.silver_pending).
+		{"silver", `SELECT date_trunc('hour', occurred_at AT TIME ZONE 'UTC'), count(*) FROM gold.events e
+			WHERE occurred_at >= $1 AND occurred_at < $2 AND $3::text IS NOT NULL
+				AND NOT EXISTS (SELECT 1 FROM pipeline.loads l WHERE l.load_id = e.load_id AND l.silver_pending) GROUP BY 1`,
+			func(h *HourCounts) *int64 { return &h.Silver }},
 		{"gold", `SELECT date_trunc('hour', occurred_at AT TIME ZONE 'UTC'), count(*) FROM gold.events
 			WHERE occurred_at >= $1 AND occurred_at < $2 AND $3::text IS NOT NULL GROUP BY 1`, func(h *HourCounts) *int64 { return &h.Gold }},
 	}

@@ -2,7 +2,6 @@ package warehouse
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -55,73 +54,6 @@ func TestBronzeIndex(t *testing.T) {
 		if got, ok, err := store.BronzeAt(ctx, "events", inc, 3, 1000); !ok || err != nil || got.Key != want || got.Incarnation != max(inc, 1) {
 			t.Fatalf("BronzeAt incarnation %d: %+v %v %v, want %s", inc, got, ok, err, want)
 		}
-	}
-}
-
-func TestSilverIndex(t *testing.T) {
-	resetLakeIndex(t)
-	ctx := context.Background()
-	h1 := time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC)
-	h2 := h1.Add(time.Hour)
-	small := []SilverObject{
-		{Key: "s/h1/p0-0-9", Hour: h1, Topic: "events", Partition: 0, First: 0, Last: 9, Rows: 5, Bytes: 100},
-		{Key: "s/h1/p0-10-19", Hour: h1, Topic: "events", Partition: 0, First: 10, Last: 19, Rows: 5, Bytes: 100},
-		{Key: "s/h1/p1-0-9", Hour: h1, Topic: "events", Partition: 1, First: 0, Last: 9, Rows: 5, Bytes: 100},
-		{Key: "s/h2/p0-0-9", Hour: h2, Topic: "events", Partition: 0, First: 0, Last: 9, Rows: 5, Bytes: 100},
-	}
-	if err := store.RecordSilver(ctx, small); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.RecordSilver(ctx, small[:1]); err != nil { // again: no-op
-		t.Fatal(err)
-	}
-	st, err := store.SilverStates(ctx, []string{"s/h1/p0-0-9", "nope"})
-	if err != nil || len(st) != 1 || st["s/h1/p0-0-9"] != "live" {
-		t.Fatalf("states %v %v", st, err)
-	}
-	dirty, err := store.DirtySilverHours(ctx, h2, h2, 10)
-	if err != nil || !slices.Equal(dirty, []SilverPartitionHour{{Hour: h1, Partition: 0}, {Hour: h1, Partition: 1}}) {
-		t.Fatalf("dirty before h2: %v %v", dirty, err)
-	}
-	live, err := store.LiveSilver(ctx, h1, 0)
-	if err != nil || len(live) != 2 || live[0].Key != "s/h1/p0-0-9" || live[1].Last != 19 {
-		t.Fatalf("live: %+v %v", live, err)
-	}
-
-	out := SilverObject{Key: "s/h1/p0-0-19", Hour: h1, Topic: "events", Partition: 0, First: 0, Last: 19, Rows: 9, Bytes: 150}
-	if err := store.ReplaceSilver(ctx, []SilverObject{out}, []string{"s/h1/p0-0-9", "s/h1/p0-10-19"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.ReplaceSilver(ctx, nil, nil, []string{"s/h1/p1-0-9"}); err != nil {
-		t.Fatal(err)
-	}
-	// A second compaction of the same inputs conflicts.
-	err = store.ReplaceSilver(ctx, []SilverObject{out}, []string{"s/h1/p0-0-9"}, nil)
-	if !errors.Is(err, ErrSilverChanged) {
-		t.Fatalf("want ErrSilverChanged, got %v", err)
-	}
-	dirty, err = store.DirtySilverHours(ctx, h2.Add(time.Hour), h2, 10)
-	if err != nil || !slices.Equal(dirty, []SilverPartitionHour{{Hour: h2, Partition: 0}}) {
-		t.Fatalf("dirty after compaction: %v %v", dirty, err)
-	}
-	between, err := store.LiveSilverBetween(ctx, h1, h2.Add(time.Hour))
-	if err != nil || len(between) != 3 || between[0].Key != "s/h1/p0-0-19" || !between[0].Compacted {
-		t.Fatalf("between: %+v %v", between, err)
-	}
-	rep, err := store.ReplacedSilver(ctx, 10)
-	if err != nil || len(rep) != 2 {
-		t.Fatalf("replaced: %v %v", rep, err)
-	}
-	if err := store.MarkSilverDeleted(ctx, rep); err != nil {
-		t.Fatal(err)
-	}
-	if rep, _ := store.ReplacedSilver(ctx, 10); len(rep) != 0 {
-		t.Fatalf("still replaced: %v", rep)
-	}
-	got := query(t, `SELECT object_key, state, replaced_by FROM pipeline.silver_objects WHERE partition = 0 AND hour = $1 ORDER BY 1`, h1)
-	want := []string{"s/h1/p0-0-19 | live | ∅", "s/h1/p0-0-9 | deleted | [s/h1/p0-0-19]", "s/h1/p0-10-19 | deleted | [s/h1/p0-0-19]"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("rows\n got %q\nwant %q", got, want)
 	}
 }
 

@@ -81,16 +81,12 @@ type BackfillDayResult struct {
 	DryRun        bool   `json:"dry_run"`
 	Rebuild       int64  `json:"rebuild,omitempty"` // pipeline.rebuilds.rebuild_id
 	Units         int    `json:"units"`
-	BronzeObjects int    `json:"bronze_objects"` // bronze objects whose event hours touch the day
-	SilverSources int    `json:"silver_sources"` // live silver files read (gold-only rebuild)
-	Records       int64  `json:"records"`        // records (or silver rows) in them
-	Quarantined   int64  `json:"quarantined"`    // records that failed cleaning
-	OtherDays     int64  `json:"other_days"`     // cleaned records of other days
-	Duplicates    int64  `json:"duplicates"`     // rows of the day whose event_id was seen already
-	Rows          int64  `json:"rows"`           // distinct events of the day
-	SilverFiles   int    `json:"silver_files"`   // silver files written
-	SilverReplace int    `json:"silver_replaced"`
-	SilverKept    int    `json:"silver_kept"`               // live files of offsets read after the plan, left live
+	BronzeObjects int    `json:"bronze_objects"`            // bronze objects whose event hours touch the day
+	Records       int64  `json:"records"`                   // records (or silver rows) in them
+	Quarantined   int64  `json:"quarantined"`               // records that failed cleaning
+	OtherDays     int64  `json:"other_days"`                // cleaned records of other days
+	Duplicates    int64  `json:"duplicates"`                // rows of the day whose event_id was seen already
+	Rows          int64  `json:"rows"`                      // distinct events of the day
 	SilverRows    int64  `json:"silver_rows,omitempty"`     // rows the day's silver.events overwrite wrote
 	SilverSnap    int64  `json:"silver_snapshot,omitempty"` // the silver.events snapshot of the overwrite
 	GoldLoad      int64  `json:"gold_load,omitempty"`       // pipeline.loads.load_id of the day's gold commit

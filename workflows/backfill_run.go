@@ -250,11 +250,7 @@ func (r *backfillRun) day(ctx workflow.Context, day string) (BackfillDayResult, 
 		return dr, err
 	}
 	dr.Rebuild, dr.Units = rb.ID, rb.Units
-	if rb.Source == warehouse.RebuildFromSilver {
-		dr.SilverSources = rb.Objects
-	} else {
-		dr.BronzeObjects = rb.Objects
-	}
+	dr.BronzeObjects = rb.Objects
 	if rb.ID != 0 {
 		// The staged rows go, whatever happens next.
 		defer func() {
@@ -277,19 +273,8 @@ func (r *backfillRun) day(ctx workflow.Context, day string) (BackfillDayResult, 
 		// first.
 		iceberg := workflow.GetVersion(ctx, "silver-iceberg", workflow.DefaultVersion, 1) >= 1
 		if layer(activities.LayerSilver) && !r.dry && !iceberg {
-			hours := resolved.Hours
-			outs := make([]activities.SilverHourResult, len(hours))
-			r.prog.UnitsTotal += len(hours)
-			err := r.each(ctx, len(hours), func(i int) workflow.Future {
-				return workflow.ExecuteActivity(ctx, b.WriteBackfillSilverHour, activities.SilverHourInput{Rebuild: rb.ID, Topic: rb.Topic, Hour: hours[i]})
-			}, func(gctx workflow.Context, i int, f workflow.Future) error { return f.Get(gctx, &outs[i]) })
-			if err != nil {
+			if err := r.legacySilverHours(ctx, rb, resolved.Hours); err != nil {
 				return dr, err
-			}
-			for _, o := range outs {
-				dr.SilverFiles += o.Files
-				dr.SilverReplace += o.Retired
-				dr.SilverKept += o.Kept
 			}
 		}
 		if layer(activities.LayerGold) && !r.dry {
@@ -352,4 +337,22 @@ func (r *backfillRun) stage(ctx workflow.Context, day string, rb warehouse.Rebui
 		r.log.Warn("staged rows lost (database restarted?); staging the units again", "rebuild", rb.ID, "units", res.Missing)
 		units = res.Missing
 	}
+}
+
+// legacySilverHours is the silver step of runs from before version
+// silver-iceberg: one WriteBackfillSilverHour activity per hour, which wrote
+// Parquet files under silver/events/dt=…. The activity is gone, so such a
+// run, if one is still going on after the upgrade, fails at this step
+// before it touches gold (start the backfill again); its history still
+// replays, as the same commands are issued.
+func (r *backfillRun) legacySilverHours(ctx workflow.Context, rb warehouse.Rebuild, hours []time.Time) error {
+	type hourInput struct {
+		Rebuild int64     `json:"rebuild"`
+		Topic   string    `json:"topic"`
+		Hour    time.Time `json:"hour"`
+	}
+	r.prog.UnitsTotal += len(hours)
+	return r.each(ctx, len(hours), func(i int) workflow.Future {
+		return workflow.ExecuteActivity(ctx, "WriteBackfillSilverHour", hourInput{Rebuild: rb.ID, Topic: rb.Topic, Hour: hours[i]})
+	}, func(gctx workflow.Context, i int, f workflow.Future) error { return f.Get(gctx, nil) })
 }

@@ -130,11 +130,6 @@ func (f *fakeSteps) register(env *testsuite.TestWorkflowEnvironment, delay time.
 		h := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(rebuild))
 		return warehouse.Resolved{Records: 33, Staged: 30, Rows: 9, Duplicates: 21, Hours: []time.Time{h, h.Add(time.Hour)}}, nil
 	}).After(delay)
-	env.OnActivity(b.WriteBackfillSilverHour, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SilverHourInput) (activities.SilverHourResult, error) {
-		f.enter()
-		defer f.leave()
-		return activities.SilverHourResult{Files: 2, Rows: 4, Retired: 1}, nil
-	}).After(delay)
 	env.OnActivity(b.OverwriteBackfillSilver, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SilverDayInput) (activities.SilverDayResult, error) {
 		f.enter()
 		defer f.leave()
@@ -278,7 +273,7 @@ func TestBackfillDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !res.DryRun || len(res.Days) != 2 || !res.Days[0].DryRun || res.Days[0].Rows != 9 || res.Days[0].GoldInserted != 0 ||
-		res.Days[0].SilverFiles != 0 || strings.Join(res.Layers, ",") != "gold" {
+		res.Days[0].SilverRows != 0 || strings.Join(res.Layers, ",") != "gold" {
 		t.Fatalf("result %+v", res)
 	}
 	for _, in := range f.plans {

@@ -59,11 +59,11 @@ type StreamCompactionInput struct {
 	// CyclesPerRun continues the workflow as new after this many cycles,
 	// or earlier when the server suggests it. Default 500.
 	CyclesPerRun int `json:"cycles_per_run,omitempty"`
-	// CompactEvery is how often shard 0 runs hour compaction (CompactHours),
-	// by workflow time. Default 5m; negative disables it.
-	CompactEvery time.Duration `json:"compact_every,omitempty"`
-	// AllowedLateness keeps an event hour open this long after its end.
-	// Default 10m.
+	// CompactEvery and AllowedLateness drove the retired hour compaction
+	// of runs started before silver was the Iceberg table silver.events
+	// (which the SilverMaintenance workflow compacts); they are kept for
+	// those runs' inputs and ignored since.
+	CompactEvery    time.Duration `json:"compact_every,omitempty"`
 	AllowedLateness time.Duration `json:"allowed_lateness,omitempty"`
 
 	// Offsets maps each owned partition to its next offset. Empty on a
@@ -74,7 +74,8 @@ type StreamCompactionInput struct {
 	// a cycle of an incarnation an operator retired meanwhile stops the
 	// shard (StaleOffsets) instead of reading the new topic at old offsets.
 	Incarnation int `json:"incarnation,omitempty"`
-	// LastCompaction is when shard 0 last started hour compaction.
+	// LastCompaction is when shard 0 last started the retired hour
+	// compaction (runs from before version hour-compaction-retired).
 	LastCompaction time.Time `json:"last_compaction,omitzero"`
 	// Totals accumulate across runs.
 	Totals StreamTotals `json:"totals"`
@@ -122,11 +123,12 @@ func StreamWorkflowID(topic string, shard, shards int) string {
 var shardID = shards.WorkflowID
 
 // StreamCompaction is the live stream of one shard: a loop of CompactCycle
-// activities, each taking the shard's partitions from Kafka through bronze,
-// silver and gold for up to CycleDuration, with the offsets held here in
-// workflow state. Shard 0 also runs hour compaction every CompactEvery, next
-// to the cycles. It continues as new when the server suggests it or after
-// CyclesPerRun cycles, carrying the offsets.
+// activities, each taking the shard's partitions from Kafka through bronze
+// and gold into silver.events for up to CycleDuration, with the offsets held
+// here in workflow state. It continues as new when the server suggests it or
+// after CyclesPerRun cycles, carrying the offsets. (Runs from before version
+// hour-compaction-retired also ran hour compaction on shard 0 every
+// CompactEvery; silver.events is compacted by SilverMaintenance.)
 //
 // History: a cycle is 6 events (activity scheduled, started, completed and a
 // workflow task) whatever it moves; at 5,000 events/s and 30 s cycles that is
@@ -193,6 +195,9 @@ func StreamCompaction(ctx workflow.Context, in StreamCompactionInput) (StreamCom
 			MaximumInterval: time.Minute, MaximumAttempts: 5},
 	})
 	var compaction workflow.Future
+	// Hour compaction of silver Parquet files is retired: only runs that
+	// started before keep scheduling it (the activity now does nothing).
+	hourCompaction := workflow.GetVersion(ctx, "hour-compaction-retired", workflow.DefaultVersion, 1) == workflow.DefaultVersion
 	collectCompaction := func() {
 		var r activities.CompactHoursResult
 		if err := compaction.Get(ctx, &r); err != nil {
@@ -206,7 +211,7 @@ func StreamCompaction(ctx workflow.Context, in StreamCompactionInput) (StreamCom
 
 	for cycle := 1; ; cycle++ {
 		now := workflow.Now(ctx)
-		if in.Shard == 0 && in.CompactEvery > 0 && compaction == nil && now.Sub(in.LastCompaction) >= in.CompactEvery {
+		if hourCompaction && in.Shard == 0 && in.CompactEvery > 0 && compaction == nil && now.Sub(in.LastCompaction) >= in.CompactEvery {
 			compaction = workflow.ExecuteActivity(compactCtx, a.CompactHours, activities.CompactHoursInput{
 				Now: now, AllowedLateness: in.AllowedLateness})
 			in.LastCompaction = now

@@ -65,7 +65,7 @@ func TestStreamBench(t *testing.T) {
 	wh, dbURL := streamtest.Database(t)
 	address, _ := streamtest.Temporal(t)
 	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Silver: silvertest.Table(t, dbURL, s3, "datalake"), Brokers: brokers,
-		Warehouse: wh, TempDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Warehouse: wh, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -162,9 +162,11 @@ func (s *streamSuite) TestNonRetryableFailure() {
 	s.Equal(activities.ErrTypeBronzeCorrupt, appErr.Type())
 }
 
-// Shard 0 runs hour compaction every CompactEvery of workflow time, next to
-// the cycles, with workflow.Now; other shards never do.
+// A run started before version hour-compaction-retired still runs the
+// (now empty) hour compaction on shard 0 every CompactEvery of workflow
+// time, next to the cycles, with workflow.Now; other shards never do.
 func (s *streamSuite) TestCompactionSchedule() {
+	s.env.OnGetVersion("hour-compaction-retired", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	s.env.OnActivity(a.StreamStart, mock.Anything, mock.Anything).Return(startStub(map[int32]int64{0: 0})).Once()
 	s.env.OnActivity(a.CompactCycle, mock.Anything, mock.Anything).After(time.Minute).Return(advance(1, 0)).Times(12)
 	var nows []time.Time
@@ -191,8 +193,18 @@ func (s *streamSuite) TestNoCompactionOnOtherShards() {
 	s.continuedAs()
 }
 
-// A failing compaction does not stop the stream.
+// New runs schedule no hour compaction: SilverMaintenance compacts
+// silver.events.
+func (s *streamSuite) TestNoHourCompactionInNewRuns() {
+	s.env.OnActivity(a.StreamStart, mock.Anything, mock.Anything).Return(startStub(map[int32]int64{0: 0})).Once()
+	s.env.OnActivity(a.CompactCycle, mock.Anything, mock.Anything).After(10 * time.Minute).Return(advance(1, 0)).Times(3)
+	s.env.ExecuteWorkflow(StreamCompaction, StreamCompactionInput{CyclesPerRun: 3, CompactEvery: 5 * time.Minute})
+	s.Equal(int64(0), s.continuedAs().Totals.Compactions)
+}
+
+// In a run from before, a failing hour compaction does not stop the stream.
 func (s *streamSuite) TestCompactionFailureIsNotFatal() {
+	s.env.OnGetVersion("hour-compaction-retired", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	s.env.OnActivity(a.StreamStart, mock.Anything, mock.Anything).Return(startStub(map[int32]int64{0: 0})).Once()
 	s.env.OnActivity(a.CompactCycle, mock.Anything, mock.Anything).After(time.Minute).Return(advance(1, 0)).Times(2)
 	s.env.OnActivity(a.CompactHours, mock.Anything, mock.Anything).Return(activities.CompactHoursResult{},

@@ -87,19 +87,15 @@ func printBackfillResult(out io.Writer, res workflows.BackfillResult) {
 	fmt.Fprintf(out, "%s %s..%s (%s): %d days, %d bronze objects, %d records, %d rows\n",
 		verb, res.From, res.To, strings.Join(res.Layers, ","), len(res.Days), res.BronzeObjects, res.Records, res.Rows)
 	for _, d := range res.Days {
-		src := fmt.Sprintf("bronze %d objects", d.BronzeObjects)
-		if d.SilverSources > 0 {
-			src = fmt.Sprintf("silver %d files", d.SilverSources)
-		}
-		fmt.Fprintf(out, "  %s  %s / %d records in %d units (%d quarantined, %d duplicates, %d other days) -> %d rows",
-			d.Day, src, d.Records, d.Units, d.Quarantined, d.Duplicates, d.OtherDays, d.Rows)
+		fmt.Fprintf(out, "  %s  bronze %d objects / %d records in %d units (%d quarantined, %d duplicates, %d other days) -> %d rows",
+			d.Day, d.BronzeObjects, d.Records, d.Units, d.Quarantined, d.Duplicates, d.OtherDays, d.Rows)
 		if res.DryRun {
 			fmt.Fprintln(out)
 			continue
 		}
 		silverDone := fmt.Sprintf("silver.events %d rows (snapshot %d)", d.SilverRows, d.SilverSnap)
-		if d.SilverSnap == 0 { // a run from before silver.events, or no silver layer
-			silverDone = fmt.Sprintf("silver %d files written, %d retired, %d kept", d.SilverFiles, d.SilverReplace, d.SilverKept)
+		if d.SilverSnap == 0 { // a marts-only rebuild
+			silverDone = "silver.events unchanged"
 		}
 		fmt.Fprintf(out, "; %s; gold %d replaced by %d (%d payments, %d audit), %d rows of later offsets kept; %d mart rows\n",
 			silverDone, d.GoldDeleted, d.GoldInserted, d.GoldPayments, d.GoldAudit, d.GoldKept, d.MartRows)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/acme/pipeline/internal/demo"
 	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/internal/telemetry"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/starter"
 	"github.com/acme/pipeline/workflows"
 )
@@ -165,6 +167,9 @@ func urls(s *devstack.Stack, apiPort int) string {
 	fmt.Fprintf(&b, "  S3                 %s   bucket %s, key %s, secret %s\n", s.S3Endpoint, s.Bucket, s.AccessKeyID, s.SecretAccessKey)
 	fmt.Fprintf(&b, "                     (AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s s3 ls s3://%s/)\n", s.AccessKeyID, s.SecretAccessKey, s.S3Endpoint, s.Bucket)
 	fmt.Fprintf(&b, "  PostgreSQL         %s   (%s; psql \"%s\")\n", s.DatabaseURL, s.PostgresOrigin, s.DatabaseURL)
+	fmt.Fprintf(&b, "  silver.events      Iceberg SQL catalog %q in that database (JDBC catalog: uri %s), warehouse s3://%s/\n",
+		silver.CatalogName, jdbcURL(s.DatabaseURL), s.Bucket)
+	fmt.Fprintf(&b, "                     (current metadata: psql \"%s\" -Atc \"SELECT metadata_location FROM iceberg_tables WHERE table_namespace = 'silver' AND table_name = 'events'\")\n", s.DatabaseURL)
 	return b.String()
 }
 
@@ -203,4 +208,20 @@ func provisionDev(ctx context.Context, cfg config.Config, bp *blueprint.Blueprin
 	}
 	fmt.Printf("\nProvisioned %s through the Provision workflow:\n%s\n%s", path, res.PlanText, res.Summary())
 	return nil
+}
+
+// jdbcURL is the JDBC form of a postgres:// URL, without its password, for
+// the Java engines' JDBC catalog (user and password go in their own
+// settings).
+func jdbcURL(dbURL string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return dbURL
+	}
+	q := u.Query()
+	if u.User != nil {
+		q.Set("user", u.User.Username())
+	}
+	u.User, u.Scheme, u.RawQuery = nil, "postgresql", q.Encode()
+	return "jdbc:" + u.String()
 }

@@ -140,3 +140,18 @@ func Lineage(t testing.TB, cfg silver.Config, ids ...string) map[string][]string
 	})
 	return out
 }
+
+// Incarnations reads, for every event id of silver.events, the topic
+// incarnation of each of its rows.
+func Incarnations(t testing.TB, cfg silver.Config) map[string][]int32 {
+	t.Helper()
+	out := map[string][]int32{}
+	scan(t, cfg, []string{"event_id", "kafka_incarnation"}, func(rec arrow.RecordBatch) {
+		ids := rec.Column(rec.Schema().FieldIndices("event_id")[0]).(*array.String)
+		incs := rec.Column(rec.Schema().FieldIndices("kafka_incarnation")[0]).(*array.Int32)
+		for i := range ids.Len() {
+			out[ids.Value(i)] = append(out[ids.Value(i)], incs.Value(i))
+		}
+	})
+	return out
+}

@@ -110,6 +110,7 @@ var funcs = template.FuncMap{
 	"half":     func(f float64) float64 { return f / 2 },
 	"sloValue": SLOValue,
 	"add":      func(a, b float64) float64 { return a + b },
+	"bytes":    Bytes,
 }
 
 const css = `body{font-family:system-ui,sans-serif;margin:1.5rem 2rem;color:#222;background:#fafafa}

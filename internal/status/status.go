@@ -85,11 +85,10 @@ type Snapshot struct {
 	// first: accepted by the API, consumed into bronze, quarantined,
 	// cleaned, new in gold.
 	Arrivals []warehouse.HourAccounting `json:"arrivals"`
-	// SilverSetAside are the silver (hour, partition) pairs that hour
-	// compaction set aside, oldest first (at most MaxSetAside);
-	// SilverSetAsideTotal counts them all.
-	SilverSetAside      []warehouse.SetAsideHour `json:"silver_set_aside"`
-	SilverSetAsideTotal int64                    `json:"silver_set_aside_total"`
+	// Silver is the Iceberg table silver.events after the pipeline's
+	// latest commit to it, and the gold loads it does not hold yet
+	// (silver.go).
+	Silver SilverTable `json:"silver"`
 
 	// Rebuilding are the days Backfill runs hold, in day order (rebuilding.go).
 	Rebuilding []warehouse.Lease `json:"rebuilding"`
@@ -219,7 +218,7 @@ func (s Source) Snapshot(ctx context.Context) (Snapshot, error) {
 	if err := s.monitoring(ctx, &snap); err != nil {
 		return Snapshot{}, err
 	}
-	if err := s.silverSetAside(ctx, &snap); err != nil {
+	if err := s.silverTable(ctx, &snap); err != nil {
 		return Snapshot{}, err
 	}
 	if err := s.rebuilding(ctx, &snap); err != nil {

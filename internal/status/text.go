@@ -132,7 +132,7 @@ func (s Snapshot) Text() string {
 			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t\n", h.Hour.UTC().Format("2006-01-02 15:00"), h.Bronze, h.Quarantined, h.Silver, h.Gold)
 		}
 	})
-	s.writeSilverSetAside(&b)
+	s.writeSilver(&b)
 
 	if len(s.Arrivals) > 0 {
 		section("Completeness per arrival hour (accepted → bronze → quarantined + cleaned → new in gold)")

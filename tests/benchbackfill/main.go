@@ -363,7 +363,7 @@ func (b *bench) backfill(ctx context.Context, what string) (float64, int, error)
 	if err := b.verify(ctx, what); err != nil {
 		return 0, 0, err
 	}
-	fmt.Printf("  %-22s %7.2fs  %9.0f events/s  (%d units, %d silver files, gold %d replaced by %d, %d mart rows)\n",
-		what, secs, float64(b.tl.distinct)/secs, d.Units, d.SilverFiles, d.GoldDeleted, d.GoldInserted, d.MartRows)
+	fmt.Printf("  %-22s %7.2fs  %9.0f events/s  (%d units, %d silver.events rows, gold %d replaced by %d, %d mart rows)\n",
+		what, secs, float64(b.tl.distinct)/secs, d.Units, d.SilverRows, d.GoldDeleted, d.GoldInserted, d.MartRows)
 	return secs, d.Units, nil
 }
