@@ -22,6 +22,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/acme/pipeline/internal/kafkaread"
 	"github.com/acme/pipeline/internal/silvertest"
 	"github.com/acme/pipeline/internal/streamtest"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -64,7 +66,8 @@ func TestStreamBench(t *testing.T) {
 	_, s3 := streamtest.Lake(t)
 	wh, dbURL := streamtest.Database(t)
 	address, _ := streamtest.Temporal(t)
-	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Silver: silvertest.Table(t, dbURL, s3, "datalake"), Brokers: brokers,
+	silverCfg := silvertest.Table(t, dbURL, s3, "datalake")
+	acts, err := activities.NewStream(ctx, activities.StreamConfig{Lake: s3.LakeConfig("datalake"), Silver: silverCfg, Brokers: brokers,
 		Warehouse: wh, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +96,7 @@ func TestStreamBench(t *testing.T) {
 	waitGold(t, wh, p, 10*time.Minute)
 	drain := time.Since(t0)
 	capTotals, capHist := stopShards(t, c, runs)
+	capSilver := silverStats(t, silverCfg)
 
 	// Phase 2: live traffic at rate.
 	vis := newVisibility(wh)
@@ -104,8 +108,15 @@ func TestStreamBench(t *testing.T) {
 	liveSent := time.Since(liveStart)
 	waitGold(t, wh, p, 5*time.Minute)
 	liveTotals, liveHist := stopShards(t, c, runs)
+	liveDur := time.Since(liveStart)
 	vis.stop()
 	streamtest.CheckGold(t, wh.Pool(), p.expect)
+	liveSilver := silverStats(t, silverCfg)
+
+	// silver.events' small files, compacted as SilverMaintenance does.
+	compactTook, compacted := compactSilver(t, wh, silverCfg)
+	silvertest.CheckSameAsGold(t, wh.Pool(), silverCfg, 30*time.Second)
+	hours := count(t, wh, "SELECT count(DISTINCT date_trunc('hour', occurred_at)) FROM gold.events")
 
 	fresh := vis.freshness(t, acks)
 
@@ -129,14 +140,22 @@ func TestStreamBench(t *testing.T) {
 	stage("  in the stream", tm.Read, ", waits for new records included")
 	stage("→ bronze (S3 + index)", tm.Bronze, "")
 	stage("bronze → clean", tm.Clean, "")
-	stage("clean → silver", tm.Silver, "")
-	fmt.Fprintf(&b, "  %-22s %9.0f rows/s    (%v wall, %d loads%s)\n", "silver → gold (LoadLive)", float64(capTotals.Records)/tm.Gold.Seconds(),
+	fmt.Fprintf(&b, "  %-22s %9.0f rows/s    (%v wall, %d loads%s)\n", "clean → gold (LoadLive)", float64(capTotals.Records)/tm.Gold.Seconds(),
 		tm.Gold.Round(time.Millisecond), capTotals.Flushes, map[bool]string{true: ", walls of concurrent shards summed"}[shards > 1])
+	fmt.Fprintf(&b, "  %-22s %9.0f rows/s    (%v wall, appends to the Iceberg table after gold)\n", "gold → silver.events", float64(capTotals.Records)/tm.Silver.Seconds(),
+		tm.Silver.Round(time.Millisecond))
 	fmt.Fprintf(&b, "baselines: plain kafka-go reader %.0f msgs/s; psql \\copy of %d gold.events rows %.0f rows/s; gold load / \\copy = %.2f\n",
 		readRate, copyRows, copyRate, float64(capTotals.Records)/tm.Gold.Seconds()/copyRate)
 	fmt.Fprintf(&b, "live: %d events sent at %.0f/s for %v; freshness (ack → visible in gold) p50 %v p95 %v max %v over %d events\n",
 		len(acks), float64(len(acks))/liveSent.Seconds(), liveSent.Round(time.Millisecond),
 		fresh[0].Round(time.Millisecond), fresh[1].Round(time.Millisecond), fresh[2].Round(time.Millisecond), fresh[3])
+	perHour := func(n int64) float64 { return float64(n) / float64(max(hours, 1)) }
+	fmt.Fprintf(&b, "silver.events: capacity %d commits in %v (%.1f per minute); live %d commits in %v (%.1f per minute)\n",
+		capSilver.Snapshots, drain.Round(time.Second), float64(capSilver.Snapshots)/drain.Minutes(),
+		liveSilver.Snapshots-capSilver.Snapshots, liveDur.Round(time.Second), float64(liveSilver.Snapshots-capSilver.Snapshots)/liveDur.Minutes())
+	fmt.Fprintf(&b, "  files: %d over %d event hour(s), %.0f per hour, mean %d KiB; after CompactSilver (%v): %d, %.1f per hour, mean %d KiB\n",
+		liveSilver.Files, hours, perHour(liveSilver.Files), liveSilver.MeanFileBytes()>>10, compactTook.Round(time.Millisecond),
+		compacted.Files, perHour(compacted.Files), compacted.MeanFileBytes()>>10)
 	fmt.Fprintf(&b, "history: capacity %d events for %d records (%.3f per 1,000); live %d events for %d records (%.3f per 1,000)\n",
 		capHist, capTotals.Records, 1000*float64(capHist)/float64(capTotals.Records),
 		liveHist, liveTotals.Records, 1000*float64(liveHist)/float64(max(1, liveTotals.Records)))
@@ -552,4 +571,39 @@ func psqlCopy(t *testing.T, wh *warehouse.Store, dbURL string) (float64, int64) 
 // historyJSON renders a history as `temporal workflow show -o json` does.
 func historyJSON(h *historypb.History) ([]byte, error) {
 	return protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+}
+
+// silverStats summarizes silver.events from its metadata.
+func silverStats(t *testing.T, cfg silver.Config) silver.Stats {
+	t.Helper()
+	c, err := silver.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := c.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// compactSilver runs SilverMaintenance's compaction over every hour (all
+// closed two hours from now) and returns how long it took and the table
+// after it.
+func compactSilver(t *testing.T, wh *warehouse.Store, cfg silver.Config) (time.Duration, silver.Stats) {
+	t.Helper()
+	sm, err := activities.NewSilverMaintainer(activities.SilverMaintainerConfig{Silver: cfg, Store: wh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(sm)
+	t0 := time.Now()
+	if _, err := env.ExecuteActivity(sm.CompactSilver, activities.CompactSilverInput{Now: time.Now().Add(2 * time.Hour), MaxCommits: 100}); err != nil {
+		t.Fatal(err)
+	}
+	return time.Since(t0), silverStats(t, cfg)
 }

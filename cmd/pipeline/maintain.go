@@ -15,17 +15,18 @@ import (
 // silver-orphans) schedule runs, with its result printed.
 func runMaintain(ctx context.Context, args []string) error {
 	var cfg config.Config
-	fs := newFlagSet("maintain", "[--orphans] [--retention 1h] [flags]")
+	fs := newFlagSet("maintain", "[--orphans] [--retention 1h] [--retain-last 20] [flags]")
 	cfg.Register(fs)
 	orphans := fs.Bool("orphans", false, "delete orphan files only (what the daily silver-orphans schedule runs)")
 	retention := fs.Duration("retention", 0, "time-travel window: snapshots younger are kept (default 1h)")
 	lateness := fs.Duration("lateness", 0, "hours that ended less than this ago are not compacted (default 10m)")
+	retainLast := fs.Int("retain-last", 0, "snapshots kept however old (default 20)")
 	orphanAge := fs.Duration("orphan-age", 0, "unreferenced files older than this are deleted, with --orphans (default 24h)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *retention < 0 || *lateness < 0 || *orphanAge < 0 {
-		return fmt.Errorf("%w: durations must not be negative", errUsage)
+	if *retention < 0 || *lateness < 0 || *orphanAge < 0 || *retainLast < 0 {
+		return fmt.Errorf("%w: durations and --retain-last must not be negative", errUsage)
 	}
 	if err := cfg.ValidateFor("maintain"); err != nil {
 		return err
@@ -36,7 +37,7 @@ func runMaintain(ctx context.Context, args []string) error {
 	}
 	defer tc.Close()
 	run, err := starter.StartSilverMaintenance(ctx, tc, workflows.SilverMaintenanceInput{
-		Orphans: *orphans, Retention: *retention, Lateness: *lateness, OrphanAge: *orphanAge})
+		Orphans: *orphans, Retention: *retention, RetainLast: *retainLast, Lateness: *lateness, OrphanAge: *orphanAge})
 	if err != nil {
 		return err
 	}
