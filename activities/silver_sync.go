@@ -61,7 +61,8 @@ type silverLedger interface {
 }
 
 // silverBuffer holds the rows of one cycle's loads until they are appended.
-// It is bounded by StreamConfig.SilverBatchRows plus one flush.
+// A cycle holds two, the rows gathering and those of the append in flight,
+// each under twice StreamConfig.SilverBatchRows plus one flush.
 type silverBuffer struct {
 	loads map[int64][]event.Row
 	rows  int

@@ -290,6 +290,14 @@ func (a *Stream) CompactCycle(ctx context.Context, in CompactCycleInput) (Compac
 	if err := a.syncSilver(ctx, &buf, &res, false, log); err != nil {
 		return CompactCycleResult{}, err
 	}
+	// Appends run beside the flushes (silver_async.go); none outlives the
+	// cycle.
+	var inflight silverAppend
+	defer func() {
+		if inflight.running() {
+			<-inflight.done
+		}
+	}()
 	stopCh := activity.GetWorkerStopChannel(ctx)
 	for res.Flushes < in.MaxFlushes {
 		if err := a.flush(ctx, in, guard, partitions, offsets, prog, &res, &buf, log); err != nil {
@@ -298,8 +306,22 @@ func (a *Stream) CompactCycle(ctx context.Context, in CompactCycleInput) (Compac
 		res.Flushes++
 		hb.set(cycleProgress{Offsets: maps.Clone(offsets), Flushes: res.Flushes, Records: res.Records})
 		if a.silver != nil && a.silver.due(&buf, time.Now()) {
-			if err := a.syncSilver(ctx, &buf, &res, false, log); err != nil {
-				return CompactCycleResult{}, err
+			if inflight.running() && (inflight.finished() || buf.rows >= 2*a.silver.batchRows) {
+				if err := a.collectSilver(&inflight, &buf, &res, log); err != nil {
+					return CompactCycleResult{}, err
+				}
+			}
+			switch {
+			case inflight.running():
+			case buf.rows >= 2*a.silver.batchRows:
+				// Rows gather faster than appends take them, or a backfill's
+				// overwrite kept them out: append now, after the overwrite,
+				// rather than hold more.
+				if err := a.syncSilver(ctx, &buf, &res, true, log); err != nil {
+					return CompactCycleResult{}, err
+				}
+			default:
+				a.startSilver(ctx, &inflight, &buf, log)
 			}
 		}
 		if in.MaxDuration > 0 && time.Since(start) >= in.MaxDuration {
@@ -316,6 +338,9 @@ func (a *Stream) CompactCycle(ctx context.Context, in CompactCycleInput) (Compac
 	}
 	// The cycle's rows are appended before it ends, after a backfill's
 	// overwrite if one is running, so that none is left to the sweep.
+	if err := a.collectSilver(&inflight, &buf, &res, log); err != nil {
+		return CompactCycleResult{}, err
+	}
 	if err := a.syncSilver(ctx, &buf, &res, true, log); err != nil {
 		return CompactCycleResult{}, err
 	}
@@ -337,23 +362,12 @@ func (a *Stream) syncSilver(ctx context.Context, buf *silverBuffer, res *Compact
 	if a.silver == nil {
 		return nil
 	}
-	// A retried cycle sweeps at once: its own crashed attempt most likely
-	// left loads pending (another live writer's are safe: see ClaimSilver).
-	sweepAfter := a.silver.sweepAfter
-	if activity.GetInfo(ctx).Attempt > 1 {
-		sweepAfter = time.Millisecond
-	}
 	t := time.Now()
-	sr, err := a.silver.sync(ctx, buf, sweepAfter, waitOverwrite, log)
+	sr, err := a.silver.sync(ctx, buf, a.sweepAfter(ctx), waitOverwrite, log)
 	res.Times.Silver += time.Since(t)
 	if err != nil {
 		return err
 	}
-	if sr.Busy {
-		log.Info("silver.events is being overwritten by a backfill: the loads' rows wait for the next append",
-			"loads", len(buf.loads), "rows", buf.rows)
-	}
-	res.SilverLoads += len(sr.Loads)
-	res.SilverRows += int64(sr.Rows)
+	a.account(sr, buf, res, log)
 	return nil
 }
