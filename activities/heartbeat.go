@@ -21,12 +21,17 @@ func (a *Stream) crash(stage string, partition int32) error {
 }
 
 // logger returns the activity's logger with the workflow id and attempt.
-func (a *Stream) logger(ctx context.Context) *slog.Logger {
+func (a *Stream) logger(ctx context.Context) *slog.Logger { return activityLogger(ctx, a.log) }
+
+// activityLogger is base with the workflow id, activity type and attempt of
+// the activity running in ctx, so that log lines name the run whose history
+// shows it.
+func activityLogger(ctx context.Context, base *slog.Logger) *slog.Logger {
 	if !activity.IsActivity(ctx) {
-		return a.log
+		return base
 	}
 	info := activity.GetInfo(ctx)
-	return a.log.With("workflow_id", info.WorkflowExecution.ID, "activity", info.ActivityType.Name, "attempt", info.Attempt)
+	return base.With("workflow_id", info.WorkflowExecution.ID, "activity", info.ActivityType.Name, "attempt", info.Attempt)
 }
 
 // heartbeater records the latest progress as the heartbeat detail, right

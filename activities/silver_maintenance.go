@@ -242,11 +242,7 @@ func (s *SilverMaintainer) DeleteSilverOrphans(ctx context.Context, in DeleteSil
 
 // activityLog is the logger with the activity's workflow id.
 func (s *SilverMaintainer) activityLog(ctx context.Context) *slog.Logger {
-	if !activity.IsActivity(ctx) {
-		return s.log
-	}
-	info := activity.GetInfo(ctx)
-	return s.log.With("workflow_id", info.WorkflowExecution.ID, "activity", info.ActivityType.Name, "attempt", info.Attempt)
+	return activityLogger(ctx, s.log)
 }
 
 // maintenanceMetrics (Prometheus names in parentheses):

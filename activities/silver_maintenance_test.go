@@ -1,7 +1,6 @@
 package activities
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -43,7 +42,7 @@ func TestSilverMaintenanceUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := stats(t, s.silverCfg)
+	before := silvertest.Stats(t, s.silverCfg)
 
 	late, exL := streamtest.Mix(200, 2, h10.Add(30*time.Minute), 23)
 	streamtest.Produce(t, s.brokers, s.topic, late)
@@ -70,7 +69,7 @@ func TestSilverMaintenanceUnderLoad(t *testing.T) {
 	maintain(sm.CompactSilver, CompactSilverInput{Now: h10.Add(3 * time.Hour)}, &c)
 	var ex silver.ExpireResult
 	maintain(sm.ExpireSilverSnapshots, ExpireSilverSnapshotsInput{Retention: time.Millisecond, RetainLast: 1}, &ex)
-	after := stats(t, s.silverCfg)
+	after := silvertest.Stats(t, s.silverCfg)
 	t.Logf("silver.events: %d files, %d snapshots before; %d files, %d snapshots after (expired %d → %d)",
 		before.Files, before.Snapshots, after.Files, after.Snapshots, ex.Before, ex.After)
 	if after.Files*2 > before.Files || after.Snapshots != 1 {
@@ -85,18 +84,4 @@ func TestSilverMaintenanceUnderLoad(t *testing.T) {
 	if after.Rows != int64(len(ids)) {
 		t.Errorf("the snapshot summary counts %d rows, the scan %d", after.Rows, len(ids))
 	}
-}
-
-func stats(t *testing.T, cfg silver.Config) silver.Stats {
-	t.Helper()
-	c, err := silver.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	st, err := c.Stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
 }

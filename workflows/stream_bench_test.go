@@ -96,7 +96,7 @@ func TestStreamBench(t *testing.T) {
 	waitGold(t, wh, p, 10*time.Minute)
 	drain := time.Since(t0)
 	capTotals, capHist := stopShards(t, c, runs)
-	capSilver := silverStats(t, silverCfg)
+	capSilver := silvertest.Stats(t, silverCfg)
 
 	// Phase 2: live traffic at rate.
 	vis := newVisibility(wh)
@@ -111,7 +111,7 @@ func TestStreamBench(t *testing.T) {
 	liveDur := time.Since(liveStart)
 	vis.stop()
 	streamtest.CheckGold(t, wh.Pool(), p.expect)
-	liveSilver := silverStats(t, silverCfg)
+	liveSilver := silvertest.Stats(t, silverCfg)
 
 	// silver.events' small files, compacted as SilverMaintenance does.
 	compactTook, compacted := compactSilver(t, wh, silverCfg)
@@ -573,21 +573,6 @@ func historyJSON(h *historypb.History) ([]byte, error) {
 	return protojson.MarshalOptions{Indent: "  "}.Marshal(h)
 }
 
-// silverStats summarizes silver.events from its metadata.
-func silverStats(t *testing.T, cfg silver.Config) silver.Stats {
-	t.Helper()
-	c, err := silver.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	st, err := c.Stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
 // compactSilver runs SilverMaintenance's compaction over every hour (all
 // closed two hours from now) and returns how long it took and the table
 // after it.
@@ -605,5 +590,5 @@ func compactSilver(t *testing.T, wh *warehouse.Store, cfg silver.Config) (time.D
 	if _, err := env.ExecuteActivity(sm.CompactSilver, activities.CompactSilverInput{Now: time.Now().Add(2 * time.Hour), MaxCommits: 100}); err != nil {
 		t.Fatal(err)
 	}
-	return time.Since(t0), silverStats(t, cfg)
+	return time.Since(t0), silvertest.Stats(t, cfg)
 }

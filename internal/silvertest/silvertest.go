@@ -155,3 +155,18 @@ func Incarnations(t testing.TB, cfg silver.Config) map[string][]int32 {
 	})
 	return out
 }
+
+// Stats summarizes silver.events from its metadata (silver.Catalog.Stats).
+func Stats(t testing.TB, cfg silver.Config) silver.Stats {
+	t.Helper()
+	c, err := silver.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := c.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
