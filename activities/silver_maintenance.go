@@ -10,7 +10,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/pipeline/silver"
@@ -44,6 +43,11 @@ type SilverMaintainerConfig struct {
 	Store  *warehouse.Store
 	Log    *slog.Logger
 }
+
+// maintenanceBeat is how often a maintenance activity heartbeats while it
+// works, so that a worker's death shows within the workflow's heartbeat
+// timeout (1 min) and another worker takes the step over.
+const maintenanceBeat = 10 * time.Second
 
 // NewSilverMaintainer opens the catalog. Close releases it.
 func NewSilverMaintainer(cfg SilverMaintainerConfig) (*SilverMaintainer, error) {
@@ -113,6 +117,8 @@ func (s *SilverMaintainer) CompactSilver(ctx context.Context, in CompactSilverIn
 	}
 	res := CompactSilverResult{Before: in.Now.Add(-lateness).UTC().Truncate(time.Hour), Commits: []silver.CompactResult{}}
 	log := s.activityLog(ctx)
+	hb := newHeartbeater(ctx, maintenanceBeat)
+	defer hb.stop()
 	for range maxCommits {
 		c, err := s.compactOnce(ctx, res.Before, in)
 		if err != nil {
@@ -128,7 +134,7 @@ func (s *SilverMaintainer) CompactSilver(ctx context.Context, in CompactSilverIn
 		res.More = c.More
 		log.Info("silver.events compacted", "snapshot_id", c.SnapshotID, "hours", c.Groups, "files_removed", c.FilesRemoved,
 			"files_added", c.FilesAdded, "bytes_before", c.BytesBefore, "bytes_after", c.BytesAfter, "before", res.Before)
-		activity.RecordHeartbeat(ctx, res)
+		hb.set(res)
 		if !c.More {
 			break
 		}
@@ -173,6 +179,7 @@ type RewriteSilverManifestsResult struct {
 func (s *SilverMaintainer) RewriteSilverManifests(ctx context.Context, in RewriteSilverManifestsInput) (r RewriteSilverManifestsResult, err error) {
 	ctx, span := tracer.Start(ctx, "silver.rewrite_manifests")
 	defer func() { endSpan(span, err) }()
+	defer newHeartbeater(ctx, maintenanceBeat).stop()
 	limit := in.Max
 	if limit <= 0 {
 		limit = 8
@@ -201,6 +208,7 @@ type ExpireSilverSnapshotsInput struct {
 func (s *SilverMaintainer) ExpireSilverSnapshots(ctx context.Context, in ExpireSilverSnapshotsInput) (r silver.ExpireResult, err error) {
 	ctx, span := tracer.Start(ctx, "silver.expire_snapshots")
 	defer func() { endSpan(span, err) }()
+	defer newHeartbeater(ctx, maintenanceBeat).stop()
 	since, err := s.wh.OldestSilverPending(ctx)
 	if err != nil {
 		return r, err
@@ -232,6 +240,7 @@ type DeleteSilverOrphansResult struct {
 func (s *SilverMaintainer) DeleteSilverOrphans(ctx context.Context, in DeleteSilverOrphansInput) (r DeleteSilverOrphansResult, err error) {
 	ctx, span := tracer.Start(ctx, "silver.delete_orphans")
 	defer func() { endSpan(span, err) }()
+	defer newHeartbeater(ctx, maintenanceBeat).stop()
 	if r.Files, r.Bytes, err = s.cat.DeleteOrphans(ctx, in.OlderThan); err != nil {
 		return r, err
 	}

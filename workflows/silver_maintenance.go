@@ -64,7 +64,9 @@ func SilverMaintenance(ctx workflow.Context, in SilverMaintenanceInput) (SilverM
 	var m *activities.SilverMaintainer
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
-		HeartbeatTimeout:    5 * time.Minute,
+		// The activities heartbeat every 10 s: a killed worker's step is
+		// retried elsewhere within a minute (its session's locks die with it).
+		HeartbeatTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
 			MaximumInterval: time.Minute, MaximumAttempts: 5, NonRetryableErrorTypes: []string{activities.ErrTypeInvalidInput}},
 	})
