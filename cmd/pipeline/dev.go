@@ -86,8 +86,7 @@ func runDev(ctx context.Context, args []string) error {
 			k, v, _ := strings.Cut(kv, "=")
 			fmt.Printf("export %s=%q\n", k, v)
 		}
-		fmt.Printf("export PIPELINE_API_KEYS=%q\n\nthen `bin/pipeline api` and `bin/pipeline worker`.\n%s\nCtrl-C stops everything.\n",
-			"dev:"+devAPIKey(*dir), urls(stack, 0))
+		fmt.Printf("export PIPELINE_API_KEYS=%q\n\n%s\n%s\nCtrl-C stops everything.\n", "dev:"+devAPIKey(*dir), infraSteps, urls(stack, 0))
 		<-ctx.Done()
 		return nil
 	}
@@ -155,6 +154,15 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// infraSteps are what a user runs after `pipeline dev --infra`, in order,
+// each in a shell with the exported variables: without the provision step
+// the API takes events that no stream consumes.
+const infraSteps = `then, in order, each in its own shell with those variables:
+  1. bin/pipeline worker                              # polls the task queues pipeline and batch-jobs
+  2. bin/pipeline provision deploy/blueprint.json     # Provision workflow: schedules, silver.events, the stream's shards
+  3. bin/pipeline api                                 # the event API on :8080
+`
 
 func urls(s *devstack.Stack, apiPort int) string {
 	var b strings.Builder

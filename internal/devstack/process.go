@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -18,7 +20,9 @@ type child struct {
 	exited chan struct{}
 }
 
-func startChild(name, logPath string, bin string, args ...string) (*child, error) {
+// startChild starts bin with args and a clean environment (childEnv) plus
+// env, so that no secret needs to go on its command line.
+func startChild(name, logPath string, bin string, env []string, args ...string) (*child, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s binary %s is missing (run `make tools`): %w", name, bin, err)
 	}
@@ -27,6 +31,7 @@ func startChild(name, logPath string, bin string, args ...string) (*child, error
 		return nil, fmt.Errorf("%s log %s: %w", name, logPath, err)
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(childEnv(os.Environ()), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -41,6 +46,26 @@ func startChild(name, logPath string, bin string, args ...string) (*child, error
 	}()
 	return c, nil
 }
+
+// childEnv is the environment the stack's servers get: the process's, less
+// what configures the pipeline. The pipeline's OpenTelemetry settings
+// (OTEL_TRACES_EXPORTER=console, which the Temporal server refuses) and its
+// credentials (the API keys, DATABASE_URL, the S3 and Temporal keys) are for
+// the pipeline alone.
+func childEnv(environ []string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if slices.ContainsFunc(pipelineEnvPrefixes, func(p string) bool { return strings.HasPrefix(k, p) }) {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// pipelineEnvPrefixes name the variables childEnv leaves out.
+var pipelineEnvPrefixes = []string{"OTEL_", "PIPELINE_", "DATABASE_URL", "AWS_", "TEMPORAL_", "KAFKA_", "S3_", "PG"}
 
 // stop sends SIGTERM to the child's process group and SIGKILL after a grace period.
 func (c *child) stop() error {
@@ -77,7 +102,7 @@ func (s *Stack) startTemporal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c, err := startChild("temporal", filepath.Join(s.cfg.Dir, "temporal.log"), bin,
+	c, err := startChild("temporal", filepath.Join(s.cfg.Dir, "temporal.log"), bin, nil,
 		"server", "start-dev",
 		"--ip", "127.0.0.1", "--port", fmt.Sprint(s.cfg.TemporalPort),
 		"--ui-port", fmt.Sprint(s.cfg.TemporalUIPort),

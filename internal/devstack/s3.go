@@ -36,9 +36,10 @@ func (s *Stack) startS3(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The keys go in the environment: ps shows a command line to anyone.
 	c, err := startChild("versitygw", filepath.Join(s.cfg.Dir, "s3.log"), bin,
-		"--access", s.AccessKeyID, "--secret", s.SecretAccessKey, "--region", s.Region,
-		"--port", addr, "--quiet", "posix", "--sidecar", filepath.Join(s.cfg.Dir, "meta-s3"), root)
+		[]string{"ROOT_ACCESS_KEY_ID=" + s.AccessKeyID, "ROOT_SECRET_ACCESS_KEY=" + s.SecretAccessKey},
+		"--region", s.Region, "--port", addr, "--quiet", "posix", "--sidecar", filepath.Join(s.cfg.Dir, "meta-s3"), root)
 	if err != nil {
 		return err
 	}

@@ -60,11 +60,14 @@ func (s *S3) Start(t testing.TB) {
 	t.Helper()
 	u, _ := url.Parse(s.Endpoint)
 	bin := filepath.Join(ModuleRoot(t), "bin", "versitygw")
-	args := []string{"--access", s.AccessKeyID, "--secret", s.SecretAccessKey, "--port", u.Host, "--quiet", "posix"}
+	args := []string{"--port", u.Host, "--quiet", "posix"}
 	if !s.Metadata {
 		args = append(args, "--nometa")
 	}
 	cmd := exec.Command(bin, append(args, s.Dir)...)
+	// The keys in the environment, as pipeline dev passes them: not on a
+	// command line that ps shows.
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.AccessKeyID, "ROOT_SECRET_ACCESS_KEY="+s.SecretAccessKey)
 	log, err := os.Create(filepath.Join(filepath.Dir(s.Dir), "versitygw.log"))
 	if err != nil {
 		t.Fatal(err)
