@@ -52,12 +52,18 @@ func TestBIReader(t *testing.T) {
 		"UPDATE gold.payments SET amount = 0",
 		"TRUNCATE gold.audit_log",
 		"CREATE TABLE gold.mine (x int)",
+		"CREATE TEMP TABLE mine (x int)",
 	} {
 		_, err := conn.Exec(ctx, sql)
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
 			t.Errorf("bi_reader: %s: err = %v, want permission denied (42501)", sql, err)
 		}
+	}
+	// A dashboard's runaway query ends.
+	var timeout string
+	if err := conn.QueryRow(ctx, "SHOW statement_timeout").Scan(&timeout); err != nil || timeout != "5min" {
+		t.Errorf("bi_reader's statement_timeout = %q (%v), want 5min", timeout, err)
 	}
 }
 

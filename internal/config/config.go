@@ -287,6 +287,35 @@ func apiKeys(name, v string) error {
 	if strings.TrimSpace(v) == "" {
 		return fmt.Errorf("%s is empty: set name:secret pairs, e.g. %s=web:$(openssl rand -hex 16)", name, name)
 	}
+	for _, pair := range splitList(v) {
+		key, secret, _ := strings.Cut(pair, ":")
+		if err := strongSecret(secret); err != nil {
+			return fmt.Errorf("%s: the secret of key %q %v; generate one, e.g. %s=%s:$(openssl rand -hex 16)", name, key, err, name, key)
+		}
+	}
+	return nil
+}
+
+// MinAPIKeySecret is the shortest secret an API key may have: 16
+// characters, 128 bits as hex.
+const MinAPIKeySecret = 16
+
+// placeholders are words of example secrets that must never be accepted.
+var placeholders = []string{"change-me", "changeme", "change_me", "example", "placeholder", "password", "secret"}
+
+// strongSecret refuses an API key secret that is short or an example's
+// placeholder (the Kubernetes example's web:CHANGE-ME among them). It says
+// why without repeating the secret.
+func strongSecret(secret string) error {
+	if len(secret) < MinAPIKeySecret {
+		return fmt.Errorf("has %d characters, fewer than %d", len(secret), MinAPIKeySecret)
+	}
+	low := strings.ToLower(secret)
+	for _, p := range placeholders {
+		if strings.Contains(low, p) {
+			return fmt.Errorf("is a placeholder (contains %q)", p)
+		}
+	}
 	return nil
 }
 

@@ -10,7 +10,7 @@ import (
 
 func TestValidate(t *testing.T) {
 	good := Config{TemporalAddress: "127.0.0.1:7233", TemporalNamespace: "default", KafkaBrokers: "a:9092, b:9092",
-		S3Endpoint: "http://127.0.0.1:9000", AWSRegion: "us-east-1", DatabaseURL: DefaultDatabaseURL, APIKeys: "web:s3cret"}
+		S3Endpoint: "http://127.0.0.1:9000", AWSRegion: "us-east-1", DatabaseURL: DefaultDatabaseURL, APIKeys: "web:9f86d081884c7d659a2feaa0c55ad015"}
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -24,6 +24,9 @@ func TestValidate(t *testing.T) {
 		{"s3 not a URL", func(c *Config) { c.S3Endpoint = "127.0.0.1:9000" }, NeedS3, "S3_ENDPOINT"},
 		{"database not postgres", func(c *Config) { c.DatabaseURL = "mysql://x:pw@h/db" }, NeedDatabase, `DATABASE_URL="mysql://x:xxxxx@h/db"`},
 		{"no api keys", func(c *Config) { c.APIKeys = "" }, NeedAPIKeys, "PIPELINE_API_KEYS is empty"},
+		{"placeholder api key", func(c *Config) { c.APIKeys = "web:CHANGE-ME" }, NeedAPIKeys, `PIPELINE_API_KEYS: the secret of key "web" has 9 characters`},
+		{"long placeholder api key", func(c *Config) { c.APIKeys = "dev:dev-secret-change-me" }, NeedAPIKeys, `the secret of key "dev" is a placeholder (contains "change-me")`},
+		{"short second api key", func(c *Config) { c.APIKeys = "web:9f86d081884c7d659a2feaa0c55ad015,ios:abc123" }, NeedAPIKeys, `the secret of key "ios" has 6 characters, fewer than 16`},
 		{"unneeded part not checked", func(c *Config) { c.KafkaBrokers = "" }, NeedTemporal, ""},
 	}
 	for _, tt := range tests {

@@ -125,7 +125,7 @@ var Settings = []Setting{
 	// The event API.
 	{Env: "PIPELINE_API_KEYS", Secret: true, Need: NeedAPIKeys, Deploy: true,
 		DefaultNote: "`pipeline dev` generates and prints one; required for `pipeline api`",
-		Doc:         "comma-separated `name:secret` pairs; clients send `Authorization: Bearer secret`",
+		Doc:         "comma-separated `name:secret` pairs; clients send `Authorization: Bearer secret`. `pipeline api` refuses a secret under 16 characters or an example's placeholder (`CHANGE-ME`, `secret`, ...), naming the key",
 		str:         func(c *Config) *string { return &c.APIKeys }, check: apiKeys},
 	{Env: "PIPELINE_TLS_CERT", Flag: "tls-cert",
 		DefaultNote: "unset: plain HTTP; provisioning makes a self-signed dev certificate under `.dev/tls` for a `tls: true` gateway",
