@@ -38,6 +38,8 @@ func TestGoldRefusalsDoNotStopTheStream(t *testing.T) {
 		`GRANT USAGE ON SCHEMA gold, pipeline TO ` + role,
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA gold, pipeline TO ` + role,
 		`GRANT USAGE ON ALL SEQUENCES IN SCHEMA gold, pipeline TO ` + role,
+		// Gold loads stage in temp tables; PUBLIC has no TEMPORARY (migration 015).
+		`DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO ` + role + `', current_database()); END $$`,
 		`ALTER TABLE gold.events ADD CONSTRAINT no_forbidden CHECK (NOT properties ? 'forbidden')`,
 	} {
 		if _, err := admin.Exec(ctx, q); err != nil {

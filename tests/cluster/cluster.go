@@ -220,8 +220,8 @@ func (c *Cluster) tryStartInfra(ctx context.Context, attempt int) (err error) {
 				}
 				exports[k] = v
 			}
-			// The last line of its instructions: every export is printed.
-			if strings.HasPrefix(l, "then `bin/pipeline api`") {
+			// The steps follow the exports: every export is printed.
+			if strings.HasPrefix(l, "then, in order") {
 				go func() {
 					for range lines {
 					}
