@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -350,6 +352,7 @@ func (e *Evaluator) notify(ctx context.Context, status string, a warehouse.Alert
 		return nil
 	}()
 	if err != nil {
+		err = redactWebhook(err, e.cfg.Webhook)
 		e.cfg.Log.Warn("alert webhook failed; retried at the next evaluation while firing", "alert_id", a.ID, "status", status, "error", err)
 	}
 	if status == "firing" {
@@ -357,4 +360,29 @@ func (e *Evaluator) notify(ctx context.Context, status string, a warehouse.Alert
 			e.cfg.Log.Warn("could not record the webhook outcome", "alert_id", a.ID, "error", merr)
 		}
 	}
+}
+
+// redactWebhook takes the webhook's URL out of err's text: Go's HTTP errors
+// quote the URL they failed on, and webhook URLs carry their secret in the
+// path (Slack's /services/T…/B…/TOKEN) or the query. What stays, for the
+// log line and pipeline.alerts.notify_error that /status shows, is the
+// scheme and host.
+func redactWebhook(err error, webhook string) error {
+	if err == nil || webhook == "" {
+		return err
+	}
+	shown := "(the webhook URL)"
+	if u, perr := url.Parse(webhook); perr == nil && u.Host != "" {
+		shown = u.Scheme + "://" + u.Host + "/…"
+	}
+	msg := err.Error()
+	if u, perr := url.Parse(webhook); perr == nil {
+		// The forms Go prints: as given, and re-encoded.
+		msg = strings.ReplaceAll(msg, u.String(), shown)
+		if u.User != nil {
+			msg = strings.ReplaceAll(msg, u.Redacted(), shown)
+		}
+	}
+	msg = strings.ReplaceAll(msg, webhook, shown)
+	return errors.New(msg)
 }

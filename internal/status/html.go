@@ -14,12 +14,17 @@ import (
 // Handler serves the status page: HTML (self-contained, refreshes itself
 // every 10 s, throughput as an inline SVG chart), or the Snapshot as JSON
 // when the request asks for it (?format=json or Accept: application/json).
-// A database failure is a 503 page that says so.
+// A database failure is a 503 page that says so. Every request within
+// Source.CacheFor (5 s) gets the same snapshot, taken once.
 func Handler(src Source) http.Handler {
+	cache := &snapshotCache{take: src.Snapshot, ttl: src.CacheFor}
+	if cache.ttl == 0 {
+		cache.ttl = DefaultCacheFor
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 8*time.Second)
 		defer cancel()
-		snap, err := src.Snapshot(ctx)
+		snap, err := cache.get(ctx)
 		w.Header().Set("Cache-Control", "no-store")
 		wantJSON := r.URL.Query().Get("format") == "json" || strings.Contains(r.Header.Get("Accept"), "application/json")
 		if err != nil {

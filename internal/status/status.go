@@ -48,6 +48,9 @@ type Source struct {
 	Hours int
 	// Now is the clock; default time.Now. For tests.
 	Now func() time.Time
+	// CacheFor is how long Handler serves one snapshot to every request.
+	// Default DefaultCacheFor; negative: a snapshot per request.
+	CacheFor time.Duration
 }
 
 // Snapshot is the pipeline's state at one moment. Times are UTC.
