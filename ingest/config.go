@@ -31,6 +31,12 @@ type Config struct {
 	// Addr is the host:port to listen on. Default ":8080" (every interface);
 	// use 127.0.0.1:8080 to stay on loopback.
 	Addr string
+	// AdminAddr is the host:port of the operators' listener: GET /status and
+	// GET /metrics, which then are not on Addr, so that the public port (and
+	// the Ingress in front of it) serves only the events and the probes.
+	// Empty: they are served on Addr too (tests, or a private network).
+	// `pipeline api` sets it (--admin-addr, default 127.0.0.1:9465).
+	AdminAddr string
 	// Brokers are the Kafka bootstrap addresses as host:port (KAFKA_BROKERS).
 	// Required.
 	Brokers []string
@@ -110,6 +116,11 @@ func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
+	if c.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			bad("AdminAddr %q: want host:port such as 127.0.0.1:9465", c.AdminAddr)
+		}
+	}
 	if c.Addr != "" {
 		if _, port, err := net.SplitHostPort(c.Addr); err != nil {
 			bad("Addr %q: want host:port such as :8080 or 127.0.0.1:8080", c.Addr)

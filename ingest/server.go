@@ -13,8 +13,9 @@
 // request's producer span), received-at (RFC 3339, UTC) and api-key-name.
 //
 // Besides the events route the server answers GET /healthz (the process is
-// up), GET /readyz (Kafka answers metadata for the topic), GET /metrics
-// (Prometheus text, from package telemetry) and GET /status.
+// up) and GET /readyz (Kafka answers metadata for the topic); GET /metrics
+// (Prometheus text, from package telemetry) and GET /status are the
+// operators', on Config.AdminAddr when it is set.
 //
 // A record may be written even though its request was refused with 503 (a
 // produce that timed out can still complete, and a batch can fail on some
@@ -65,6 +66,7 @@ type Server struct {
 	m       *metrics
 	tracer  trace.Tracer
 	handler http.Handler
+	admin   *http.ServeMux // the operators' routes, when Config.AdminAddr is set
 	cert    *tls.Certificate
 	started time.Time
 
@@ -134,13 +136,19 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	mux.Handle("POST /v1/events", m.instrument("/v1/events", http.HandlerFunc(s.handleEvents)))
 	mux.Handle("GET /healthz", m.instrument("/healthz", http.HandlerFunc(s.handleHealthz)))
 	mux.Handle("GET /readyz", m.instrument("/readyz", http.HandlerFunc(s.handleReadyz)))
-	mux.Handle("GET /metrics", telemetry.MetricsHandler())
+	// The operators' pages: on their own listener when AdminAddr is set.
+	admin := mux
+	if cfg.AdminAddr != "" {
+		admin = http.NewServeMux()
+		s.admin = admin
+	}
+	admin.Handle("GET /metrics", telemetry.MetricsHandler())
 	status := cfg.Status
 	if status == nil {
 		status = http.HandlerFunc(s.handleStatus)
 	}
-	mux.Handle("GET /status", m.instrument("/status", status))
-	mux.Handle("GET /{$}", http.RedirectHandler("/status", http.StatusFound))
+	admin.Handle("GET /status", m.instrument("/status", status))
+	admin.Handle("GET /{$}", http.RedirectHandler("/status", http.StatusFound))
 	s.handler = mux
 	return s, nil
 }
@@ -179,6 +187,15 @@ func newWriter(cfg Config, maxRecordBytes int64, log *slog.Logger) (*kafka.Write
 	}, nil
 }
 
+// AdminHandler returns the operators' routes (/status, /metrics) when
+// Config.AdminAddr is set, else nil (they are in Handler).
+func (s *Server) AdminHandler() http.Handler {
+	if s.admin == nil {
+		return nil
+	}
+	return s.admin
+}
+
 // Handler returns the API's routes, for use without Run (tests, or a
 // server of the caller's own).
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -192,7 +209,36 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingest: listen on %s: %w", s.cfg.Addr, err)
 	}
+	if s.admin != nil {
+		stop, err := s.serveAdmin()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	return s.Serve(ctx, ln)
+}
+
+// serveAdmin serves the operators' routes on AdminAddr, in plain HTTP (a
+// loopback or cluster-internal address: Prometheus and the people on call
+// reach it, the Ingress does not), until stop.
+func (s *Server) serveAdmin() (stop func(), err error) {
+	ln, err := net.Listen("tcp", s.cfg.AdminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: listen on the admin address %s: %w", s.cfg.AdminAddr, err)
+	}
+	srv := &http.Server{Handler: s.admin, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.log.Info("operators' listener (status page, metrics)", "addr", ln.Addr().String(),
+		"status", "http://"+ln.Addr().String()+"/status", "metrics", "http://"+ln.Addr().String()+"/metrics")
+	go func() { _ = srv.Serve(ln) }()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
 
 // Serve is Run on a listener of the caller's (Serve closes it).

@@ -369,6 +369,7 @@ func TestComposePorts(t *testing.T) {
 		what      string
 	}{
 		{"api", "8080", "8080", "event API"},
+		{"api", "9465", "9465", "the API's status page and metrics (its operators' listener, host loopback only)"},
 		{"temporal", "7233", "7233", "Temporal frontend"},
 		{"temporal-ui", "8233", "8080", "Temporal web UI"},
 		{"kafka", "9092", "9092", "Kafka"},

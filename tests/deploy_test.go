@@ -353,7 +353,7 @@ func TestDeployPrometheusConfig(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ target, job string }{
-		{"api:8080", "pipeline-api"},       // cmd/pipeline/run.go runAPI: ingest serves GET /metrics
+		{"api:9465", "pipeline-api"},       // cmd/pipeline/run.go runAPI: ingest serves GET /metrics on --admin-addr
 		{"worker:9464", "pipeline-worker"}, // cmd/pipeline/run.go runWorker: --metrics-addr, port 9464
 	} {
 		if targets[tc.target] != tc.job {

@@ -128,7 +128,8 @@ func runDev(ctx context.Context, args []string) error {
 		wg.Wait()
 		return err
 	}
-	goRun("api", func() error { return serveAPI(ctx, cfg, apiAddr, "", "") })
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", apiPort+1)
+	goRun("api", func() error { return serveAPI(ctx, cfg, apiAddr, adminAddr, "", "") })
 	if err := devstack.WaitPort(ctx, apiAddr, 15*time.Second); err != nil {
 		cancel()
 		wg.Wait()
@@ -167,7 +168,8 @@ const infraSteps = `then, in order, each in its own shell with those variables:
 func urls(s *devstack.Stack, apiPort int) string {
 	var b strings.Builder
 	if apiPort != 0 {
-		fmt.Fprintf(&b, "  Event API          http://127.0.0.1:%d/v1/events   (status page /status, metrics /metrics)\n", apiPort)
+		fmt.Fprintf(&b, "  Event API          http://127.0.0.1:%d/v1/events\n", apiPort)
+		fmt.Fprintf(&b, "  Status page        http://127.0.0.1:%d/status   (and /metrics: the API's operators' listener, --admin-addr)\n", apiPort+1)
 	}
 	fmt.Fprintf(&b, "  Temporal UI        %s\n", s.TemporalUI)
 	fmt.Fprintf(&b, "  Temporal frontend  %s   (temporal workflow list --address %s)\n", s.TemporalAddress, s.TemporalAddress)

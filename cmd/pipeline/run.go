@@ -27,6 +27,7 @@ func runAPI(ctx context.Context, args []string) error {
 	fs := newFlagSet("api", "[flags]")
 	cfg.Register(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address (the blueprint's porta; use :8080 for every interface)")
+	adminAddr := fs.String("admin-addr", DefaultAdminAddr, "the operators' listener: GET /status and GET /metrics, not served on --addr; use :9465 in a pod for Prometheus")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -38,10 +39,17 @@ func runAPI(ctx context.Context, args []string) error {
 		return err
 	}
 	defer shutdown(context.Background())
-	return serveAPI(ctx, cfg, *addr, cfg.TLSCertFile, cfg.TLSKeyFile)
+	if *adminAddr == "" {
+		return fmt.Errorf("%w: --admin-addr: required (the status page and metrics are not served on the public address)", errUsage)
+	}
+	return serveAPI(ctx, cfg, *addr, *adminAddr, cfg.TLSCertFile, cfg.TLSKeyFile)
 }
 
-func serveAPI(ctx context.Context, cfg config.Config, addr, cert, key string) error {
+// DefaultAdminAddr is where `pipeline api` serves /status and /metrics:
+// loopback, so that they are not public unless an operator opens them.
+const DefaultAdminAddr = "127.0.0.1:9465"
+
+func serveAPI(ctx context.Context, cfg config.Config, addr, adminAddr, cert, key string) error {
 	keys, err := ingest.ParseAPIKeys(cfg.APIKeys)
 	if err != nil {
 		return fmt.Errorf("PIPELINE_API_KEYS: %w", err)
@@ -54,7 +62,7 @@ func serveAPI(ctx context.Context, cfg config.Config, addr, cert, key string) er
 	defer stopRecorder()
 	onAccepted, flushed := acceptedRecorder(rctx, db)
 	srv, err := ingest.New(ingest.Config{
-		Addr: addr, Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Topic: cfg.Topic, APIKeys: keys,
+		Addr: addr, AdminAddr: adminAddr, Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Topic: cfg.Topic, APIKeys: keys,
 		TLSCertFile: cert, TLSKeyFile: key, Status: statusHandler(db, cfg), OnAccepted: onAccepted,
 	}, slog.Default().With("component", "api"))
 	if err != nil {

@@ -291,7 +291,8 @@ func (c *Cluster) StartAPI(name string) (addr string, err error) {
 		return "", err
 	}
 	addr = fmt.Sprintf("127.0.0.1:%d", port)
-	return addr, c.Start(name, "api", "--addr", addr)
+	// Each API's operators' listener on a port of its own.
+	return addr, c.Start(name, "api", "--addr", addr, "--admin-addr", "127.0.0.1:0")
 }
 
 // WorkerArgs are the arguments of a `pipeline worker` process: no metrics
