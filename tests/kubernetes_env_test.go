@@ -96,6 +96,15 @@ func TestKubernetesEnvironment(t *testing.T) {
 					t.Errorf("%s: env %s is a secret: take it from a Secret", d, n)
 				}
 				envVals[n] = k8sStr(e, "value")
+				if ref := k8sGet(e, "valueFrom", "secretKeyRef"); ref != nil {
+					envVals[n] = secrets[k8sStr(e, "valueFrom", "secretKeyRef", "name")][k8sStr(e, "valueFrom", "secretKeyRef", "key")]
+				}
+			}
+			// Least privilege: a secret reaches only the processes that use it.
+			for n := range envVals {
+				if k8sSecret(n) && !k8sUses(sub, n) {
+					t.Errorf("%s: the secret %s reaches `pipeline %s`, which does not use it", d, n, sub)
+				}
 			}
 			// TLS ends at the Ingress: with these set, the API would speak
 			// HTTPS only and the HTTP probes and Service would fail.
@@ -185,4 +194,21 @@ func TestKubernetesEnvironment(t *testing.T) {
 			}
 		})
 	}
+}
+
+// k8sUses reports whether `pipeline sub` reads the setting env: one of the
+// parts its configuration validates (config.CommandNeeds), or a use of its
+// own beyond them.
+func k8sUses(sub, env string) bool {
+	// The API records its accepted counts in the warehouse when it can.
+	extra := map[string][]string{"api": {"DATABASE_URL"}}
+	if slices.Contains(extra[sub], env) {
+		return true
+	}
+	for _, s := range config.Settings {
+		if s.Env == env {
+			return s.Need&config.CommandNeeds[sub] != 0
+		}
+	}
+	return false
 }
