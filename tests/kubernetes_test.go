@@ -343,3 +343,30 @@ func k8sUnknownKeys(m map[string]any, known []string) []string {
 	slices.Sort(bad)
 	return bad
 }
+
+// TestKubernetesZones: the plan is "Business+Resilience: multi-zona". The
+// API's and the worker's pods spread over zones (then nodes), and a
+// PodDisruptionBudget covers each.
+func TestKubernetesZones(t *testing.T) {
+	docs := k8sDocs(t)
+	for _, sub := range []string{"api", "worker"} {
+		d := k8sDeployment(t, docs, sub)
+		name := k8sStr(d.obj, "metadata", "name")
+		var keys []string
+		for _, c := range k8sList(d.obj, "spec", "template", "spec", "topologySpreadConstraints") {
+			if k8sStr(c, "labelSelector", "matchLabels", "app.kubernetes.io/name") == name {
+				keys = append(keys, k8sStr(c, "topologyKey"))
+			}
+		}
+		if !slices.Contains(keys, "topology.kubernetes.io/zone") || !slices.Contains(keys, "kubernetes.io/hostname") {
+			t.Errorf("%s: spread over %v, want zones and nodes", d, keys)
+		}
+		found := false
+		for _, p := range k8sAll(docs, "PodDisruptionBudget") {
+			found = found || k8sStr(p.obj, "spec", "selector", "matchLabels", "app.kubernetes.io/name") == name
+		}
+		if !found {
+			t.Errorf("%s: no PodDisruptionBudget selects %s", d, name)
+		}
+	}
+}
