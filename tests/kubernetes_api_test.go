@@ -131,26 +131,21 @@ func TestKubernetesIngress(t *testing.T) {
 	if got := k8sStr(rules[0], "host"); got != gw.Domain {
 		t.Errorf("%s: host %q, want %q (blueprint gateway %s dominio)", ing, got, gw.Domain, gwName)
 	}
-	paths := k8sList(rules[0], "http", "paths")
-	if len(paths) != 1 {
-		t.Fatalf("%s: want one path, got %v", ing, paths)
-	}
-	p := paths[0]
-	if k8sStr(p, "path") != "/" || k8sStr(p, "pathType") != "Prefix" {
-		t.Errorf("%s: path %q pathType %q, want / Prefix", ing, k8sStr(p, "path"), k8sStr(p, "pathType"))
-	}
-	if got := k8sStr(p, "backend", "service", "name"); got != svc.name() {
-		t.Errorf("%s: backend service %q, want %q", ing, got, svc.name())
-	}
-	var portOK bool
-	for _, sp := range k8sList(svc.obj, "spec", "ports") {
-		if n, _ := k8sInt(p, "backend", "service", "port", "number"); (n != 0 && n == k8sGet(sp, "port")) ||
-			(k8sStr(p, "backend", "service", "port", "name") != "" && k8sStr(p, "backend", "service", "port", "name") == k8sStr(sp, "name")) {
-			portOK = true
+	// Which paths: TestKubernetesIngressPaths. Each goes to the API's Service.
+	for _, p := range k8sList(rules[0], "http", "paths") {
+		if got := k8sStr(p, "backend", "service", "name"); got != svc.name() {
+			t.Errorf("%s: backend service %q, want %q", ing, got, svc.name())
 		}
-	}
-	if !portOK {
-		t.Errorf("%s: backend port %v is not a port of Service %s", ing, k8sGet(p, "backend", "service", "port"), svc.name())
+		var portOK bool
+		for _, sp := range k8sList(svc.obj, "spec", "ports") {
+			if n, _ := k8sInt(p, "backend", "service", "port", "number"); (n != 0 && n == k8sGet(sp, "port")) ||
+				(k8sStr(p, "backend", "service", "port", "name") != "" && k8sStr(p, "backend", "service", "port", "name") == k8sStr(sp, "name")) {
+				portOK = true
+			}
+		}
+		if !portOK {
+			t.Errorf("%s: backend port %v is not a port of Service %s", ing, k8sGet(p, "backend", "service", "port"), svc.name())
+		}
 	}
 
 	tls := k8sList(ing.obj, "spec", "tls")

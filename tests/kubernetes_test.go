@@ -370,3 +370,20 @@ func TestKubernetesZones(t *testing.T) {
 		}
 	}
 }
+
+// TestKubernetesIngressPaths: the Ingress routes the events and the probes,
+// nothing else; the operators' pages are not on the API's public port
+// either (ingest.Config.AdminAddr).
+func TestKubernetesIngressPaths(t *testing.T) {
+	var paths []string
+	for _, ing := range k8sAll(k8sDocs(t), "Ingress") {
+		for _, r := range k8sList(ing.obj, "spec", "rules") {
+			for _, p := range k8sList(r, "http", "paths") {
+				paths = append(paths, k8sStr(p, "pathType")+" "+k8sStr(p, "path"))
+			}
+		}
+	}
+	if want := []string{"Exact /healthz", "Exact /readyz", "Exact /v1/events"}; !slices.Equal(k8sUnique(paths), want) {
+		t.Errorf("Ingress paths %v, want %v", k8sUnique(paths), want)
+	}
+}
