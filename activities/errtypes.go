@@ -20,11 +20,6 @@ const (
 	ErrTypeGoldRejected = "GoldRejected"
 	// ErrTypeOffsetAhead: a stored offset is beyond the partition's end.
 	ErrTypeOffsetAhead = "OffsetBeyondEnd"
-	// ErrTypeSilverMissing and ErrTypeSilverCorrupt: a live silver file is
-	// gone from the bucket, or is not readable Parquet; hour compaction sets
-	// its hour aside.
-	ErrTypeSilverMissing = "SilverMissing"
-	ErrTypeSilverCorrupt = "SilverCorrupt"
 
 	// ErrTypeTopicRecreated: Kafka's topic id is not the one of the
 	// incarnation the stream streams. An operator decides; the message says

@@ -31,7 +31,7 @@ type SilverMaintainer struct {
 // yet in silver, whose snapshot expiry must keep.
 type silverLocks interface {
 	LockSilverCompaction(ctx context.Context) (unlock func(), err error)
-	OldestSilverPending(ctx context.Context) (time.Time, error)
+	SilverPending(ctx context.Context) (warehouse.SilverPending, error)
 }
 
 // SilverMaintainerConfig holds what a SilverMaintainer needs. Both are
@@ -209,10 +209,11 @@ func (s *SilverMaintainer) ExpireSilverSnapshots(ctx context.Context, in ExpireS
 	ctx, span := tracer.Start(ctx, "silver.expire_snapshots")
 	defer func() { endSpan(span, err) }()
 	defer newHeartbeater(ctx, maintenanceBeat).stop()
-	since, err := s.wh.OldestSilverPending(ctx)
+	pending, err := s.wh.SilverPending(ctx)
 	if err != nil {
 		return r, err
 	}
+	since := pending.PendingSince
 	if r, err = s.cat.ExpireSnapshots(ctx, silver.ExpireOptions{Keep: in.Retention, RetainLast: in.RetainLast, Since: since}); err != nil {
 		return r, err
 	}

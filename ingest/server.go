@@ -233,7 +233,11 @@ func (s *Server) serveAdmin() (stop func(), err error) {
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	s.log.Info("operators' listener (status page, metrics)", "addr", ln.Addr().String(),
 		"status", "http://"+ln.Addr().String()+"/status", "metrics", "http://"+ln.Addr().String()+"/metrics")
-	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("operators' listener stopped: /status and /metrics are down, the events route is not", "addr", s.cfg.AdminAddr, "error", err)
+		}
+	}()
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -92,8 +92,8 @@ func (c *Catalog) Compact(ctx context.Context, o CompactOptions) (CompactResult,
 	if target <= 0 {
 		target = DefaultTargetFileBytes
 	}
-	commitBytes := max(o.CommitBytes, target)
-	if o.CommitBytes <= 0 {
+	commitBytes := o.CommitBytes
+	if commitBytes <= 0 {
 		commitBytes = DefaultCommitBytes
 	}
 	minFiles := o.MinInputFiles
@@ -172,7 +172,7 @@ func hourOrdinal(t time.Time) int64 { return t.Unix() / 3600 }
 // as their size allows, when there are more than maxManifests. It reports
 // the manifests before and after.
 func (c *Catalog) RewriteManifests(ctx context.Context, maxManifests int) (before, after int, err error) {
-	err = c.retryMeta(ctx, "rewrite manifests", func(tbl *table.Table) (*table.Transaction, error) {
+	_, err = c.retryMeta(ctx, "rewrite manifests", func(tbl *table.Table) (*table.Transaction, error) {
 		snap := tbl.CurrentSnapshot()
 		if snap == nil {
 			return nil, nil
@@ -238,19 +238,14 @@ func (c *Catalog) ExpireSnapshots(ctx context.Context, o ExpireOptions) (ExpireR
 		retain = DefaultRetainLast
 	}
 	res := ExpireResult{KeptFrom: time.Now().Add(-keep).UTC().Truncate(time.Second)}
-	err := c.retryMeta(ctx, "expire snapshots", func(tbl *table.Table) (*table.Transaction, error) {
+	tbl, err := c.retryMeta(ctx, "expire snapshots", func(tbl *table.Table) (*table.Transaction, error) {
 		res.Before = len(tbl.Metadata().Snapshots())
-		res.After = res.Before
 		tx := tbl.NewTransaction()
 		if err := tx.ExpireSnapshots(table.WithOlderThan(keep), table.WithRetainLast(retain)); err != nil {
 			return nil, err
 		}
 		return tx, nil
 	})
-	if err != nil {
-		return res, err
-	}
-	tbl, err := c.Load(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -285,12 +280,13 @@ func (c *Catalog) DeleteOrphans(ctx context.Context, olderThan time.Duration) (f
 
 // retryMeta commits a metadata-only change (made by change on the freshly
 // loaded table; a nil transaction commits nothing), starting again from
-// the new snapshot when a stream append wins the race.
-func (c *Catalog) retryMeta(ctx context.Context, what string, change func(*table.Table) (*table.Transaction, error)) error {
+// the new snapshot when a stream append wins the race. It returns the table
+// as the change left it.
+func (c *Catalog) retryMeta(ctx context.Context, what string, change func(*table.Table) (*table.Transaction, error)) (*table.Table, error) {
 	for attempt := 1; ; attempt++ {
 		tbl, err := c.Load(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		tx, err := change(tbl)
 		if err == nil && tx != nil {
@@ -300,10 +296,10 @@ func (c *Catalog) retryMeta(ctx context.Context, what string, change func(*table
 		}
 		switch {
 		case err == nil:
-			return nil
+			return tbl, nil
 		case isConflict(err) && attempt < maxAttempts:
 			continue
 		}
-		return fmt.Errorf("silver: %s: %w", what, err)
+		return nil, fmt.Errorf("silver: %s: %w", what, err)
 	}
 }

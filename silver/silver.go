@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
@@ -46,6 +47,9 @@ type Config struct {
 	// CreateCatalogTables creates the catalog's own tables when absent:
 	// provisioning sets it, workers do not.
 	CreateCatalogTables bool
+	// Log gets what goes wrong beside a commit that stands (its summary not
+	// published for status). Default slog.Default().
+	Log *slog.Logger
 }
 
 // Catalog is an open catalog. It keeps its database handle for the tables
@@ -63,6 +67,9 @@ func Open(cfg Config) (*Catalog, error) {
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
 	}
 	db, err := sql.Open("pgx", cfg.DatabaseURL)
 	if err != nil {

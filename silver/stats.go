@@ -96,8 +96,8 @@ func statsOf(tbl *table.Table) Stats {
 
 // publish records tbl's summary in pipeline.silver_table (migration 014),
 // where status reads it without S3 credentials. It runs after each commit
-// and is best effort: the commit stands whatever happens here, and the next
-// commit's summary replaces a missed one.
+// and is best effort: the commit stands whatever happens here, a failure is
+// logged, and the next commit's summary replaces a missed one.
 func (c *Catalog) publish(ctx context.Context, tbl *table.Table) {
 	st := statsOf(tbl)
 	var lastSnap, lastLoads, lastOffsets any
@@ -109,7 +109,7 @@ func (c *Catalog) publish(ctx context.Context, tbl *table.Table) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	// Writers publish concurrently: the metadata file's version orders them.
-	_, _ = c.db.ExecContext(ctx, `INSERT INTO pipeline.silver_table AS t (table_ident, metadata_location, metadata_version, snapshot_id, operation,
+	_, err := c.db.ExecContext(ctx, `INSERT INTO pipeline.silver_table AS t (table_ident, metadata_location, metadata_version, snapshot_id, operation,
 			committed_at, snapshots, oldest_snapshot_at, data_files, records, bytes,
 			last_append_snapshot, last_append_at, last_append_loads, last_append_offsets)
 		VALUES ($1, $2, $15, NULLIF($3::bigint, 0), NULLIF($4::text, ''), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
@@ -123,6 +123,10 @@ func (c *Catalog) publish(ctx context.Context, tbl *table.Table) {
 		WHERE excluded.metadata_version > t.metadata_version`,
 		Namespace+"."+TableName, st.MetadataLocation, st.SnapshotID, st.Operation, nullTime(st.At), st.Snapshots, nullTime(st.OldestSnapshot),
 		st.Files, st.Rows, st.Bytes, lastSnap, lastAt, lastLoads, lastOffsets, metadataVersion(st.MetadataLocation))
+	if err != nil {
+		c.cfg.Log.Warn("silver.events committed, but its summary for status was not recorded (pipeline.silver_table); the next commit records it",
+			"snapshot_id", st.SnapshotID, "metadata", st.MetadataLocation, "error", err)
+	}
 }
 
 // metadataVersion is the NNNNN of a metadata file .../NNNNN-uuid.metadata.json,

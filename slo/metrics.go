@@ -61,8 +61,8 @@ func registerMetrics(store *warehouse.Store) error {
 		if n, err := store.NewestVisible(ctx); err == nil && !n.IsZero() {
 			o.ObserveFloat64(fresh, time.Since(n).Seconds())
 		}
-		if st, _, err := store.SilverTableStatus(ctx); err == nil {
-			o.ObserveInt64(pending, st.PendingLoads)
+		if p, err := store.SilverPending(ctx); err == nil {
+			o.ObserveInt64(pending, p.PendingLoads)
 		}
 		if c, err := store.ConflictingDuplicates(ctx, time.Now().Add(-24*time.Hour), 0); err == nil {
 			o.ObserveInt64(conflicting, c.Records)

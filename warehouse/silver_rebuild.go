@@ -107,18 +107,6 @@ func (s *Store) lockSilver(ctx context.Context, take, release, what string) (unl
 	}, nil
 }
 
-// OldestSilverPending returns when the oldest load still pending for silver
-// committed to gold, or the zero time when none is: snapshot expiry keeps
-// every snapshot since, in which the load's append may be.
-func (s *Store) OldestSilverPending(ctx context.Context) (time.Time, error) {
-	var at *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT min(started_at) FROM pipeline.loads WHERE silver_pending`).Scan(&at)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("oldest load pending for silver: %w", err)
-	}
-	return deref(at), nil
-}
-
 // RecordSilverSnapshot records the silver.events snapshot that holds a
 // backfill load's rows.
 func (s *Store) RecordSilverSnapshot(ctx context.Context, loadID, snapshotID int64) error {

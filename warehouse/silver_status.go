@@ -33,12 +33,30 @@ type SilverTable struct {
 	LastAppendAt       time.Time           `json:"last_append_at,omitzero"`
 	LastAppendLoads    string              `json:"last_append_loads,omitempty"`
 	LastAppendOffsets  map[string][2]int64 `json:"last_append_offsets,omitempty"`
-	// PendingLoads are gold loads whose rows silver.events does not hold
-	// yet (PendingRows rows), the oldest since PendingSince: the stream
-	// appends them within seconds, or sweeps them after a crash.
+	SilverPending
+}
+
+// SilverPending are the gold loads whose rows silver.events does not hold
+// yet (PendingRows rows), the oldest since PendingSince: the stream appends
+// them within seconds, or sweeps them after a crash.
+type SilverPending struct {
 	PendingLoads int64     `json:"pending_loads"`
 	PendingRows  int64     `json:"pending_rows"`
 	PendingSince time.Time `json:"pending_since,omitzero"`
+}
+
+// SilverPending reads the loads pending for silver.events (through the
+// partial index loads_silver_pending_idx).
+func (s *Store) SilverPending(ctx context.Context) (SilverPending, error) {
+	var p SilverPending
+	var since *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(rows_inserted), 0)::bigint, min(started_at)
+		FROM pipeline.loads WHERE silver_pending`).Scan(&p.PendingLoads, &p.PendingRows, &since)
+	if err != nil {
+		return p, fmt.Errorf("loads pending for silver.events: %w", err)
+	}
+	p.PendingSince = deref(since)
+	return p, nil
 }
 
 // MeanFileBytes is the live files' mean size.
@@ -75,14 +93,8 @@ func (s *Store) SilverTableStatus(ctx context.Context) (t SilverTable, ok bool, 
 			}
 		}
 	}
-	var since *time.Time
-	err = s.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(rows_inserted), 0)::bigint, min(started_at)
-		FROM pipeline.loads WHERE silver_pending`).Scan(&t.PendingLoads, &t.PendingRows, &since)
-	if err != nil {
-		return t, ok, fmt.Errorf("loads pending for silver.events: %w", err)
-	}
-	t.PendingSince = deref(since)
-	return t, ok, nil
+	t.SilverPending, err = s.SilverPending(ctx)
+	return t, ok, err
 }
 
 func deref[T any](p *T) T {

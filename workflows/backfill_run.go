@@ -135,7 +135,7 @@ var (
 			MaximumAttempts: 10, NonRetryableErrorTypes: backfillFatal},
 	}
 	backfillFatal = []string{activities.ErrTypeBackfillInput, activities.ErrTypeBackfill, activities.ErrTypeBackfillConflict,
-		activities.ErrTypeBronzeCorrupt, activities.ErrTypeSilverMissing}
+		activities.ErrTypeBronzeCorrupt}
 )
 
 // backfillRun is the state of one Backfill execution shared by its

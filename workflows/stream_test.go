@@ -208,7 +208,7 @@ func (s *streamSuite) TestCompactionFailureIsNotFatal() {
 	s.env.OnActivity(a.StreamStart, mock.Anything, mock.Anything).Return(startStub(map[int32]int64{0: 0})).Once()
 	s.env.OnActivity(a.CompactCycle, mock.Anything, mock.Anything).After(time.Minute).Return(advance(1, 0)).Times(2)
 	s.env.OnActivity(a.CompactHours, mock.Anything, mock.Anything).Return(activities.CompactHoursResult{},
-		temporal.NewNonRetryableApplicationError("silver file missing", activities.ErrTypeSilverMissing, nil)).Once()
+		temporal.NewNonRetryableApplicationError("silver file missing", "SilverMissing", nil)).Once()
 	s.env.ExecuteWorkflow(StreamCompaction, StreamCompactionInput{CyclesPerRun: 2})
 	next := s.continuedAs()
 	s.Equal(map[int32]int64{0: 2}, next.Offsets)

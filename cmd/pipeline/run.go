@@ -172,7 +172,7 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 	if poll.stream {
 		stream, err = activities.NewStream(ctx, activities.StreamConfig{
 			Lake:    lakeConfig(cfg),
-			Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Warehouse: store, Log: slog.Default().With("component", "stream"),
+			Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Warehouse: store, Log: slog.Default(), // NewStream adds component=stream
 			Silver: silverConfig(cfg),
 		})
 		if err != nil {
@@ -200,8 +200,7 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 func newSilverMaintainer(cfg config.Config, store *warehouse.Store) (*activities.SilverMaintainer, error) {
 	sc := silverConfig(cfg)
 	sc.Bucket = cmp.Or(cfg.Bucket, lake.DefaultBucket)
-	return activities.NewSilverMaintainer(activities.SilverMaintainerConfig{Silver: sc, Store: store,
-		Log: slog.Default().With("component", "silver-maintenance")})
+	return activities.NewSilverMaintainer(activities.SilverMaintainerConfig{Silver: sc, Store: store, Log: slog.Default()})
 }
 
 func runAggregate(ctx context.Context, args []string) error {

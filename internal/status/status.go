@@ -49,7 +49,8 @@ type Source struct {
 	// Now is the clock; default time.Now. For tests.
 	Now func() time.Time
 	// CacheFor is how long Handler serves one snapshot to every request.
-	// Default DefaultCacheFor; negative: a snapshot per request.
+	// Default DefaultCacheFor; negative: none is kept once taken (requests
+	// that arrive while one is taken still share it).
 	CacheFor time.Duration
 }
 
