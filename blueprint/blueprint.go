@@ -27,6 +27,8 @@
 //	           replicas_max    integer  replicas_min    >= replicas_min (omitted: no autoscaling)
 //	conduit    particoes       integer  (required)      >= 1; can grow later, never shrink
 //	           retencao_horas  integer  168 (7 days)    >= 1
+//	           replicacao      integer  3, or brokers   >= 1, at most the cluster's brokers
+//	           min_sincronas   integer  replicacao - 1  >= 1, at most replicacao (min.insync.replicas)
 //	lane       duravel         boolean  true
 //	           prefetch        integer  5               >= 1 (max concurrent activities per worker)
 //	archive    subtipo         string   arquivos        arquivos
@@ -42,6 +44,14 @@
 //
 // particoes has no default on purpose: a topic's partition count can never be
 // lowered, so it must be chosen, not inherited.
+//
+// replicacao and min_sincronas follow the cluster when omitted (DiffCluster):
+// 3 copies, of which 2 must have a write before Kafka acknowledges it, where
+// the cluster has at least 3 brokers; one copy on a single broker, as the
+// dev stack runs, and the plan says so. Declared, they are refused when the
+// cluster has fewer brokers than replicacao. The default never lowers a
+// topic's recorded replication: a broker that is down while a plan runs
+// does not cost the topic a copy.
 //
 // At the top level, nome (free text) and recursos (at least one resource) are
 // required; modo is simples or avancado (default simples) and is recorded, not
@@ -112,6 +122,7 @@ const (
 	DefaultPort            = 8080
 	DefaultReplicasMin     = 1
 	DefaultRetentionHours  = 168
+	DefaultReplication     = 3
 	DefaultDurable         = true
 	DefaultPrefetch        = 5
 	DefaultArchiveSizeGB   = 100
@@ -159,10 +170,16 @@ type ComputeConfig struct {
 	ReplicasMax int    `json:"replicas_max"`
 }
 
-// ConduitConfig is the Kafka topic's config.
+// ConduitConfig is the Kafka topic's config. Replication (the topic's
+// replication factor) and MinInsync (its min.insync.replicas) are 0 until
+// the plan resolves them against the cluster (ResolveReplication): a
+// blueprint that omits them gets DefaultReplication where the cluster has
+// the brokers, and what it has where not.
 type ConduitConfig struct {
 	Partitions     int `json:"particoes"`
 	RetentionHours int `json:"retencao_horas"`
+	Replication    int `json:"replicacao,omitempty"`
+	MinInsync      int `json:"min_sincronas,omitempty"`
 }
 
 // LaneConfig is the batch task queue's config. Prefetch is the maximum number

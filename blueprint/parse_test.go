@@ -94,7 +94,7 @@ func TestInvalidFiles(t *testing.T) {
 		"malformed_domain":    {{"ingest-dns", "config.dominio", `"ingest..acme.io" is a malformed domain: empty label`}},
 		"engine_mysql":        {{"warehouse", "config.engine", `unknown engine "mysql" (the only one supported is postgres)`}},
 		"english_key":         {{"events", "config.partitions", `unknown key "partitions"; did you mean "particoes"?`}},
-		"key_of_other_kind":   {{"events", "config.prefetch", "unknown key: prefetch is not a conduit setting, it belongs to lane (allowed here: particoes, retencao_horas)"}},
+		"key_of_other_kind":   {{"events", "config.prefetch", "unknown key: prefetch is not a conduit setting, it belongs to lane (allowed here: particoes, retencao_horas, replicacao, min_sincronas)"}},
 		"missing_conduit":     {{"ingest-api", "config.subtipo", "an api compute publishes events to a conduit, and the blueprint declares none"}},
 		"two_conduits":        {{"events-replay", "tipo", "a blueprint has at most one conduit (the event log); events already is"}},
 		"public_archive":      {{"datalake", "config.publico", "must be false: the data lake holds raw events"}},
@@ -399,7 +399,9 @@ func TestSuggest(t *testing.T) {
 		{"retencao-horas", "retencao_horas"},
 		{"retencao_hora", "retencao_horas"},
 		{"rentencao_horas", "retencao_horas"},
-		{"replicas", ""},
+		{"replicas", "replicacao"},
+		{"replication_factor", "replicacao"},
+		{"min.insync.replicas", "min_sincronas"},
 		{"color", ""},
 	}
 	for _, tc := range cases {

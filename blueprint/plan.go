@@ -60,6 +60,9 @@ type Change struct {
 	Fields []FieldChange `json:"fields,omitempty"`
 	// Reasons says why a refused change cannot be made, one per field.
 	Reasons []string `json:"reasons,omitempty"`
+	// Notes say what the resolved config risks or why it differs from the
+	// blueprint's defaults (a single-broker cluster's replication).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Plan is what provisioning must do to make the catalog match a blueprint,
@@ -303,6 +306,9 @@ func (p Plan) String() string {
 			b.WriteString(": in the catalog, not in the blueprint; left in place")
 		}
 		b.WriteByte('\n')
+		for _, n := range c.Notes {
+			fmt.Fprintf(&b, "    note: %s\n", n)
+		}
 	}
 	if len(p.Changes) > 0 {
 		b.WriteByte('\n')

@@ -90,7 +90,9 @@ var keyAlias = map[string]string{
 	"port": "porta", "min_replicas": "replicas_min", "max_replicas": "replicas_max",
 	"replicas": "replicas_min", "subtype": "subtipo", "durable": "duravel",
 	"size_gb": "tamanho_gb", "size": "tamanho_gb", "public": "publico", "domain": "dominio",
-	"retention_days": "retencao_dias", "alerts": "alertas", "database": "engine",
+	"replication_factor": "replicacao", "replication": "replicacao", "min_insync_replicas": "min_sincronas",
+	"min.insync.replicas": "min_sincronas",
+	"retention_days":      "retencao_dias", "alerts": "alertas", "database": "engine",
 	"concurrency": "prefetch",
 }
 

@@ -27,7 +27,7 @@ var (
 	kindAlias  = map[string]string{"topic": "conduit", "kafka": "conduit", "stream": "conduit", "bucket": "archive", "s3": "archive", "storage": "archive", "lake": "archive", "database": "datastore", "db": "datastore", "postgres": "datastore", "warehouse": "datastore", "queue": "lane", "temporal": "lane", "dns": "gateway", "ingress": "gateway", "monitoring": "insight", "observability": "insight", "api": "compute", "worker": "compute", "service": "compute"}
 	configKeys = map[Kind][]string{
 		KindCompute:   {"subtipo", "porta", "replicas_min", "replicas_max"},
-		KindConduit:   {"particoes", "retencao_horas"},
+		KindConduit:   {"particoes", "retencao_horas", "replicacao", "min_sincronas"},
 		KindLane:      {"duravel", "prefetch"},
 		KindArchive:   {"subtipo", "tamanho_gb", "publico"},
 		KindDatastore: {"engine", "tamanho_gb", "ha"},
@@ -164,6 +164,20 @@ func (c *objReader) conduit() ConduitConfig {
 	var cc ConduitConfig
 	cc.Partitions, _ = c.atLeast("particoes", 0, true, 1, " partition")
 	cc.RetentionHours, _ = c.atLeast("retencao_horas", DefaultRetentionHours, false, 1, " hour")
+	// 0 is "not declared": the plan resolves it against the cluster
+	// (ResolveReplication).
+	var rf, isr int
+	rfOK, isrOK := true, true
+	if c.has("replicacao") {
+		rf, rfOK = c.atLeast("replicacao", 0, false, 1, " replica")
+	}
+	if c.has("min_sincronas") {
+		isr, isrOK = c.atLeast("min_sincronas", 0, false, 1, " replica")
+	}
+	if rfOK && isrOK && rf > 0 && isr > rf {
+		c.v.add(c.res, "config.min_sincronas", "must not exceed replicacao: %d > %d (a write cannot wait for more copies than the topic has)", isr, rf)
+	}
+	cc.Replication, cc.MinInsync = rf, isr
 	return cc
 }
 

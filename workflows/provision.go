@@ -60,6 +60,9 @@ type ProvisionResult struct {
 	Plan     blueprint.Plan `json:"plan"`
 	PlanText string         `json:"plan_text"`
 	DryRun   bool           `json:"dry_run"`
+	// Cluster is the Kafka cluster as the plan saw it (zero in runs from
+	// before conduitReplication).
+	Cluster blueprint.Cluster `json:"cluster,omitzero"`
 	// Applied lists the resources created or updated, in the order applied.
 	Applied []activities.ResourceResult `json:"applied"`
 	// Schedule is the nightly schedule: "created", "exists", "zone
@@ -117,8 +120,8 @@ func (r ProvisionResult) Summary() string {
 }
 
 // Provision makes the pipeline match a blueprint: it reads the catalog of
-// provisioned resources, plans (blueprint.Diff, deterministic, in the
-// workflow), refuses a plan with refusals as a whole, then applies every
+// provisioned resources and the Kafka cluster's broker count, plans
+// (blueprint.DiffCluster, deterministic, in the workflow), refuses a plan with refusals as a whole, then applies every
 // created or changed resource with one activity each, in dependency order
 // (datastore, archive, conduit, lane, insight, gateway, compute), and finally
 // records the marts' zone, creates the nightly-aggregation and
@@ -154,8 +157,16 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 	if err := workflow.ExecuteActivity(ctx, p.LoadCatalog).Get(ctx, &cat); err != nil {
 		return ProvisionResult{}, fmt.Errorf("load catalog: %w", err)
 	}
-	plan := blueprint.Diff(bp, cat.Entries)
-	res := ProvisionResult{Name: bp.Name, Plan: plan, PlanText: plan.String(), DryRun: in.DryRun}
+	// The conduit's replication follows the cluster: the plan needs its
+	// broker count.
+	var cluster blueprint.Cluster
+	if workflow.GetVersion(ctx, conduitReplication, workflow.DefaultVersion, 1) == 1 {
+		if err := workflow.ExecuteActivity(ctx, p.DescribeCluster).Get(ctx, &cluster); err != nil {
+			return ProvisionResult{}, fmt.Errorf("describe the Kafka cluster: %w", err)
+		}
+	}
+	plan := blueprint.DiffCluster(bp, cat.Entries, cluster)
+	res := ProvisionResult{Name: bp.Name, Plan: plan, PlanText: plan.String(), DryRun: in.DryRun, Cluster: cluster}
 	if err := plan.Err(); err != nil {
 		return res, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("the plan has refused changes; nothing was applied:\n%s", refusalList(plan)), ErrTypePlanRefused, err, res)
@@ -217,6 +228,10 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 	}
 	return res, nil
 }
+
+// conduitReplication versions Provision's step that asks the Kafka cluster
+// for its brokers, so that the plan resolves the conduit's replication.
+const conduitReplication = "conduit-replication"
 
 // silverMaintenance versions Provision's step that creates the schedules of
 // silver.events' maintenance.

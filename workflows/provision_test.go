@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -58,6 +59,7 @@ type provisionEnv struct {
 	order     []string // "kind/name" of every resource activity run
 	schedules []string // ids of the schedules ensured
 	zone      string   // the zone the nightly schedule must get; default UTC
+	brokers   int      // what DescribeCluster returns; default 1
 	stream    []activities.StreamEnsureInput
 	monitor   []slo.Config
 }
@@ -67,7 +69,7 @@ type provisionEnv struct {
 // names the resource ("kind/name").
 func newProvisionEnv(t *testing.T, catalog []blueprint.CatalogEntry, fail map[string]error) *provisionEnv {
 	var s testsuite.WorkflowTestSuite
-	pe := &provisionEnv{env: s.NewTestWorkflowEnvironment(), zone: "UTC"}
+	pe := &provisionEnv{env: s.NewTestWorkflowEnvironment(), zone: "UTC", brokers: 1}
 	var p *activities.Provisioner
 	pe.env.RegisterActivity(p)
 	pe.env.RegisterActivityWithOptions(
@@ -97,6 +99,8 @@ func newProvisionEnv(t *testing.T, catalog []blueprint.CatalogEntry, fail map[st
 			return SLOMonitorWorkflowID, nil
 		}, activity.RegisterOptions{Name: activities.EnsureSLOMonitorActivity})
 	pe.env.OnActivity(p.LoadCatalog, mock.Anything).Return(activities.LoadCatalogResult{Entries: catalog}, nil)
+	pe.env.OnActivity(p.DescribeCluster, mock.Anything).Return(
+		func(context.Context) (blueprint.Cluster, error) { return blueprint.Cluster{Brokers: pe.brokers}, nil })
 	for _, fn := range []any{p.ApplyDatastore, p.ApplyArchive, p.ApplyConduit, p.ApplyLane, p.ApplyInsight, p.ApplyGateway, p.ApplyCompute} {
 		pe.env.OnActivity(fn, mock.Anything, mock.Anything).Return(
 			func(_ context.Context, in activities.ResourceInput) (activities.ResourceResult, error) {
@@ -164,7 +168,7 @@ func TestProvisionFromNothingRunsEveryResourceInDependencyOrder(t *testing.T) {
 // and the nightly schedule gets the zone in force.
 func TestProvisionRecordsTheMartZone(t *testing.T) {
 	bp, raw := seed(t)
-	pe := newProvisionEnv(t, bp.Entries(), nil)
+	pe := newProvisionEnv(t, provisioned(bp, 1), nil)
 	pe.zone = "Asia/Tokyo"
 	res, err := pe.run(t, ProvisionInput{Blueprint: raw, ScheduleZone: "Asia/Tokyo"})
 	if err != nil {
@@ -176,9 +180,72 @@ func TestProvisionRecordsTheMartZone(t *testing.T) {
 	}
 }
 
+// provisioned is the catalog after bp was applied on a cluster of brokers.
+func provisioned(bp *blueprint.Blueprint, brokers int) []blueprint.CatalogEntry {
+	var out []blueprint.CatalogEntry
+	for _, ch := range blueprint.DiffCluster(bp, nil, blueprint.Cluster{Brokers: brokers}).Changes {
+		out = append(out, blueprint.CatalogEntry{Kind: ch.Kind, Name: ch.Name, Config: ch.Desired})
+	}
+	return out
+}
+
+// The conduit's replication comes from the cluster DescribeCluster sees:
+// the plan and ApplyConduit's input carry it, and a declared replicacao
+// the cluster cannot hold refuses the plan before anything runs.
+func TestProvisionConduitReplicationFollowsTheCluster(t *testing.T) {
+	cases := []struct {
+		name     string
+		brokers  int
+		declared string // replaces "particoes": 12, in the seed
+		rf, isr  int
+		plan     string
+		refused  string
+	}{
+		{name: "one broker", brokers: 1, rf: 1, isr: 1, plan: "note: replicacao 1: the cluster has 1 broker"},
+		{name: "three brokers", brokers: 3, rf: 3, isr: 2, plan: "replicacao=3, min_sincronas=2)"},
+		{name: "declared 3 on one broker", brokers: 1, declared: `"particoes": 12, "replicacao": 3,`,
+			refused: "conduit events: replicacao 3: the cluster has 1 broker"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, raw := seed(t)
+			if tc.declared != "" {
+				raw = []byte(strings.Replace(string(raw), `"particoes": 12,`, tc.declared, 1))
+			}
+			pe := newProvisionEnv(t, nil, nil)
+			pe.brokers = tc.brokers
+			var got blueprint.ConduitConfig
+			pe.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+				if info.ActivityType.Name == "ApplyConduit" {
+					var in activities.ResourceInput
+					if err := args.Get(&in); err == nil {
+						_ = json.Unmarshal(in.Config, &got)
+					}
+				}
+			})
+			res, err := pe.run(t, ProvisionInput{Blueprint: raw})
+			if tc.refused != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.refused) || len(pe.order) != 0 {
+					t.Fatalf("error %v, ran %v; want %q and nothing run", err, pe.order, tc.refused)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Replication != tc.rf || got.MinInsync != tc.isr {
+				t.Errorf("ApplyConduit got replicacao %d, min_sincronas %d; want %d, %d", got.Replication, got.MinInsync, tc.rf, tc.isr)
+			}
+			if res.Cluster.Brokers != tc.brokers || !strings.Contains(res.PlanText, tc.plan) {
+				t.Errorf("cluster %+v, plan:\n%s", res.Cluster, res.PlanText)
+			}
+		})
+	}
+}
+
 func TestProvisionUnchangedPlanRunsNoResourceActivity(t *testing.T) {
 	bp, raw := seed(t)
-	pe := newProvisionEnv(t, bp.Entries(), nil)
+	pe := newProvisionEnv(t, provisioned(bp, 1), nil)
 	res, err := pe.run(t, ProvisionInput{Blueprint: raw})
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +260,7 @@ func TestProvisionUnchangedPlanRunsNoResourceActivity(t *testing.T) {
 
 func TestProvisionAppliesOnlyWhatChanged(t *testing.T) {
 	bp, raw := seed(t)
-	pe := newProvisionEnv(t, bp.Entries(), nil)
+	pe := newProvisionEnv(t, provisioned(bp, 1), nil)
 	res, err := pe.run(t, ProvisionInput{Blueprint: withPartitions(t, raw, 24)})
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +277,7 @@ func TestProvisionRefusalsFailNonRetryablyBeforeAnyChange(t *testing.T) {
 	bp, raw := seed(t)
 	// The lane is missing from the catalog: a create that must not run either.
 	var catalog []blueprint.CatalogEntry
-	for _, e := range bp.Entries() {
+	for _, e := range provisioned(bp, 1) {
 		if e.Kind != blueprint.KindLane {
 			catalog = append(catalog, e)
 		}
