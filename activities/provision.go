@@ -237,8 +237,20 @@ func (p *Provisioner) ApplyDatastore(ctx context.Context, in ResourceInput) (Res
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("database %s: %d migrations in place, role bi_reader, capacity threshold %d GB, ha=%t",
-			db, len(ms), cfg.SizeGB, cfg.HA), nil
+		roles := "roles bi_reader"
+		for _, r := range []string{"pipeline_worker", "pipeline_api"} {
+			_, ok, err := p.cfg.Store.HasRole(ctx, r)
+			if err != nil {
+				return "", err
+			}
+			if ok {
+				roles += ", " + r
+			} else {
+				roles += ", " + r + " MISSING (the migrating role could not create it: see warehouse/migrations/016_process_roles.sql)"
+			}
+		}
+		return fmt.Sprintf("database %s: %d migrations in place, %s, capacity threshold %d GB, ha=%t",
+			db, len(ms), roles, cfg.SizeGB, cfg.HA), nil
 	})
 }
 

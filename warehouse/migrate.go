@@ -196,6 +196,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration) (applied [
 	}
 	if !exists {
 		if _, err := conn.Exec(ctx, bootstrapSQL); err != nil {
+			if isInsufficientPrivilege(err) {
+				return nil, fmt.Errorf("migrate: create pipeline.schema_migrations: %w: %w", ErrNotOwner, err)
+			}
 			return nil, fmt.Errorf("migrate: create pipeline.schema_migrations: %w", err)
 		}
 	}
@@ -229,6 +232,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration) (applied [
 		}
 		if _, err := tx.Exec(ctx, m.SQL); err != nil {
 			_ = tx.Rollback(context.WithoutCancel(ctx))
+			if isInsufficientPrivilege(err) {
+				return applied, fmt.Errorf("migration %s: %w: %w", m.Name, ErrNotOwner, err)
+			}
 			return applied, fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO pipeline.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
@@ -242,6 +248,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration) (applied [
 		applied = append(applied, m.Version)
 	}
 	return applied, nil
+}
+
+// ErrNotOwner is what Migrate returns when migrations are pending and the
+// role it runs as may not change the schema: a process's own role
+// (pipeline_worker, 016_process_roles) waits for the owner's, which
+// provisioning uses, to apply them.
+var ErrNotOwner = errors.New("this role may not change the warehouse's schema; the owner's role applies migrations (pipeline provision, or a worker, with the owner's DATABASE_URL)")
+
+func isInsufficientPrivilege(err error) bool {
+	var pgErr interface{ SQLState() string }
+	return errors.As(err, &pgErr) && pgErr.SQLState() == "42501"
 }
 
 func isUndefinedTable(err error) bool {

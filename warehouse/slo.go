@@ -134,26 +134,13 @@ func (s *Store) Accounting(ctx context.Context, topic string, from, to, goldFrom
 // goldOfHour returns the gold.events rows received in hour: the stored
 // count when the stream's inserted tally is what it was then and the count
 // is less than an hour old (rows deleted behind the stream's back show
-// within the hour), else a fresh count (one BRIN range read), stored.
+// within the hour), else a fresh count (one BRIN range read), stored. The
+// SECURITY DEFINER function pipeline.gold_of_hour (016_process_roles) does
+// it, so that the event API's role counts gold without reading it.
 func (s *Store) goldOfHour(ctx context.Context, topic string, hour time.Time, inserted int64) (int64, error) {
-	var seen, gold int64
-	var fresh bool
-	err := s.pool.QueryRow(ctx, `SELECT inserted_seen, gold, counted_at > now() - interval '1 hour'
-		FROM pipeline.gold_hour_counts WHERE topic = $1 AND hour = $2`, topic, hour).Scan(&seen, &gold, &fresh)
-	if err == nil && seen == inserted && fresh {
-		return gold, nil
-	}
-	if err != nil && err != pgx.ErrNoRows {
-		return 0, fmt.Errorf("accounting: pipeline.gold_hour_counts: %w", err)
-	}
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM gold.events WHERE received_at >= $1 AND received_at < $2`,
-		hour, hour.Add(time.Hour)).Scan(&gold); err != nil {
+	var gold int64
+	if err := s.pool.QueryRow(ctx, `SELECT pipeline.gold_of_hour($1, $2, $3)`, topic, hour, inserted).Scan(&gold); err != nil {
 		return 0, fmt.Errorf("accounting: gold.events of hour %s: %w", hour.Format(time.RFC3339), err)
-	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO pipeline.gold_hour_counts AS g (topic, hour, inserted_seen, gold) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (topic, hour) DO UPDATE SET inserted_seen = EXCLUDED.inserted_seen, gold = EXCLUDED.gold, counted_at = now()`,
-		topic, hour, inserted, gold); err != nil {
-		return 0, fmt.Errorf("accounting: pipeline.gold_hour_counts: %w", err)
 	}
 	return gold, nil
 }

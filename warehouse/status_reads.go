@@ -20,14 +20,15 @@ func (s *Store) NewestGold(ctx context.Context, at time.Time) (received, occurre
 	// that occurred in the last two days come through the occurred_at index
 	// and hold the newest event whenever the pipeline is live. Only when
 	// none is that recent is the whole table read.
+	// pipeline.gold_freshness (016_process_roles) reads gold.events for
+	// roles that may not (the event API's pipeline_api).
 	var rec, occ *time.Time
-	err = s.pool.QueryRow(ctx, `SELECT max(received_at), max(occurred_at) FROM gold.events
-		WHERE occurred_at >= $1::timestamptz - interval '2 days'`, at).Scan(&rec, &occ)
+	err = s.pool.QueryRow(ctx, `SELECT received_at, occurred_at FROM pipeline.gold_freshness($1::timestamptz - interval '2 days')`, at).Scan(&rec, &occ)
 	if err != nil {
 		return time.Time{}, time.Time{}, fmt.Errorf("freshness of gold.events: %w", err)
 	}
 	if rec == nil {
-		if err := s.pool.QueryRow(ctx, `SELECT max(received_at), max(occurred_at) FROM gold.events`).Scan(&rec, &occ); err != nil {
+		if err := s.pool.QueryRow(ctx, `SELECT received_at, occurred_at FROM pipeline.gold_freshness(NULL)`).Scan(&rec, &occ); err != nil {
 			return time.Time{}, time.Time{}, fmt.Errorf("freshness of gold.events: %w", err)
 		}
 	}
@@ -151,35 +152,53 @@ func (s *Store) CountsByHour(ctx context.Context, topic string, newest time.Time
 			WHERE topic = $3 AND arrived_at >= $1 AND arrived_at < $2 GROUP BY 1`, func(h *HourCounts) *int64 { return &h.Bronze }},
 		{"quarantine", `SELECT date_trunc('hour', coalesce(kafka_timestamp, quarantined_at) AT TIME ZONE 'UTC'), count(*) FROM pipeline.quarantine
 			WHERE topic = $3 AND coalesce(kafka_timestamp, quarantined_at) >= $1 AND coalesce(kafka_timestamp, quarantined_at) < $2 GROUP BY 1`, func(h *HourCounts) *int64 { return &h.Quarantined }},
-		// silver.events holds gold's rows but those of loads still
-		// pending for it (the ledger, pipeline.loads.silver_pending).
-		{"silver", `SELECT date_trunc('hour', occurred_at AT TIME ZONE 'UTC'), count(*) FROM gold.events e
-			WHERE occurred_at >= $1 AND occurred_at < $2 AND $3::text IS NOT NULL
-				AND NOT EXISTS (SELECT 1 FROM pipeline.loads l WHERE l.load_id = e.load_id AND l.silver_pending) GROUP BY 1`,
-			func(h *HourCounts) *int64 { return &h.Silver }},
-		{"gold", `SELECT date_trunc('hour', occurred_at AT TIME ZONE 'UTC'), count(*) FROM gold.events
-			WHERE occurred_at >= $1 AND occurred_at < $2 AND $3::text IS NOT NULL GROUP BY 1`, func(h *HourCounts) *int64 { return &h.Gold }},
 	}
 	for _, q := range queries {
-		rows, err := s.pool.Query(ctx, q.sql, oldest, end, topic)
-		if err != nil {
-			return nil, fmt.Errorf("%s counts: %w", q.what, err)
-		}
-		var h time.Time
-		var n int64
-		_, err = pgx.ForEachRow(rows, []any{&h, &n}, func() error {
-			// timestamp without time zone scans as UTC wall time.
-			h = time.Date(h.Year(), h.Month(), h.Day(), h.Hour(), 0, 0, 0, time.UTC)
-			if hc, ok := idx[h]; ok {
-				*q.field(hc) += n
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%s counts: %w", q.what, err)
+		if err := s.countHours(ctx, q.what, q.sql, idx, q.field, oldest, end, topic); err != nil {
+			return nil, err
 		}
 	}
+	// silver.events holds gold's rows but those of loads still pending for
+	// it (the ledger, pipeline.loads.silver_pending); gold.events holds
+	// every topic's events. pipeline.gold_hour_layers counts both for roles
+	// that may not read gold (016_process_roles).
+	err := s.countHours(ctx, "gold and silver", `SELECT hour, gold, silver FROM pipeline.gold_hour_layers($1, $2)`, idx,
+		func(h *HourCounts) *int64 { return &h.Gold }, oldest, end)
+	if err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// countHours adds each hour's count of query (an hour, then one count, or
+// two: gold and silver) to idx.
+func (s *Store) countHours(ctx context.Context, what, query string, idx map[time.Time]*HourCounts, field func(*HourCounts) *int64, args ...any) error {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("%s counts: %w", what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h time.Time
+		var n, silver int64
+		dst := []any{&h, &n}
+		if len(rows.FieldDescriptions()) == 3 {
+			dst = append(dst, &silver)
+		}
+		if err := rows.Scan(dst...); err != nil {
+			return fmt.Errorf("%s counts: %w", what, err)
+		}
+		// timestamp without time zone scans as UTC wall time.
+		h = time.Date(h.Year(), h.Month(), h.Day(), h.Hour(), 0, 0, 0, time.UTC)
+		if hc, ok := idx[h]; ok {
+			*field(hc) += n
+			hc.Silver += silver
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s counts: %w", what, err)
+	}
+	return nil
 }
 
 // LoadRow is a row of pipeline.loads, a load's lineage.

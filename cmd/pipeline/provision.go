@@ -14,7 +14,9 @@ import (
 
 	"github.com/acme/pipeline/blueprint"
 	"github.com/acme/pipeline/internal/config"
+	"github.com/acme/pipeline/silver"
 	"github.com/acme/pipeline/starter"
+	"github.com/acme/pipeline/warehouse"
 	"github.com/acme/pipeline/workflows"
 )
 
@@ -44,6 +46,11 @@ func runProvision(ctx context.Context, args []string) error {
 	}
 	if err := cfg.ValidateFor("provision"); err != nil {
 		return err
+	}
+	if cfg.DatabaseURL != "" && !*dry {
+		if err := ownerSetup(ctx, cfg, os.Stdout); err != nil {
+			return err
+		}
 	}
 	tc, err := dialTemporal(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -106,4 +113,31 @@ func provisionAndWait(ctx context.Context, tc client.Client, req starter.Provisi
 		return res, provisionFailure(run.GetID(), err)
 	}
 	return res, nil
+}
+
+// ownerSetup is what only the warehouse owner's role may do, run by the
+// provisioning process that holds it before the workflow starts: the
+// migrations (the process roles among them) and the Iceberg catalog's
+// tables. The workers, with their own role, then find both in place.
+func ownerSetup(ctx context.Context, cfg config.Config, out io.Writer) error {
+	if err := warehouse.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	store, err := warehouse.Open(ctx, warehouse.Config{URL: cfg.DatabaseURL})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate the warehouse (DATABASE_URL must be its owner's): %w", err)
+	}
+	if err := silver.CreateCatalogTables(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	ms, err := store.Migrations(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Warehouse: %d migrations and the Iceberg catalog's tables in place.\n", len(ms))
+	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -144,7 +145,7 @@ func serveWorker(ctx context.Context, cfg config.Config, prefetch int, stateDir 
 		return err
 	}
 	defer store.Close()
-	if err := store.Migrate(ctx); err != nil {
+	if err := awaitMigrated(ctx, store); err != nil {
 		return err
 	}
 	tc, err := dialTemporal(cfg, slog.Default())
@@ -235,4 +236,41 @@ func runAggregate(ctx context.Context, args []string) error {
 	fmt.Printf("marts for %s (%s) rebuilt: %d product metric rows, %d revenue rows, %d audit summary rows\n",
 		res.Day, res.Zone, res.ProductMetrics, res.Revenue, res.AuditSummary)
 	return nil
+}
+
+// awaitMigrated applies the pending migrations, or, when the worker's role
+// may not (pipeline_worker), waits for the owner's role to apply them:
+// on Kubernetes the worker starts before the provision Job has migrated a
+// new warehouse.
+func awaitMigrated(ctx context.Context, store *warehouse.Store) error {
+	err := store.Migrate(ctx)
+	if !errors.Is(err, warehouse.ErrNotOwner) {
+		return err
+	}
+	var logged time.Time
+	for {
+		ms, err := store.Migrations(ctx)
+		if err != nil {
+			return err
+		}
+		pending := 0
+		for _, m := range ms {
+			if m.AppliedAt.IsZero() {
+				pending++
+			}
+		}
+		if pending == 0 {
+			return nil
+		}
+		if time.Since(logged) > time.Minute {
+			slog.Warn("waiting for the warehouse's owner to apply migrations: run `pipeline provision` with the owner's DATABASE_URL",
+				"pending", pending, "of", len(ms), "reason", warehouse.ErrNotOwner)
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
