@@ -129,6 +129,15 @@ func TestMultiWorker(t *testing.T) {
 
 	// 1. 15,000 events; the stream's cycle is running on some worker.
 	send(15_000, 0)
+	// The API and the workers connect with their own roles
+	// (016_process_roles), not the owner's: the API once it has
+	// accepted events to count.
+	waitFor(t, 30*time.Second, "sessions of pipeline_api and pipeline_worker", func() (string, bool) {
+		var roles []string
+		rows, _ := pool.Query(context.Background(), `SELECT DISTINCT usename::text FROM pg_stat_activity WHERE datname = $1 ORDER BY 1`, db)
+		roles, _ = pgx.CollectRows(rows, pgx.RowTo[string])
+		return strings.Join(roles, ","), slices.Contains(roles, "pipeline_api") && slices.Contains(roles, "pipeline_worker")
+	})
 	holder := waitFor(t, 30*time.Second, "the first gold rows and a running CompactCycle", func() (string, bool) {
 		var n int64
 		_ = pool.QueryRow(context.Background(), "SELECT count(*) FROM gold.events").Scan(&n)

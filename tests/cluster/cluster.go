@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -263,9 +264,20 @@ func (c *Cluster) Getenv(key string) string {
 
 // Start runs `pipeline args...` with Env as process name, logging to
 // Dir/<name>.log. Close stops it with SIGTERM, as an orchestrator does.
+//
+// `pipeline api` connects as pipeline_api and `pipeline worker` as
+// pipeline_worker (016_process_roles), as they run in production, when
+// DATABASE_URL carries no password (the roles have none: local trust
+// authentication); other subcommands, and every one against a server with
+// passwords, connect as DATABASE_URL says.
 func (c *Cluster) Start(name string, args ...string) error {
 	cmd := exec.Command(c.cfg.Bin, args...)
 	cmd.Env = c.Env
+	if len(args) > 0 {
+		if role := processRoles[args[0]]; role != "" {
+			cmd.Env = c.envAs(role)
+		}
+	}
 	f, err := os.Create(filepath.Join(c.cfg.Dir, name+".log"))
 	if err != nil {
 		return err
@@ -281,6 +293,23 @@ func (c *Cluster) Start(name string, args ...string) error {
 	c.byPID[cmd.Process.Pid] = name
 	c.stops = append(c.stops, func() { Stop(cmd, syscall.SIGTERM, 10*time.Second); f.Close() })
 	return nil
+}
+
+// processRoles are the database roles of the subcommands that have one.
+var processRoles = map[string]string{"api": "pipeline_api", "worker": "pipeline_worker"}
+
+// envAs is Env with DATABASE_URL's user set to role, unless the URL has a
+// password.
+func (c *Cluster) envAs(role string) []string {
+	u, err := url.Parse(c.Getenv("DATABASE_URL"))
+	if err != nil || u.User == nil {
+		return c.Env
+	}
+	if _, has := u.User.Password(); has {
+		return c.Env
+	}
+	u.User = url.User(role)
+	return append(slices.Clone(c.Env), "DATABASE_URL="+u.String())
 }
 
 // StartAPI starts `pipeline api` as process name on a free loopback port and
