@@ -509,26 +509,48 @@ func TestComposeEnvironment(t *testing.T) {
 		t.Errorf("kafka: KAFKA_ADVERTISED_LISTENERS %q does not advertise localhost:9092 for clients on the host", advertised)
 	}
 
-	// The credentials the pipeline uses are those the stores are started with.
-	api, s3, pg := c.Services["api"], c.Services["s3"], c.Services["postgres"]
+	// The credentials the pipeline uses are those the stores are started
+	// with, and each process has only its own: the lake's keys are the
+	// worker's, and each connects with its database role
+	// (016_process_roles; deploy/postgres/init-roles.sh sets the passwords).
+	worker, s3, pg := c.Services["worker"], c.Services["s3"], c.Services["postgres"]
 	for _, pair := range [][2]string{
-		{api.Environment["AWS_ACCESS_KEY_ID"], s3.Environment["ROOT_ACCESS_KEY_ID"]},
-		{api.Environment["AWS_SECRET_ACCESS_KEY"], s3.Environment["ROOT_SECRET_ACCESS_KEY"]},
+		{worker.Environment["AWS_ACCESS_KEY_ID"], s3.Environment["ROOT_ACCESS_KEY_ID"]},
+		{worker.Environment["AWS_SECRET_ACCESS_KEY"], s3.Environment["ROOT_SECRET_ACCESS_KEY"]},
 	} {
 		if interpolate(pair[0]) != interpolate(pair[1]) {
-			t.Errorf("S3 credentials differ: pipeline %q, s3 service %q", pair[0], pair[1])
+			t.Errorf("S3 credentials differ: worker %q, s3 service %q", pair[0], pair[1])
 		}
 	}
-	if u, err := url.Parse(interpolate(api.Environment["DATABASE_URL"])); err != nil {
-		t.Errorf("api: DATABASE_URL: %v", err)
-	} else {
+	roles := []struct{ service, user, password string }{
+		{"api", "pipeline_api", pg.Environment["PIPELINE_API_DB_PASSWORD"]},
+		{"worker", "pipeline_worker", pg.Environment["PIPELINE_WORKER_DB_PASSWORD"]},
+		{"provision", interpolate(pg.Environment["POSTGRES_USER"]), pg.Environment["POSTGRES_PASSWORD"]},
+	}
+	for _, r := range roles {
+		env := c.Services[r.service].Environment
+		if r.service != "worker" && (env["AWS_ACCESS_KEY_ID"] != "" || env["AWS_SECRET_ACCESS_KEY"] != "") {
+			t.Errorf("%s: has the lake's S3 keys, which only the worker uses", r.service)
+		}
+		u, err := url.Parse(interpolate(env["DATABASE_URL"]))
+		if err != nil || u.User == nil {
+			t.Errorf("%s: DATABASE_URL: %v", r.service, err)
+			continue
+		}
 		pw, _ := u.User.Password()
-		if u.User.Username() != interpolate(pg.Environment["POSTGRES_USER"]) || pw != interpolate(pg.Environment["POSTGRES_PASSWORD"]) {
-			t.Errorf("DATABASE_URL user %q does not match the postgres service's POSTGRES_USER/POSTGRES_PASSWORD", u.User.Username())
+		if u.User.Username() != r.user || r.password == "" || pw != interpolate(r.password) {
+			t.Errorf("%s: DATABASE_URL connects as %q, want %s with the postgres service's password for it", r.service, u.User.Username(), r.user)
 		}
 		if db := strings.TrimPrefix(u.Path, "/"); db != interpolate(pg.Environment["POSTGRES_DB"]) {
-			t.Errorf("DATABASE_URL database %q, postgres service creates %q", db, pg.Environment["POSTGRES_DB"])
+			t.Errorf("%s: DATABASE_URL database %q, postgres service creates %q", r.service, db, pg.Environment["POSTGRES_DB"])
 		}
+	}
+	mounted := false
+	for _, v := range pg.Volumes {
+		mounted = mounted || (v.Source == "./deploy/postgres/init-roles.sh" && strings.HasPrefix(v.Target, "/docker-entrypoint-initdb.d/"))
+	}
+	if !mounted {
+		t.Errorf("postgres: deploy/postgres/init-roles.sh is not mounted in /docker-entrypoint-initdb.d: the process roles get no password")
 	}
 }
 

@@ -6,6 +6,7 @@ package tests
 import (
 	"flag"
 	"io"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -97,7 +98,21 @@ func TestKubernetesEnvironment(t *testing.T) {
 				}
 				envVals[n] = k8sStr(e, "value")
 				if ref := k8sGet(e, "valueFrom", "secretKeyRef"); ref != nil {
+					if want, got := "pipeline-"+sub+"-secrets", k8sStr(e, "valueFrom", "secretKeyRef", "name"); got != want {
+						t.Errorf("%s: env %s comes from Secret %s; each process reads only its own, %s", d, n, got, want)
+					}
 					envVals[n] = secrets[k8sStr(e, "valueFrom", "secretKeyRef", "name")][k8sStr(e, "valueFrom", "secretKeyRef", "key")]
+				}
+			}
+			// Each process connects with its own database role
+			// (016_process_roles); provisioning with the owner's.
+			if dbURL, ok := envVals["DATABASE_URL"]; ok {
+				user := ""
+				if u, err := url.Parse(dbURL); err == nil && u.User != nil {
+					user = u.User.Username()
+				}
+				if user != k8sDBRole[sub] {
+					t.Errorf("%s: DATABASE_URL connects as %q, want %s", d, user, k8sDBRole[sub])
 				}
 			}
 			// Least privilege: a secret reaches only the processes that use it.
@@ -196,12 +211,16 @@ func TestKubernetesEnvironment(t *testing.T) {
 	}
 }
 
+// k8sDBRole is the database role each workload connects as.
+var k8sDBRole = map[string]string{"api": "pipeline_api", "worker": "pipeline_worker", "provision": "pipeline"}
+
 // k8sUses reports whether `pipeline sub` reads the setting env: one of the
 // parts its configuration validates (config.CommandNeeds), or a use of its
 // own beyond them.
 func k8sUses(sub, env string) bool {
-	// The API records its accepted counts in the warehouse when it can.
-	extra := map[string][]string{"api": {"DATABASE_URL"}}
+	// The API records its accepted counts in the warehouse when it can;
+	// provision migrates it (the owner's role) before starting the workflow.
+	extra := map[string][]string{"api": {"DATABASE_URL"}, "provision": {"DATABASE_URL"}}
 	if slices.Contains(extra[sub], env) {
 		return true
 	}
