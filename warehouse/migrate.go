@@ -158,6 +158,21 @@ func (s *Store) Migrations(ctx context.Context) ([]MigrationStatus, error) {
 	return out, nil
 }
 
+// Pending returns how many of the embedded migrations the database has not
+// applied, of total.
+func (s *Store) Pending(ctx context.Context) (pending, total int, err error) {
+	ms, err := s.Migrations(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, m := range ms {
+		if m.AppliedAt.IsZero() {
+			pending++
+		}
+	}
+	return pending, len(ms), nil
+}
+
 const bootstrapSQL = `
 CREATE SCHEMA IF NOT EXISTS pipeline;
 CREATE TABLE IF NOT EXISTS pipeline.schema_migrations (

@@ -47,10 +47,13 @@ func runProvision(ctx context.Context, args []string) error {
 	if err := cfg.ValidateFor("provision"); err != nil {
 		return err
 	}
-	if cfg.DatabaseURL != "" && !*dry {
+	switch {
+	case cfg.DatabaseURL != "" && !*dry:
 		if err := ownerSetup(ctx, cfg, os.Stdout); err != nil {
 			return err
 		}
+	case cfg.DatabaseURL != "":
+		warnPending(ctx, cfg, os.Stderr)
 	}
 	tc, err := dialTemporal(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -140,4 +143,22 @@ func ownerSetup(ctx context.Context, cfg config.Config, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "Warehouse: %d migrations and the Iceberg catalog's tables in place.\n", len(ms))
 	return nil
+}
+
+// warnPending says, before a dry run, that the warehouse has migrations
+// pending: workers with their own role wait for them, so the dry run would
+// wait for a worker that does not come.
+func warnPending(ctx context.Context, cfg config.Config, out io.Writer) {
+	store, err := warehouse.Open(ctx, warehouse.Config{URL: cfg.DatabaseURL})
+	if err != nil {
+		return
+	}
+	defer store.Close()
+	pending, total, err := store.Pending(ctx)
+	if err != nil {
+		return
+	}
+	if pending > 0 {
+		fmt.Fprintf(out, "Note: the warehouse has %d of %d migrations pending. A dry run applies none, and workers with their own role (pipeline_worker) wait for them before they poll: run `pipeline provision` without --dry-run first.\n", pending, total)
+	}
 }

@@ -249,22 +249,16 @@ func awaitMigrated(ctx context.Context, store *warehouse.Store) error {
 	}
 	var logged time.Time
 	for {
-		ms, err := store.Migrations(ctx)
+		pending, total, err := store.Pending(ctx)
 		if err != nil {
 			return err
-		}
-		pending := 0
-		for _, m := range ms {
-			if m.AppliedAt.IsZero() {
-				pending++
-			}
 		}
 		if pending == 0 {
 			return nil
 		}
 		if time.Since(logged) > time.Minute {
 			slog.Warn("waiting for the warehouse's owner to apply migrations: run `pipeline provision` with the owner's DATABASE_URL",
-				"pending", pending, "of", len(ms), "reason", warehouse.ErrNotOwner)
+				"pending", pending, "of", total, "reason", warehouse.ErrNotOwner)
 			logged = time.Now()
 		}
 		select {
