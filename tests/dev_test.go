@@ -29,7 +29,7 @@ func TestDevCommand(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	ports := map[string]int{}
-	for _, name := range []string{"temporal-port", "ui-port", "kafka-port", "s3-port", "api-port"} {
+	for _, name := range []string{"temporal-port", "ui-port", "kafka-port", "s3-port", "api-port", "admin-port"} {
 		p, err := devstack.FreePort()
 		if err != nil {
 			t.Fatal(err)

@@ -36,6 +36,7 @@ func runDev(ctx context.Context, args []string) error {
 	kafkaPort := fs.Int("kafka-port", 9092, "Kafka broker port")
 	s3Port := fs.Int("s3-port", 9000, "S3 store port")
 	apiPortFlag := fs.Int("api-port", 0, "event API port (default: the blueprint's porta, 8080)")
+	adminPortFlag := fs.Int("admin-port", 0, "the API's operators' listener, /status and /metrics (default: the event API port + 1)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -51,6 +52,20 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	if *apiPortFlag != 0 {
 		apiPort = *apiPortFlag
+	}
+	adminPort := apiPort + 1
+	if *adminPortFlag != 0 {
+		adminPort = *adminPortFlag
+	}
+	if !*infra {
+		for _, p := range []struct {
+			port int
+			flag string
+		}{{apiPort, "--api-port"}, {adminPort, "--admin-port"}} {
+			if err := devstack.CheckPortFree(p.port, p.flag); err != nil {
+				return err
+			}
+		}
 	}
 	prefetch := 5
 	if _, lane, ok := bp.Lane(); ok {
@@ -86,7 +101,7 @@ func runDev(ctx context.Context, args []string) error {
 			k, v, _ := strings.Cut(kv, "=")
 			fmt.Printf("export %s=%q\n", k, v)
 		}
-		fmt.Printf("export PIPELINE_API_KEYS=%q\n\n%s\n%s\nCtrl-C stops everything.\n", "dev:"+devAPIKey(*dir), infraSteps, urls(stack, 0))
+		fmt.Printf("export PIPELINE_API_KEYS=%q\n\n%s\n%s\nCtrl-C stops everything.\n", "dev:"+devAPIKey(*dir), infraSteps, urls(stack, 0, 0))
 		<-ctx.Done()
 		return nil
 	}
@@ -128,7 +143,7 @@ func runDev(ctx context.Context, args []string) error {
 		wg.Wait()
 		return err
 	}
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", apiPort+1)
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", adminPort)
 	goRun("api", func() error { return serveAPI(ctx, cfg, apiAddr, adminAddr, "", "") })
 	if err := devstack.WaitPort(ctx, apiAddr, 15*time.Second); err != nil {
 		cancel()
@@ -137,7 +152,7 @@ func runDev(ctx context.Context, args []string) error {
 		return errors.Join(err, <-errc)
 	}
 	_, secret, _ := strings.Cut(strings.Split(cfg.APIKeys, ",")[0], ":")
-	fmt.Printf("\nThe pipeline is up (%s to ready).\n%s", time.Since(started).Round(100*time.Millisecond), urls(stack, apiPort))
+	fmt.Printf("\nThe pipeline is up (%s to ready).\n%s", time.Since(started).Round(100*time.Millisecond), urls(stack, apiPort, adminPort))
 	fmt.Printf("  API key            %s  (Authorization: Bearer %s)\n\n", strings.Split(cfg.APIKeys, ",")[0], secret)
 	fmt.Printf("Send an event:\n  curl -sS -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n    -d '{\"type\":\"page_view\",\"occurred_at\":\"%s\",\"user_id\":\"u-42\",\"properties\":{\"path\":\"/pricing\"}}' \\\n    http://%s/v1/events\n\nCtrl-C stops everything.\n",
 		secret, time.Now().UTC().Format(time.RFC3339), apiAddr)
@@ -165,11 +180,11 @@ const infraSteps = `then, in order, each in its own shell with those variables:
   3. bin/pipeline api                                 # the event API on :8080
 `
 
-func urls(s *devstack.Stack, apiPort int) string {
+func urls(s *devstack.Stack, apiPort, adminPort int) string {
 	var b strings.Builder
 	if apiPort != 0 {
 		fmt.Fprintf(&b, "  Event API          http://127.0.0.1:%d/v1/events\n", apiPort)
-		fmt.Fprintf(&b, "  Status page        http://127.0.0.1:%d/status   (and /metrics: the API's operators' listener, --admin-addr)\n", apiPort+1)
+		fmt.Fprintf(&b, "  Status page        http://127.0.0.1:%d/status   (and /metrics: the API's operators' listener, --admin-addr)\n", adminPort)
 	}
 	fmt.Fprintf(&b, "  Temporal UI        %s\n", s.TemporalUI)
 	fmt.Fprintf(&b, "  Temporal frontend  %s   (temporal workflow list --address %s)\n", s.TemporalAddress, s.TemporalAddress)

@@ -213,6 +213,17 @@ func waitPort(ctx context.Context, addr string, timeout time.Duration, exited <-
 }
 
 // portFree reports whether nothing listens on addr yet.
+// CheckPortFree returns an error naming flag when port is taken on
+// 127.0.0.1: what `pipeline dev` checks of its own listeners before it
+// starts anything, so that a taken port fails at once, not after the stack
+// is up.
+func CheckPortFree(port int, flag string) error {
+	if addr := hostPort(port); !portFree(addr) {
+		return fmt.Errorf("port %s (%s) is taken: another `pipeline dev` or another server is using it", addr, flag)
+	}
+	return nil
+}
+
 func portFree(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
