@@ -19,22 +19,24 @@ import (
 // staging tables and the row-by-row INSERT ... ON CONFLICT, which cost about
 // as much again as the COPY itself. If any event_id is already there, the
 // COPY fails with a unique violation; the load rolls back to a savepoint and
-// takes the staged path, which skips the known ids in all three tables
-// (move.go): the result the direct path would have given with no conflict.
-// Either way the outcome is that of the staged path.
+// probes gold for the batch's ids (probe.go), then COPYs the rest: the result
+// the staged path gives, which skips the known ids in all three tables
+// (move.go). The staged path remains for a COPY that fails even so (a
+// concurrent load of the same new id) and for times gold cannot hold.
 //
-// After a conflict the Store takes the staged path for the next
-// directCooldown loads, so that a stream full of replays does not pay for a
-// failed COPY every time.
+// After a conflict the Store probes first for the next directCooldown
+// loads, so that a stream full of retries does not pay for a failed COPY
+// every time.
 const directCooldown = 16
 
 // loadMode selects LoadLive's path; tests pin it.
 type loadMode int32
 
 const (
-	modeAuto   loadMode = iota // direct, falling back to staged; staged for a while after a conflict
+	modeAuto   loadMode = iota // direct, then probed direct on a conflict; probed first for a while after one
 	modeStaged                 // always staged
 	modeDirect                 // always try direct first, whatever happened before
+	modeProbe                  // always probe first
 )
 
 const (
@@ -46,21 +48,24 @@ const (
   properties, received_at, load_id) FROM STDIN (FORMAT binary)`
 )
 
-// tryDirect reports whether this load should try the direct path.
-func (s *Store) tryDirect() bool {
+// directPath says whether this load tries the direct path (not staged),
+// and whether it probes gold for its ids first.
+func (s *Store) directPath() (direct, probe bool) {
 	switch loadMode(s.mode.Load()) {
 	case modeStaged:
-		return false
+		return false, false
 	case modeDirect:
-		return true
+		return true, false
+	case modeProbe:
+		return true, true
 	}
 	for {
 		n := s.directSkip.Load()
 		if n <= 0 {
-			return true
+			return true, false
 		}
 		if s.directSkip.CompareAndSwap(n, n-1) {
-			return false
+			return true, true
 		}
 	}
 }
@@ -101,13 +106,26 @@ func loseDuplicates(rows []event.Row) dedup {
 // payment that lost to an order is no payment; the conflicting ones among
 // them come back in cs. The comparison runs only over the losers: a batch
 // without repeated ids pays nothing for it.
-func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loadID int64, res *LoadResult, insertedHours map[time.Time]int64) (ok bool, cs []conflict, err error) {
+//
+// With probe, the ids gold holds already are asked for first (probe.go) and
+// left out, so that the COPY meets no known id.
+func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loadID int64, res *LoadResult, insertedHours map[time.Time]int64, probe bool) (ok bool, cs []conflict, err error) {
 	for i := range rows {
 		if rows[i].OccurredAt < minTimestampMicros {
 			return false, nil, nil // the staged path reports it
 		}
 	}
 	d := loseDuplicates(rows)
+	batchCs := batchConflicts(rows, d) // before the probe marks winners lost to gold
+	known := 0
+	if probe {
+		s.probes.Add(1)
+		var goldCs []conflict
+		if known, goldCs, err = probeGold(ctx, tx, rows, &d); err != nil {
+			return false, nil, err
+		}
+		batchCs = append(batchCs, goldCs...)
+	}
 	lost := d.lost
 	if _, err := tx.Exec(ctx, "SAVEPOINT gold_direct"); err != nil {
 		return false, nil, err
@@ -165,7 +183,7 @@ func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loa
 		return false, nil, err
 	}
 	res.Inserted, res.Payments, res.Audit = counts[0], counts[1], counts[2]
-	res.Duplicates = int64(d.n)
+	res.Duplicates = int64(d.n + known)
 	if insertedHours != nil {
 		for j := range rows {
 			if !lost[j] && rows[j].ReceivedAt != 0 {
@@ -173,7 +191,7 @@ func (s *Store) loadDirect(ctx context.Context, tx pgx.Tx, rows []event.Row, loa
 			}
 		}
 	}
-	return true, batchConflicts(rows, d), nil
+	return true, batchCs, nil
 }
 
 // Encoders for the gold tables' own columns, as the staged path's INSERTs

@@ -132,16 +132,21 @@ func (s *Store) LoadLive(ctx context.Context, in LoadInput) (LoadResult, error) 
 		}
 		var conflicts []conflict
 		if len(in.Rows) > 0 {
-			direct := false
-			if s.tryDirect() {
+			direct, probe := s.directPath()
+			if direct {
 				var err error
-				if direct, conflicts, err = s.loadDirect(ctx, tx, in.Rows, res.LoadID, &res, insertedHours); err != nil {
+				if direct, conflicts, err = s.loadDirect(ctx, tx, in.Rows, res.LoadID, &res, insertedHours, probe); err != nil {
 					return err
 				}
-				res.Direct = direct
-				if !direct {
+				if !direct && !probe {
+					// An id gold holds: probe for them, and keep probing
+					// for a while.
 					s.directSkip.Store(directCooldown)
+					if direct, conflicts, err = s.loadDirect(ctx, tx, in.Rows, res.LoadID, &res, insertedHours, true); err != nil {
+						return err
+					}
 				}
+				res.Direct = direct
 			}
 			if !direct {
 				st, err := s.stage(ctx, tx, SliceRows(in.Rows), nil)

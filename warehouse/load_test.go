@@ -21,13 +21,14 @@ const (
 	quotes  = `back\slash "quoted" 'single' %_ \N`
 )
 
-// bothPaths runs test once with LoadLive pinned to the staged path and once
-// pinned to the direct path (falling back to staged on a conflict).
+// bothPaths runs test with LoadLive pinned to each path: staged, direct
+// (falling back to probed direct, then staged, on a conflict) and probed
+// direct.
 func bothPaths(t *testing.T, stores []*Store, test func(t *testing.T)) {
 	for _, p := range []struct {
 		name string
 		mode loadMode
-	}{{"staged", modeStaged}, {"direct", modeDirect}} {
+	}{{"staged", modeStaged}, {"direct", modeDirect}, {"probe", modeProbe}} {
 		t.Run(p.name, func(t *testing.T) {
 			for _, s := range stores {
 				s.mode.Store(int32(p.mode))
@@ -93,7 +94,7 @@ func testLoadLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := LoadResult{LoadID: res.LoadID, Rows: 25, Inserted: 25, Duplicates: 0, Payments: 12, Audit: 5,
-		Direct: store.mode.Load() == int32(modeDirect)}
+		Direct: store.mode.Load() != int32(modeStaged)}
 	if res != want || res.LoadID == 0 {
 		t.Fatalf("first load = %+v, want %+v", res, want)
 	}
@@ -140,7 +141,8 @@ func testLoadLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want2 := LoadResult{LoadID: res2.LoadID, Rows: 25, Inserted: 0, Duplicates: 25}
+	// The direct paths probe gold and COPY nothing: still direct.
+	want2 := LoadResult{LoadID: res2.LoadID, Rows: 25, Inserted: 0, Duplicates: 25, Direct: store.mode.Load() != int32(modeStaged)}
 	if res2 != want2 || res2.LoadID == res.LoadID {
 		t.Fatalf("second load = %+v, want %+v", res2, want2)
 	}
@@ -317,7 +319,7 @@ func testLoadAfterFailure(t *testing.T, one *Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Inserted != 2 || res.Duplicates != 1 || res.Payments != 1 || res.Audit != 1 || res.Direct {
+	if res.Inserted != 2 || res.Duplicates != 1 || res.Payments != 1 || res.Audit != 1 || res.Direct != (one.mode.Load() != int32(modeStaged)) {
 		t.Fatalf("second load: %+v", res)
 	}
 	if n := count(t, "SELECT (SELECT count(*) FROM gold.events) + (SELECT count(*) FROM gold.payments) + (SELECT count(*) FROM gold.audit_log)"); n != 5 {
@@ -542,8 +544,8 @@ func TestReplaceDaysInput(t *testing.T) {
 }
 
 // TestLoadLivePaths: in its default mode LoadLive COPYs straight into gold,
-// falls back to the staged path when an event_id is already there, and stays
-// on the staged path for a while after a conflict.
+// probes gold for the batch's ids when an event_id is already there, and
+// probes first for a while after a conflict.
 func TestLoadLivePaths(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
@@ -563,23 +565,25 @@ func TestLoadLivePaths(t *testing.T) {
 		}
 		return res
 	}
-	if res := load(batch(1, 10)); !res.Direct || res.Inserted != 10 || res.Payments != 10 {
-		t.Fatalf("fresh batch: %+v, want direct", res)
+	probes := store.probes.Load()
+	if res := load(batch(1, 10)); !res.Direct || res.Inserted != 10 || res.Payments != 10 || store.probes.Load() != probes {
+		t.Fatalf("fresh batch: %+v, want direct without a probe", res)
 	}
-	// Ids 5..10 exist: the direct COPY fails part way, the staged path loads 11..15.
-	if res := load(batch(5, 15)); res.Direct || res.Inserted != 5 || res.Duplicates != 6 || res.Payments != 5 {
-		t.Fatalf("overlapping batch: %+v, want 5 inserted, 6 duplicates, staged", res)
+	// Ids 5..10 exist: the direct COPY fails part way; the probe finds them
+	// and the COPY of 11..15 goes through.
+	if res := load(batch(5, 15)); !res.Direct || res.Inserted != 5 || res.Duplicates != 6 || res.Payments != 5 || store.probes.Load() != probes+1 {
+		t.Fatalf("overlapping batch: %+v, want 5 inserted, 6 duplicates, direct after a probe", res)
 	}
 	if n := count(t, "SELECT count(*) FROM gold.payments WHERE amount = 1.5"); n != 15 {
 		t.Fatalf("%d payments, want 15", n)
 	}
 	for i := range directCooldown {
-		if res := load(batch(100+i, 100+i)); res.Direct {
-			t.Fatalf("load %d after a conflict went direct", i+1)
+		if res := load(batch(100+i, 100+i)); !res.Direct || store.probes.Load() != probes+2+int64(i) {
+			t.Fatalf("load %d after a conflict did not probe first: %+v", i+1, res)
 		}
 	}
-	if res := load(batch(200, 201)); !res.Direct {
-		t.Fatalf("after the cool-down: %+v, want direct", res)
+	if res := load(batch(200, 201)); !res.Direct || store.probes.Load() != probes+1+directCooldown {
+		t.Fatalf("after the cool-down: %+v, want direct without a probe", res)
 	}
 }
 

@@ -52,7 +52,8 @@ func (c Config) Validate() error {
 type Store struct {
 	pool       *pgxpool.Pool
 	mode       atomic.Int32 // loadMode
-	directSkip atomic.Int32 // loads left on the staged path after a conflict
+	directSkip atomic.Int32 // loads left on the probed direct path after a conflict
+	probes     atomic.Int64 // loads that probed gold for their ids (probe.go), for tests
 }
 
 // Open validates cfg, connects and checks that the server answers.

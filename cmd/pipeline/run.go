@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"strings"
 	"time"
@@ -84,6 +85,7 @@ func runWorker(ctx context.Context, args []string) error {
 	prefetch := fs.Int("batch-concurrency", 5, "max concurrent activities on task queue batch-jobs (the lane's prefetch)")
 	stateDir := fs.String("state-dir", ".dev", "local state: the gateway's self-signed dev certificate goes in its tls/ folder")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", "where the worker serves GET /metrics (Prometheus); empty disables it")
+	profile := fs.Bool("pprof", false, "also serve Go's profiles on the metrics listener, /debug/pprof/ (CPU, heap, goroutines): keep that listener private")
 	queues := fs.String("task-queues", workflows.StreamQueue+","+workflows.BatchQueue, "task queues to poll, comma-separated: pipeline (the live stream), batch-jobs (backfills, aggregations, provisioning, SLOs)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -107,6 +109,11 @@ func runWorker(ctx context.Context, args []string) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", telemetry.MetricsHandler())
+		if *profile {
+			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()

@@ -41,6 +41,7 @@ import (
 
 	"github.com/acme/pipeline/internal/devstack"
 	"github.com/acme/pipeline/starter"
+	"github.com/acme/pipeline/tests/benchutil"
 	"github.com/acme/pipeline/tests/cluster"
 	"github.com/acme/pipeline/workflows"
 )
@@ -52,6 +53,9 @@ var (
 	binF      = flag.String("bin", "", "the pipeline binary (default: built into a temp dir from ./cmd/pipeline)")
 	batchSize = flag.Int("batch", 1000, "events per API request")
 	inflight  = flag.Int("inflight", 4, "API requests in flight")
+	realistic = flag.Bool("realistic", false, "events of about 230 bytes over the last 24 hours, 5% of them sent twice (cluster.Sender.Realistic)")
+	pprofDir  = flag.String("pprof", "", "write a CPU profile of worker-1 (its --pprof) for -pprof-seconds from the first send into this directory")
+	pprofSecs = flag.Int("pprof-seconds", 10, "length of the -pprof profile")
 )
 
 type result struct {
@@ -59,6 +63,7 @@ type result struct {
 	send, total     time.Duration
 	cycleWorkers    int
 	rows            int64
+	usage           []benchutil.Usage // CPU and peak RSS per process over total
 }
 
 func main() {
@@ -118,6 +123,7 @@ func run(ctx context.Context) error {
 			}
 			fmt.Printf("  %d worker(s), %d shard(s): %.0f events/s end to end (%.1fs; API send %.1fs), cycles on %d worker(s)\n",
 				n, shards, float64(*nEvents)/r.total.Seconds(), r.total.Seconds(), r.send.Seconds(), r.cycleWorkers)
+			fmt.Print(benchutil.UsageTable(r.usage, r.total, numCPU()))
 			results = append(results, r)
 		}
 	}
@@ -166,8 +172,18 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	if err != nil {
 		return res, err
 	}
+	var pprofAddr string
 	for i := range nWorkers {
-		if err := procs.Start(fmt.Sprintf("worker-%d", i+1), procs.WorkerArgs()...); err != nil {
+		args := procs.WorkerArgs()
+		if i == 0 && *pprofDir != "" {
+			port, err := devstack.FreePort()
+			if err != nil {
+				return res, err
+			}
+			pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
+			args = append(args, "--metrics-addr", pprofAddr, "--pprof") // the last --metrics-addr wins
+		}
+		if err := procs.Start(fmt.Sprintf("worker-%d", i+1), args...); err != nil {
 			return res, err
 		}
 	}
@@ -219,11 +235,21 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	}
 	defer conn.Close(context.Background())
 
+	before := benchutil.Procs()
 	t0 := time.Now()
+	profiled := make(chan error, 1)
+	if pprofAddr != "" {
+		go func() {
+			profiled <- benchutil.FetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, *pprofSecs),
+				filepath.Join(*pprofDir, fmt.Sprintf("worker-w%d-s%d.pprof", nWorkers, shards)))
+		}()
+	} else {
+		profiled <- nil
+	}
 	sent := make(chan error, 1)
 	var sendDur time.Duration
 	go func() {
-		snd := &cluster.Sender{URL: "http://" + apiAddr + "/v1/events", Key: procs.APIKey, Batch: *batchSize, Inflight: *inflight}
+		snd := &cluster.Sender{URL: "http://" + apiAddr + "/v1/events", Key: procs.APIKey, Batch: *batchSize, Inflight: *inflight, Realistic: *realistic}
 		err := snd.Send(ctx, *nEvents, 0)
 		sendDur = time.Since(t0)
 		sent <- err
@@ -256,6 +282,7 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 		}
 	}
 	res.total = time.Since(t0)
+	res.usage = benchutil.CPUUsage(before, benchutil.Procs(), processGroups(procs.PIDs()))
 	res.send = sendDur
 	collect()
 	var distinct int64
@@ -266,9 +293,42 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 		return res, fmt.Errorf("gold.events: %d rows, %d distinct, want %d", rows, distinct, *nEvents)
 	}
 	res.rows = rows
+	if err := <-profiled; err != nil {
+		return res, fmt.Errorf("CPU profile of worker-1: %w", err)
+	}
 	delete(cycleIDs, "")
 	res.cycleWorkers = len(cycleIDs)
 	return res, nil
+}
+
+// processGroups names the processes of a run: the cluster's (pids, by
+// name: infra, api, worker-N), the servers `pipeline dev --infra` started
+// (Temporal, versitygw; kfake runs inside it), PostgreSQL's backends and
+// this benchmark (the sender and the gold poller).
+func processGroups(pids map[int]string) []benchutil.Group {
+	named := func(want func(string) bool) func(benchutil.Proc, map[int]benchutil.Proc) bool {
+		return func(p benchutil.Proc, all map[int]benchutil.Proc) bool {
+			for pid, name := range pids {
+				if want(name) && benchutil.Descends(p, all, pid) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	comm := func(c string) func(benchutil.Proc, map[int]benchutil.Proc) bool {
+		return func(p benchutil.Proc, _ map[int]benchutil.Proc) bool { return p.Comm == c }
+	}
+	self := os.Getpid()
+	return []benchutil.Group{
+		{Name: "pipeline api", Match: named(func(n string) bool { return n == "api" })},
+		{Name: "pipeline worker(s)", Match: named(func(n string) bool { return strings.HasPrefix(n, "worker") })},
+		{Name: "Temporal dev server", Match: comm("temporal")},
+		{Name: "versitygw (S3)", Match: comm("versitygw")},
+		{Name: "pipeline dev --infra (kfake broker)", Match: named(func(n string) bool { return n == "infra" })},
+		{Name: "PostgreSQL", Match: comm("postgres")},
+		{Name: "this benchmark (sender, gold poller)", Match: func(p benchutil.Proc, _ map[int]benchutil.Proc) bool { return p.PID == self }},
+	}
 }
 
 // dropDatabase drops the run's database (u's path) through the server's

@@ -183,6 +183,9 @@ func (c *Cluster) tryStartInfra(ctx context.Context, attempt int) (err error) {
 		errLog.Close()
 		return err
 	}
+	c.mu.Lock()
+	c.byPID[cmd.Process.Pid] = "infra"
+	c.mu.Unlock()
 	// Ctrl-C: it stops the Temporal server and the S3 store it started.
 	stop := func() { Stop(cmd, syscall.SIGINT, 30*time.Second); errLog.Close() }
 	defer func() {

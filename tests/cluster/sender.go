@@ -31,10 +31,17 @@ type Sender struct {
 	RetryWait time.Duration
 	// Client defaults to one with a 30 s timeout.
 	Client *http.Client
+	// Realistic sends events of about 230 bytes (a page view's path,
+	// referrer, screen and session), event times spread over the 24 hours
+	// before now, and resends 5% of each batch's events again in the next
+	// batch, ids and all, as clients that retry do: gold must still hold
+	// each id once.
+	Realistic bool
 
 	mu       sync.Mutex
 	accepted []string
-	n        int // events made so far: the next event's index
+	n        int      // events made so far: the next event's index
+	resend   [][]byte // Realistic: lines of the last batch to send again
 }
 
 // Send posts n events. With pause > 0 it sends one request at a time and
@@ -99,7 +106,8 @@ loop:
 	return err
 }
 
-// IDs are the event ids the API accepted (202) so far.
+// IDs are the event ids the API accepted (202) so far; with Realistic, the
+// resent ones twice.
 func (s *Sender) IDs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -110,6 +118,10 @@ func (s *Sender) IDs() []string {
 // views, so that every gold path (amounts, actors, plain events) is fed.
 func (s *Sender) post(ctx context.Context, first, size int) error {
 	var body bytes.Buffer
+	if s.Realistic {
+		s.realistic(&body, first, size)
+		return s.postBody(ctx, &body)
+	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	for i := range size {
 		k := first + i
@@ -124,6 +136,36 @@ func (s *Sender) post(ctx context.Context, first, size int) error {
 			fmt.Fprintf(&body, `{"event_id":%q,"type":"page_view","occurred_at":%q,"source":"web","user_id":%q,"properties":{"path":"/p/%d"}}`+"\n", id, now, user, k%50)
 		}
 	}
+	return s.postBody(ctx, &body)
+}
+
+// realistic writes events first..first+size-1 as Realistic says, then the
+// previous batch's resends, and keeps 5% of these for the next.
+func (s *Sender) realistic(body *bytes.Buffer, first, size int) {
+	now := time.Now().UTC()
+	var keep [][]byte
+	for i := range size {
+		k := first + i
+		at := now.Add(-time.Duration(k*7919%86_400_000) * time.Millisecond).Format(time.RFC3339Nano)
+		line := fmt.Appendf(nil, `{"event_id":%q,"type":"page_view","occurred_at":%q,"source":"web","user_id":"user-%d",`+
+			`"properties":{"path":"/products/%d","referrer":"https://www.example.com/search?q=item+%d","screen":"1920x1080","session":"s-%d"}}`+"\n",
+			uuid.Must(uuid.NewV7()).String(), at, k%9973, k%5000, k%811, k/10)
+		body.Write(line)
+		if k%20 == 0 {
+			keep = append(keep, line)
+		}
+	}
+	s.mu.Lock()
+	for _, l := range s.resend {
+		body.Write(l)
+	}
+	s.resend = keep
+	s.mu.Unlock()
+}
+
+// postBody posts one request body until it is accepted.
+func (s *Sender) postBody(ctx context.Context, body *bytes.Buffer) error {
+	size := bytes.Count(body.Bytes(), []byte("\n"))
 	attempts, wait, hc := s.Attempts, s.RetryWait, s.Client
 	if attempts <= 0 {
 		attempts = 100
