@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +30,7 @@ import (
 	"github.com/acme/pipeline/internal/silvertest"
 	"github.com/acme/pipeline/internal/streamtest"
 	"github.com/acme/pipeline/silver"
+	"github.com/acme/pipeline/tests/benchutil"
 	"github.com/acme/pipeline/warehouse"
 )
 
@@ -537,35 +536,14 @@ func batchRead(t *testing.T, brokers []string, partitions, n int) float64 {
 	return float64(total) / time.Since(t0).Seconds()
 }
 
-// psqlCopy exports gold.events to CSV and loads it with psql \copy into a
-// copy of the table, returning rows/s and rows.
+// psqlCopy is benchutil.PsqlCopy, failing the test on an error.
 func psqlCopy(t *testing.T, wh *warehouse.Store, dbURL string) (float64, int64) {
 	t.Helper()
-	ctx := context.Background()
-	file := filepath.Join(t.TempDir(), "events.csv")
-	f, err := os.Create(file)
+	rate, rows, err := benchutil.PsqlCopy(context.Background(), dbURL, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := wh.Pool().Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag, err := conn.Conn().PgConn().CopyTo(ctx, f, "COPY gold.events TO STDOUT WITH (FORMAT csv)")
-	conn.Release()
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := wh.Pool().Exec(ctx, "CREATE TABLE public.bench_copy (LIKE gold.events INCLUDING ALL)"); err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Now()
-	out, err := exec.Command("psql", dbURL, "-v", "ON_ERROR_STOP=1", "-c", `\copy public.bench_copy FROM '`+file+`' WITH (FORMAT csv)`).CombinedOutput()
-	if err != nil {
-		t.Fatalf("psql \\copy: %v\n%s", err, out)
-	}
-	return float64(tag.RowsAffected()) / time.Since(t0).Seconds(), tag.RowsAffected()
+	return rate, rows
 }
 
 // historyJSON renders a history as `temporal workflow show -o json` does.

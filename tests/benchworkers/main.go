@@ -21,6 +21,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -64,6 +65,9 @@ type result struct {
 	cycleWorkers    int
 	rows            int64
 	usage           []benchutil.Usage // CPU and peak RSS per process over total
+	p50, p99        time.Duration     // API request latency (batches of -batch events)
+	copyRate        float64           // psql \copy of the run's gold.events rows, rows/s
+	kcatRate        float64           // kcat producing the same events, records/s
 }
 
 func main() {
@@ -121,17 +125,20 @@ func run(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("%d workers, %d shards: %w", n, shards, err)
 			}
-			fmt.Printf("  %d worker(s), %d shard(s): %.0f events/s end to end (%.1fs; API send %.1fs), cycles on %d worker(s)\n",
-				n, shards, float64(*nEvents)/r.total.Seconds(), r.total.Seconds(), r.send.Seconds(), r.cycleWorkers)
+			fmt.Printf("  %d worker(s), %d shard(s): %.0f events/s end to end (%.1fs; API send %.1fs), cycles on %d worker(s); "+
+				"API p50 %v p99 %v; psql \\copy %.0f rows/s (end to end %.2fx); kcat %.0f records/s (API send %.2fx)\n",
+				n, shards, float64(*nEvents)/r.total.Seconds(), r.total.Seconds(), r.send.Seconds(), r.cycleWorkers,
+				r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.copyRate, float64(*nEvents)/r.total.Seconds()/r.copyRate, r.kcatRate, float64(*nEvents)/r.send.Seconds()/r.kcatRate)
 			fmt.Print(benchutil.UsageTable(r.usage, r.total, numCPU()))
 			results = append(results, r)
 		}
 	}
-	fmt.Printf("\n| workers | shards | events | API send s | first send → last gold row s | events/s | workers that ran cycles |\n")
-	fmt.Printf("|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Printf("\n| workers | shards | events | API send s | first send → last gold row s | events/s | workers that ran cycles | API p50 ms | API p99 ms | psql \\copy rows/s | end to end / \\copy | kcat records/s | API send / kcat |\n")
+	fmt.Printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
-		fmt.Printf("| %d | %d | %d | %.1f | %.1f | %.0f | %d |\n", r.workers, r.shards, r.rows, r.send.Seconds(), r.total.Seconds(),
-			float64(r.rows)/r.total.Seconds(), r.cycleWorkers)
+		rate := float64(r.rows) / r.total.Seconds()
+		fmt.Printf("| %d | %d | %d | %.1f | %.1f | %.0f | %d | %d | %d | %.0f | %.2f | %.0f | %.2f |\n", r.workers, r.shards, r.rows, r.send.Seconds(), r.total.Seconds(),
+			rate, r.cycleWorkers, r.p50.Milliseconds(), r.p99.Milliseconds(), r.copyRate, rate/r.copyRate, r.kcatRate, float64(r.rows)/r.send.Seconds()/r.kcatRate)
 	}
 	return nil
 }
@@ -252,6 +259,7 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 		snd := &cluster.Sender{URL: "http://" + apiAddr + "/v1/events", Key: procs.APIKey, Batch: *batchSize, Inflight: *inflight, Realistic: *realistic}
 		err := snd.Send(ctx, *nEvents, 0)
 		sendDur = time.Since(t0)
+		res.p50, res.p99 = snd.Latency()
 		sent <- err
 	}()
 	var rows int64
@@ -293,6 +301,20 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 		return res, fmt.Errorf("gold.events: %d rows, %d distinct, want %d", rows, distinct, *nEvents)
 	}
 	res.rows = rows
+	// Baselines on the same machine and stack, after the run: psql \copy
+	// of the rows gold holds, and kcat producing the same events (one
+	// record a line, acks=all) into a topic of its own.
+	if res.copyRate, _, err = benchutil.PsqlCopy(ctx, u.String(), dir); err != nil {
+		return res, err
+	}
+	gen := &cluster.Sender{Realistic: *realistic}
+	var lines [][]byte
+	for first := 0; first < *nEvents; first += *batchSize {
+		lines = append(lines, bytes.SplitAfter(gen.Body(first, min(*batchSize, *nEvents-first)), []byte("\n"))...)
+	}
+	if res.kcatRate, err = benchutil.Kcat(ctx, strings.Split(procs.Getenv("KAFKA_BROKERS"), ","), "kcat-baseline", 12, lines, dir); err != nil {
+		return res, err
+	}
 	if err := <-profiled; err != nil {
 		return res, fmt.Errorf("CPU profile of worker-1: %w", err)
 	}

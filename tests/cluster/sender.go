@@ -38,10 +38,11 @@ type Sender struct {
 	// each id once.
 	Realistic bool
 
-	mu       sync.Mutex
-	accepted []string
-	n        int      // events made so far: the next event's index
-	resend   [][]byte // Realistic: lines of the last batch to send again
+	mu        sync.Mutex
+	accepted  []string
+	latencies []time.Duration // of the accepted requests, from send to the 202
+	n         int             // events made so far: the next event's index
+	resend    [][]byte        // Realistic: lines of the last batch to send again
 }
 
 // Send posts n events. With pause > 0 it sends one request at a time and
@@ -106,6 +107,19 @@ loop:
 	return err
 }
 
+// Latency returns the p50 and p99 of the accepted requests' latencies,
+// from sending the request to reading the 202.
+func (s *Sender) Latency() (p50, p99 time.Duration) {
+	s.mu.Lock()
+	l := slices.Clone(s.latencies)
+	s.mu.Unlock()
+	if len(l) == 0 {
+		return 0, 0
+	}
+	slices.Sort(l)
+	return l[len(l)/2], l[min(len(l)-1, len(l)*99/100)]
+}
+
 // IDs are the event ids the API accepted (202) so far; with Realistic, the
 // resent ones twice.
 func (s *Sender) IDs() []string {
@@ -117,10 +131,17 @@ func (s *Sender) IDs() []string {
 // post sends events first..first+size-1: payments, audit logins and page
 // views, so that every gold path (amounts, actors, plain events) is fed.
 func (s *Sender) post(ctx context.Context, first, size int) error {
+	body := s.Body(first, size)
+	return s.postBody(ctx, bytes.NewBuffer(body))
+}
+
+// Body is the NDJSON request body of events first..first+size-1, as post
+// sends it (with Realistic, the previous batch's resends too).
+func (s *Sender) Body(first, size int) []byte {
 	var body bytes.Buffer
 	if s.Realistic {
 		s.realistic(&body, first, size)
-		return s.postBody(ctx, &body)
+		return body.Bytes()
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	for i := range size {
@@ -136,7 +157,7 @@ func (s *Sender) post(ctx context.Context, first, size int) error {
 			fmt.Fprintf(&body, `{"event_id":%q,"type":"page_view","occurred_at":%q,"source":"web","user_id":%q,"properties":{"path":"/p/%d"}}`+"\n", id, now, user, k%50)
 		}
 	}
-	return s.postBody(ctx, &body)
+	return body.Bytes()
 }
 
 // realistic writes events first..first+size-1 as Realistic says, then the
@@ -184,6 +205,7 @@ func (s *Sender) postBody(ctx context.Context, body *bytes.Buffer) error {
 		}
 		req.Header.Set("Authorization", "Bearer "+s.Key)
 		req.Header.Set("Content-Type", "application/x-ndjson")
+		sent := time.Now()
 		resp, err := hc.Do(req)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -206,6 +228,7 @@ func (s *Sender) postBody(ctx context.Context, body *bytes.Buffer) error {
 			}
 			s.mu.Lock()
 			s.accepted = append(s.accepted, r.EventIDs...)
+			s.latencies = append(s.latencies, time.Since(sent))
 			s.mu.Unlock()
 			return nil
 		case http.StatusServiceUnavailable:
