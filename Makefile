@@ -7,12 +7,17 @@ export GOBIN := $(CURDIR)/bin
 .PHONY: build run test lint bench bench-api bench-gold bench-stream bench-backfill bench-workers tools postgres clients clean
 
 build: ## bin/pipeline
-	go build -o bin/pipeline ./cmd/pipeline
+	@scripts/timed.sh "bin/pipeline" go build -o bin/pipeline ./cmd/pipeline
 
-run: build tools ## the embedded default with demo traffic
+# The pipeline and the pinned tools build side by side, each with its
+# progress: on a bare machine that is minutes of compiling and downloading.
+run: ## the embedded default with demo traffic
+	@$(MAKE) --no-print-directory -j3 build tools
 	bin/pipeline dev --demo
 
-test: tools clients lint ## lint, then unit and integration tests against the real components, incl. kill -9 of a worker
+test: ## lint, then unit and integration tests against the real components, incl. kill -9 of a worker
+	@$(MAKE) --no-print-directory -j4 tools clients bin/.staticcheck-$(STATICCHECK_VERSION)
+	@$(MAKE) --no-print-directory lint
 	STREAM_FAULT=1 go test -count=1 -timeout 9m ./...
 
 lint: bin/.staticcheck-$(STATICCHECK_VERSION) ## go vet, staticcheck and gofmt; go.mod tidy
@@ -41,13 +46,13 @@ bench-workers: tools ## live stream end to end through the API with 1, 2 and 3 w
 tools: bin/.temporal-$(TEMPORAL_VERSION) bin/.versitygw-$(VERSITYGW_VERSION) postgres
 
 bin/.temporal-$(TEMPORAL_VERSION):
-	go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION) && touch $@
+	@scripts/timed.sh "temporal CLI $(TEMPORAL_VERSION)" go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION) && touch $@
 
 bin/.versitygw-$(VERSITYGW_VERSION):
-	go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION) && touch $@
+	@scripts/timed.sh "versitygw $(VERSITYGW_VERSION)" go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION) && touch $@
 
 bin/.staticcheck-$(STATICCHECK_VERSION):
-	go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && touch $@
+	@scripts/timed.sh "staticcheck $(STATICCHECK_VERSION)" go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && touch $@
 
 postgres: ## a PostgreSQL server on 127.0.0.1:5432 unless DATABASE_URL is set
 	@scripts/ensure-postgres.sh
