@@ -37,6 +37,10 @@ type Config struct {
 	// Empty: they are served on Addr too (tests, or a private network).
 	// `pipeline api` sets it (--admin-addr, default 127.0.0.1:9465).
 	AdminAddr string
+	// Profile serves Go's profiles under /debug/pprof/ beside /status and
+	// /metrics (telemetry.HandleProfiles): `pipeline api --pprof`. Only
+	// with AdminAddr, never on the public listener.
+	Profile bool
 	// Brokers are the Kafka bootstrap addresses as host:port (KAFKA_BROKERS).
 	// Required.
 	Brokers []string

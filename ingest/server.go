@@ -141,6 +141,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.AdminAddr != "" {
 		admin = http.NewServeMux()
 		s.admin = admin
+		if cfg.Profile {
+			telemetry.HandleProfiles(admin)
+		}
 	}
 	admin.Handle("GET /metrics", telemetry.MetricsHandler())
 	status := cfg.Status

@@ -144,7 +144,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", adminPort)
-	goRun("api", func() error { return serveAPI(ctx, cfg, apiAddr, adminAddr, "", "") })
+	goRun("api", func() error { return serveAPI(ctx, cfg, apiAddr, adminAddr, "", "", false) })
 	if err := devstack.WaitPort(ctx, apiAddr, 15*time.Second); err != nil {
 		cancel()
 		wg.Wait()

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"path/filepath"
 	"strings"
 	"time"
@@ -30,6 +29,7 @@ func runAPI(ctx context.Context, args []string) error {
 	cfg.Register(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address (the blueprint's porta; use :8080 for every interface)")
 	adminAddr := fs.String("admin-addr", DefaultAdminAddr, "the operators' listener: GET /status and GET /metrics, not served on --addr; use :9465 in a pod for Prometheus")
+	profile := fs.Bool("pprof", false, "also serve Go's profiles on the operators' listener, /debug/pprof/ (CPU, heap, goroutines): keep that listener private")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -44,14 +44,14 @@ func runAPI(ctx context.Context, args []string) error {
 	if *adminAddr == "" {
 		return fmt.Errorf("%w: --admin-addr: required (the status page and metrics are not served on the public address)", errUsage)
 	}
-	return serveAPI(ctx, cfg, *addr, *adminAddr, cfg.TLSCertFile, cfg.TLSKeyFile)
+	return serveAPI(ctx, cfg, *addr, *adminAddr, cfg.TLSCertFile, cfg.TLSKeyFile, *profile)
 }
 
 // DefaultAdminAddr is where `pipeline api` serves /status and /metrics:
 // loopback, so that they are not public unless an operator opens them.
 const DefaultAdminAddr = "127.0.0.1:9465"
 
-func serveAPI(ctx context.Context, cfg config.Config, addr, adminAddr, cert, key string) error {
+func serveAPI(ctx context.Context, cfg config.Config, addr, adminAddr, cert, key string, profile bool) error {
 	keys, err := ingest.ParseAPIKeys(cfg.APIKeys)
 	if err != nil {
 		return fmt.Errorf("PIPELINE_API_KEYS: %w", err)
@@ -64,7 +64,7 @@ func serveAPI(ctx context.Context, cfg config.Config, addr, adminAddr, cert, key
 	defer stopRecorder()
 	onAccepted, flushed := acceptedRecorder(rctx, db)
 	srv, err := ingest.New(ingest.Config{
-		Addr: addr, AdminAddr: adminAddr, Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Topic: cfg.Topic, APIKeys: keys,
+		Addr: addr, AdminAddr: adminAddr, Profile: profile, Brokers: cfg.Brokers(), Kafka: cfg.Kafka, Topic: cfg.Topic, APIKeys: keys,
 		TLSCertFile: cert, TLSKeyFile: key, Status: statusHandler(db, cfg), OnAccepted: onAccepted,
 	}, slog.Default().With("component", "api"))
 	if err != nil {
@@ -110,9 +110,7 @@ func runWorker(ctx context.Context, args []string) error {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", telemetry.MetricsHandler())
 		if *profile {
-			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+			telemetry.HandleProfiles(mux)
 		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()

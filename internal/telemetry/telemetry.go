@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -224,4 +225,14 @@ func checkSamplerEnv() error {
 	default:
 		return fmt.Errorf("telemetry: OTEL_TRACES_SAMPLER=%q is not supported (use always_on, always_off, traceidratio or their parentbased_ forms)", s)
 	}
+}
+
+// HandleProfiles serves Go's profiles (CPU, heap, goroutines, execution
+// trace) under /debug/pprof/ on mux: what `--pprof` turns on for the
+// worker's metrics listener and the API's operators' listener, both
+// private. They show what a process spends its CPU on under real load.
+func HandleProfiles(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
