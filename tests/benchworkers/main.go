@@ -55,7 +55,7 @@ var (
 	batchSize = flag.Int("batch", 1000, "events per API request")
 	inflight  = flag.Int("inflight", 4, "API requests in flight")
 	realistic = flag.Bool("realistic", false, "events of about 230 bytes over the last 24 hours, 5% of them sent twice (cluster.Sender.Realistic)")
-	pprofDir  = flag.String("pprof", "", "write a CPU profile of worker-1 (its --pprof) for -pprof-seconds from the first send into this directory")
+	pprofDir  = flag.String("pprof", "", "write CPU profiles of worker-1 and the API (their --pprof) for -pprof-seconds from the first send into this directory")
 	pprofSecs = flag.Int("pprof-seconds", 10, "length of the -pprof profile")
 )
 
@@ -175,7 +175,17 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	if err := procs.StartInfra(ctx); err != nil {
 		return res, err
 	}
-	apiAddr, err := procs.StartAPI("api")
+	var apiExtra []string
+	var apiAdmin string
+	if *pprofDir != "" {
+		port, err := devstack.FreePort()
+		if err != nil {
+			return res, err
+		}
+		apiAdmin = fmt.Sprintf("127.0.0.1:%d", port)
+		apiExtra = []string{"--admin-addr", apiAdmin, "--pprof"}
+	}
+	apiAddr, err := procs.StartAPI("api", apiExtra...)
 	if err != nil {
 		return res, err
 	}
@@ -244,13 +254,16 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 
 	before := benchutil.Procs()
 	t0 := time.Now()
-	profiled := make(chan error, 1)
+	profiled := make(chan error, 2)
 	if pprofAddr != "" {
-		go func() {
-			profiled <- benchutil.FetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, *pprofSecs),
-				filepath.Join(*pprofDir, fmt.Sprintf("worker-w%d-s%d.pprof", nWorkers, shards)))
-		}()
+		for name, addr := range map[string]string{"worker": pprofAddr, "api": apiAdmin} {
+			go func() {
+				profiled <- benchutil.FetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, *pprofSecs),
+					filepath.Join(*pprofDir, fmt.Sprintf("%s-w%d-s%d.pprof", name, nWorkers, shards)))
+			}()
+		}
 	} else {
+		profiled <- nil
 		profiled <- nil
 	}
 	sent := make(chan error, 1)
@@ -315,8 +328,10 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	if res.kcatRate, err = benchutil.Kcat(ctx, strings.Split(procs.Getenv("KAFKA_BROKERS"), ","), "kcat-baseline", 12, lines, dir); err != nil {
 		return res, err
 	}
-	if err := <-profiled; err != nil {
-		return res, fmt.Errorf("CPU profile of worker-1: %w", err)
+	for range 2 {
+		if err := <-profiled; err != nil {
+			return res, fmt.Errorf("CPU profile: %w", err)
+		}
 	}
 	delete(cycleIDs, "")
 	res.cycleWorkers = len(cycleIDs)

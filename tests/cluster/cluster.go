@@ -317,14 +317,15 @@ func (c *Cluster) envAs(role string) []string {
 
 // StartAPI starts `pipeline api` as process name on a free loopback port and
 // returns its address; it does not wait for the port (devstack.WaitPort).
-func (c *Cluster) StartAPI(name string) (addr string, err error) {
+// extra are more flags (a later --admin-addr wins over the random one).
+func (c *Cluster) StartAPI(name string, extra ...string) (addr string, err error) {
 	port, err := devstack.FreePort()
 	if err != nil {
 		return "", err
 	}
 	addr = fmt.Sprintf("127.0.0.1:%d", port)
 	// Each API's operators' listener on a port of its own.
-	return addr, c.Start(name, "api", "--addr", addr, "--admin-addr", "127.0.0.1:0")
+	return addr, c.Start(name, append([]string{"api", "--addr", addr, "--admin-addr", "127.0.0.1:0"}, extra...)...)
 }
 
 // WorkerArgs are the arguments of a `pipeline worker` process: no metrics
