@@ -158,6 +158,22 @@ func (s *Store) Migrations(ctx context.Context) ([]MigrationStatus, error) {
 	return out, nil
 }
 
+// EnsureMigrated creates the database named in url when it is missing and
+// applies the pending migrations, with a Store of its own: what the
+// warehouse owner's processes run before anything else (pipeline provision,
+// pipeline dev).
+func EnsureMigrated(ctx context.Context, url string) error {
+	if err := EnsureDatabase(ctx, url); err != nil {
+		return err
+	}
+	store, err := Open(ctx, Config{URL: url})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return store.Migrate(ctx)
+}
+
 // Pending returns how many of the embedded migrations the database has not
 // applied, of total.
 func (s *Store) Pending(ctx context.Context) (pending, total int, err error) {

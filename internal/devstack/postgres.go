@@ -33,19 +33,14 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 		}
 		s.DatabaseURL, s.PostgresOrigin = localURL(port, s.cfg.Database), "private cluster"
 	}
-	if err := warehouse.EnsureDatabase(ctx, s.DatabaseURL); err != nil {
-		return fmt.Errorf("database %s: %w", redact(s.DatabaseURL), err)
-	}
 	if !s.cfg.CreateResources {
+		if err := warehouse.EnsureDatabase(ctx, s.DatabaseURL); err != nil {
+			return fmt.Errorf("database %s: %w", redact(s.DatabaseURL), err)
+		}
 		return nil
 	}
-	store, err := warehouse.Open(ctx, warehouse.Config{URL: s.DatabaseURL})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if err := store.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate %s: %w", redact(s.DatabaseURL), err)
+	if err := warehouse.EnsureMigrated(ctx, s.DatabaseURL); err != nil {
+		return fmt.Errorf("database %s: %w", redact(s.DatabaseURL), err)
 	}
 	return nil
 }
