@@ -4,7 +4,7 @@ VERSITYGW_VERSION := v1.8.0
 STATICCHECK_VERSION := v0.8.2
 export GOBIN := $(CURDIR)/bin
 
-.PHONY: build run test lint bench bench-api bench-gold bench-stream bench-backfill bench-workers tools postgres clients clean
+.PHONY: build run test lint bench bench-table bench-api bench-gold bench-stream bench-backfill bench-workers tools postgres clients clean
 
 build: ## bin/pipeline
 	@scripts/timed.sh "bin/pipeline" go build -o bin/pipeline ./cmd/pipeline
@@ -26,7 +26,10 @@ lint: bin/.staticcheck-$(STATICCHECK_VERSION) ## go vet, staticcheck and gofmt; 
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@go mod tidy -diff >/dev/null || { echo "go.mod or go.sum is not tidy: run go mod tidy"; go mod tidy -diff; exit 1; }
 
-bench: bench-api bench-gold bench-stream bench-backfill bench-workers ## every benchmark
+bench: bench-table bench-api bench-gold bench-stream bench-backfill bench-workers ## every benchmark
+
+bench-table: tools clients ## one table, one run: each stage of API → Kafka → bronze → gold → silver against its baseline (kcat, a plain kafka-go reader, psql \copy, a plain Parquet writer), API p50/p99, freshness at 10k events/s, CPU and peak RSS per process
+	go run ./tests/benchworkers -workers 1 -shards 3 -realistic
 
 bench-api: ## event API vs a raw kafka-go writer
 	go run ./tests/benchapi

@@ -101,6 +101,7 @@ type silverResult struct {
 // writer appends them.
 func (s *silverSync) sync(ctx context.Context, b *silverBuffer, sweepAfter time.Duration, waitOverwrite bool, log *slog.Logger) (silverResult, error) {
 	var res silverResult
+	t0 := time.Now()
 	ctx, span := tracer.Start(ctx, "stream.silver.append")
 	var err error
 	defer func() { endSpan(span, err) }()
@@ -131,7 +132,7 @@ func (s *silverSync) sync(ctx context.Context, b *silverBuffer, sweepAfter time.
 	if len(res.Loads) > 0 {
 		log.Info("silver appended", "loads", res.Loads, "swept", res.Swept, "rows", res.Rows, "snapshot_id", res.Snapshot,
 			"found_committed", res.Found)
-		s.m.recordSilver(ctx, res)
+		s.m.recordSilver(ctx, res, time.Since(t0))
 	}
 	return res, nil
 }

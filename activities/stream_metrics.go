@@ -82,7 +82,7 @@ func newStreamMetrics() (*streamMetrics, error) {
 		return nil, err
 	}
 	if ms.stage, err = m.Float64Histogram("pipeline.stream.stage.duration",
-		metric.WithDescription("Duration of one stage of a flush: read, bronze, clean, silver (per partition) and gold (per flush)."),
+		metric.WithDescription("Duration of one stage of the stream: read, bronze, clean (per partition and flush), gold (per flush) and silver (per append to silver.events, beside the flushes)."),
 		metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)); err != nil {
 		return nil, err
@@ -105,11 +105,13 @@ func newStreamMetrics() (*streamMetrics, error) {
 	return &ms, nil
 }
 
-// recordSilver records one append of loads to silver.events.
-func (m *streamMetrics) recordSilver(ctx context.Context, res silverResult) {
+// recordSilver records one append of loads to silver.events and how long
+// it took (claim, Parquet files, commit), as the stage silver.
+func (m *streamMetrics) recordSilver(ctx context.Context, res silverResult, took time.Duration) {
 	if m == nil {
 		return
 	}
+	m.stage.Record(ctx, took.Seconds(), metric.WithAttributes(attribute.String("stage", "silver")))
 	m.silverRows.Add(ctx, int64(res.Rows))
 	m.silverLoads.Add(ctx, int64(len(res.Loads)-res.Swept), metric.WithAttributes(attribute.String("path", "flush")))
 	m.silverLoads.Add(ctx, int64(res.Swept), metric.WithAttributes(attribute.String("path", "sweep")))

@@ -474,34 +474,17 @@ func (v *visibility) freshness(t *testing.T, acks map[[16]byte]time.Time) [4]tim
 	return [4]time.Duration{ds[len(ds)/2], ds[len(ds)*95/100], ds[len(ds)-1], time.Duration(len(ds))}
 }
 
-// plainRead reads n records from every partition with plain kafka-go
-// readers, one partition after the other, and returns messages per second.
+// plainRead is benchutil.PlainRead, checking that it read n records.
 func plainRead(t *testing.T, brokers []string, partitions, n int) float64 {
 	t.Helper()
-	c := &kafka.Client{Addr: kafka.TCP(brokers...)}
-	t0 := time.Now()
-	total := 0
-	for p := range partitions {
-		off, err := c.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-			"events": {kafka.LastOffsetOf(p)}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		end := off.Topics["events"][0].LastOffset
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: "events", Partition: p, MinBytes: 1, MaxBytes: 16 << 20,
-			MaxWait: 50 * time.Millisecond})
-		for i := int64(0); i < end; i++ {
-			if _, err := r.ReadMessage(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			total++
-		}
-		r.Close()
+	rate, total, err := benchutil.PlainRead(context.Background(), brokers, "events", partitions)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if total != n {
 		t.Errorf("plain reader read %d records, %d were sent", total, n)
 	}
-	return float64(total) / time.Since(t0).Seconds()
+	return rate
 }
 
 // batchRead reads every partition with kafkaread, the activities' reader,

@@ -57,6 +57,8 @@ var (
 	realistic = flag.Bool("realistic", false, "events of about 230 bytes over the last 24 hours, 5% of them sent twice (cluster.Sender.Realistic)")
 	pprofDir  = flag.String("pprof", "", "write CPU profiles of worker-1 and the API (their --pprof) for -pprof-seconds from the first send into this directory")
 	pprofSecs = flag.Int("pprof-seconds", 10, "length of the -pprof profile")
+	freshSecs = flag.Int("fresh-seconds", 20, "after the capacity run, send -fresh-rate events/s for this long and measure freshness (0: skip)")
+	freshRate = flag.Int("fresh-rate", 10_000, "events/s of the freshness phase, in -batch requests")
 )
 
 type result struct {
@@ -64,10 +66,14 @@ type result struct {
 	send, total     time.Duration
 	cycleWorkers    int
 	rows            int64
-	usage           []benchutil.Usage // CPU and peak RSS per process over total
-	p50, p99        time.Duration     // API request latency (batches of -batch events)
-	copyRate        float64           // psql \copy of the run's gold.events rows, rows/s
-	kcatRate        float64           // kcat producing the same events, records/s
+	usage           []benchutil.Usage  // CPU and peak RSS per process over total
+	p50, p99        time.Duration      // API request latency (batches of -batch events)
+	stages          map[string]float64 // worker-1's stage seconds over the run (summed over partitions but gold)
+	readRate        float64            // a plain kafka-go reader over the topic, records/s
+	parquetRate     float64            // the run's gold rows written as one plain Parquet file, rows/s
+	fresh           freshResult        // the -fresh-seconds phase at -fresh-rate
+	copyRate        float64            // psql \copy of the run's gold.events rows, rows/s
+	kcatRate        float64            // kcat producing the same events, records/s
 }
 
 func main() {
@@ -130,6 +136,7 @@ func run(ctx context.Context) error {
 				n, shards, float64(*nEvents)/r.total.Seconds(), r.total.Seconds(), r.send.Seconds(), r.cycleWorkers,
 				r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.copyRate, float64(*nEvents)/r.total.Seconds()/r.copyRate, r.kcatRate, float64(*nEvents)/r.send.Seconds()/r.kcatRate)
 			fmt.Print(benchutil.UsageTable(r.usage, r.total, numCPU()))
+			fmt.Print(stageTable(r))
 			results = append(results, r)
 		}
 	}
@@ -189,16 +196,22 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	if err != nil {
 		return res, err
 	}
-	var pprofAddr string
+	// worker-1 serves its metrics (the stream's stage durations) and, with
+	// -pprof, its profiles.
+	var pprofAddr, metricsAddr string
 	for i := range nWorkers {
 		args := procs.WorkerArgs()
-		if i == 0 && *pprofDir != "" {
+		if i == 0 {
 			port, err := devstack.FreePort()
 			if err != nil {
 				return res, err
 			}
-			pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
-			args = append(args, "--metrics-addr", pprofAddr, "--pprof") // the last --metrics-addr wins
+			metricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
+			args = append(args, "--metrics-addr", metricsAddr) // the last --metrics-addr wins
+			if *pprofDir != "" {
+				pprofAddr = metricsAddr
+				args = append(args, "--pprof")
+			}
 		}
 		if err := procs.Start(fmt.Sprintf("worker-%d", i+1), args...); err != nil {
 			return res, err
@@ -252,6 +265,10 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	}
 	defer conn.Close(context.Background())
 
+	stagesBefore, err := benchutil.StageSeconds(ctx, "http://"+metricsAddr+"/metrics")
+	if err != nil {
+		return res, err
+	}
 	before := benchutil.Procs()
 	t0 := time.Now()
 	profiled := make(chan error, 2)
@@ -305,6 +322,25 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	res.total = time.Since(t0)
 	res.usage = benchutil.CPUUsage(before, benchutil.Procs(), processGroups(procs.PIDs()))
 	res.send = sendDur
+	// silver.events takes the loads beside the flushes, after gold: its
+	// stage is complete once no load is pending for it.
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var pending int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pipeline.loads WHERE silver_pending").Scan(&pending); err != nil {
+			return res, err
+		}
+		if pending == 0 {
+			break
+		}
+	}
+	stagesAfter, err := benchutil.StageSeconds(ctx, "http://"+metricsAddr+"/metrics")
+	if err != nil {
+		return res, err
+	}
+	res.stages = map[string]float64{}
+	for k, v := range stagesAfter {
+		res.stages[k] = v - stagesBefore[k]
+	}
 	collect()
 	var distinct int64
 	if err := conn.QueryRow(ctx, "SELECT count(*), count(DISTINCT event_id) FROM gold.events").Scan(&rows, &distinct); err != nil {
@@ -325,8 +361,20 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	for first := 0; first < *nEvents; first += *batchSize {
 		lines = append(lines, bytes.SplitAfter(gen.Body(first, min(*batchSize, *nEvents-first)), []byte("\n"))...)
 	}
-	if res.kcatRate, err = benchutil.Kcat(ctx, strings.Split(procs.Getenv("KAFKA_BROKERS"), ","), "kcat-baseline", 12, lines, dir); err != nil {
+	brokers := strings.Split(procs.Getenv("KAFKA_BROKERS"), ",")
+	if res.kcatRate, err = benchutil.Kcat(ctx, brokers, "kcat-baseline", 12, lines, dir); err != nil {
 		return res, err
+	}
+	if res.readRate, _, err = benchutil.PlainRead(ctx, brokers, "events", 12); err != nil {
+		return res, err
+	}
+	if res.parquetRate, err = benchutil.PlainParquet(ctx, u.String()); err != nil {
+		return res, err
+	}
+	if *freshSecs > 0 {
+		if res.fresh, err = freshness(ctx, conn, "http://"+apiAddr+"/v1/events", procs.APIKey, int64(*nEvents)); err != nil {
+			return res, err
+		}
 	}
 	for range 2 {
 		if err := <-profiled; err != nil {
@@ -336,50 +384,4 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	delete(cycleIDs, "")
 	res.cycleWorkers = len(cycleIDs)
 	return res, nil
-}
-
-// processGroups names the processes of a run: the cluster's (pids, by
-// name: infra, api, worker-N), the servers `pipeline dev --infra` started
-// (Temporal, versitygw; kfake runs inside it), PostgreSQL's backends and
-// this benchmark (the sender and the gold poller).
-func processGroups(pids map[int]string) []benchutil.Group {
-	named := func(want func(string) bool) func(benchutil.Proc, map[int]benchutil.Proc) bool {
-		return func(p benchutil.Proc, all map[int]benchutil.Proc) bool {
-			for pid, name := range pids {
-				if want(name) && benchutil.Descends(p, all, pid) {
-					return true
-				}
-			}
-			return false
-		}
-	}
-	comm := func(c string) func(benchutil.Proc, map[int]benchutil.Proc) bool {
-		return func(p benchutil.Proc, _ map[int]benchutil.Proc) bool { return p.Comm == c }
-	}
-	self := os.Getpid()
-	return []benchutil.Group{
-		{Name: "pipeline api", Match: named(func(n string) bool { return n == "api" })},
-		{Name: "pipeline worker(s)", Match: named(func(n string) bool { return strings.HasPrefix(n, "worker") })},
-		{Name: "Temporal dev server", Match: comm("temporal")},
-		{Name: "versitygw (S3)", Match: comm("versitygw")},
-		{Name: "pipeline dev --infra (kfake broker)", Match: named(func(n string) bool { return n == "infra" })},
-		{Name: "PostgreSQL", Match: comm("postgres")},
-		{Name: "this benchmark (sender, gold poller)", Match: func(p benchutil.Proc, _ map[int]benchutil.Proc) bool { return p.PID == self }},
-	}
-}
-
-// dropDatabase drops the run's database (u's path) through the server's
-// postgres database.
-func dropDatabase(u *url.URL) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	name := strings.TrimPrefix(u.Path, "/")
-	admin := *u
-	admin.Path = "/postgres"
-	conn, err := pgx.Connect(ctx, admin.String())
-	if err != nil {
-		return
-	}
-	defer conn.Close(ctx)
-	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 }
