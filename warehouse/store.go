@@ -91,8 +91,11 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 func (s *Store) Close() { s.pool.Close() }
 
 // EnsureDatabase creates the database named in url if it does not exist yet. It
-// connects, with the same credentials, to the database "postgres" of the same
-// server. Two processes calling it at once is fine.
+// connects to that database first: a role that may reach only its own
+// database (a worker's, pipeline_worker) is done there. Only when the
+// database is missing does it connect, with the same credentials, to the
+// database "postgres" of the same server to create it. Two processes
+// calling it at once is fine.
 func EnsureDatabase(ctx context.Context, url string) error {
 	cc, err := pgx.ParseConfig(url)
 	if err != nil {
@@ -101,6 +104,15 @@ func EnsureDatabase(ctx context.Context, url string) error {
 	name := cc.Database
 	if name == "" {
 		return &InputError{Field: "URL", Msg: "names no database"}
+	}
+	own, err := pgx.ConnectConfig(ctx, cc.Copy())
+	if err == nil {
+		own.Close(context.WithoutCancel(ctx))
+		return nil
+	}
+	var missing *pgconn.PgError
+	if !errors.As(err, &missing) || missing.Code != "3D000" { // invalid_catalog_name: no such database
+		return fmt.Errorf("ensure database %q: connect: %w", name, err)
 	}
 	admin := cc.Copy()
 	admin.Database = "postgres"
