@@ -48,17 +48,18 @@ import (
 )
 
 var (
-	nEvents   = flag.Int("events", 200_000, "events sent through the API per run")
-	workersF  = flag.String("workers", "1,2,3", "worker process counts, comma-separated")
-	shardsF   = flag.String("shards", "1,3", "stream shard counts, comma-separated (1 = as `pipeline provision` starts it)")
-	binF      = flag.String("bin", "", "the pipeline binary (default: built into a temp dir from ./cmd/pipeline)")
-	batchSize = flag.Int("batch", 1000, "events per API request")
-	inflight  = flag.Int("inflight", 4, "API requests in flight")
-	realistic = flag.Bool("realistic", false, "events of about 230 bytes over the last 24 hours, 5% of them sent twice (cluster.Sender.Realistic)")
-	pprofDir  = flag.String("pprof", "", "write CPU profiles of worker-1 and the API (their --pprof) for -pprof-seconds from the first send into this directory")
-	pprofSecs = flag.Int("pprof-seconds", 10, "length of the -pprof profile")
-	freshSecs = flag.Int("fresh-seconds", 20, "after the capacity run, send -fresh-rate events/s for this long and measure freshness (0: skip)")
-	freshRate = flag.Int("fresh-rate", 10_000, "events/s of the freshness phase, in -batch requests")
+	nEvents     = flag.Int("events", 200_000, "events sent through the API per run")
+	workersF    = flag.String("workers", "1,2,3", "worker process counts, comma-separated")
+	shardsF     = flag.String("shards", "1,3", "stream shard counts, comma-separated (1 = as `pipeline provision` starts it)")
+	binF        = flag.String("bin", "", "the pipeline binary (default: built into a temp dir from ./cmd/pipeline)")
+	batchSize   = flag.Int("batch", 1000, "events per API request")
+	inflight    = flag.Int("inflight", 4, "API requests in flight")
+	realistic   = flag.Bool("realistic", false, "events of about 230 bytes over the last 24 hours, 5% of them sent twice (cluster.Sender.Realistic)")
+	pprofDir    = flag.String("pprof", "", "write CPU profiles of worker-1 and the API (their --pprof) for -pprof-seconds from the first send into this directory")
+	pprofSecs   = flag.Int("pprof-seconds", 10, "length of the -pprof profile")
+	niceWorkers = flag.Int("nice-workers", 0, "run the workers at this CPU priority (nice -n): does the API's latency hold when the stream yields it the CPU?")
+	freshSecs   = flag.Int("fresh-seconds", 20, "after the capacity run, send -fresh-rate events/s for this long and measure freshness (0: skip)")
+	freshRate   = flag.Int("fresh-rate", 10_000, "events/s of the freshness phase, in -batch requests")
 )
 
 type result struct {
@@ -213,7 +214,7 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 				args = append(args, "--pprof")
 			}
 		}
-		if err := procs.Start(fmt.Sprintf("worker-%d", i+1), args...); err != nil {
+		if err := procs.StartNice(fmt.Sprintf("worker-%d", i+1), *niceWorkers, args...); err != nil {
 			return res, err
 		}
 	}

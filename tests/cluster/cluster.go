@@ -274,7 +274,17 @@ func (c *Cluster) Getenv(key string) string {
 // authentication); other subcommands, and every one against a server with
 // passwords, connect as DATABASE_URL says.
 func (c *Cluster) Start(name string, args ...string) error {
+	return c.StartNice(name, 0, args...)
+}
+
+// StartNice is Start at CPU priority nice (nice(1) execs the binary, so the
+// process keeps its pid): 0 is the default, higher yields the CPU to the
+// others.
+func (c *Cluster) StartNice(name string, nice int, args ...string) error {
 	cmd := exec.Command(c.cfg.Bin, args...)
+	if nice != 0 {
+		cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(nice), c.cfg.Bin}, args...)...)
+	}
 	cmd.Env = c.Env
 	if len(args) > 0 {
 		if role := processRoles[args[0]]; role != "" {
