@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -306,23 +305,6 @@ func (c *Cluster) StartNice(name string, nice int, args ...string) error {
 	c.byPID[cmd.Process.Pid] = name
 	c.stops = append(c.stops, func() { Stop(cmd, syscall.SIGTERM, 10*time.Second); f.Close() })
 	return nil
-}
-
-// processRoles are the database roles of the subcommands that have one.
-var processRoles = map[string]string{"api": "pipeline_api", "worker": "pipeline_worker"}
-
-// envAs is Env with DATABASE_URL's user set to role, unless the URL has a
-// password.
-func (c *Cluster) envAs(role string) []string {
-	u, err := url.Parse(c.Getenv("DATABASE_URL"))
-	if err != nil || u.User == nil {
-		return c.Env
-	}
-	if _, has := u.User.Password(); has {
-		return c.Env
-	}
-	u.User = url.User(role)
-	return append(slices.Clone(c.Env), "DATABASE_URL="+u.String())
 }
 
 // StartAPI starts `pipeline api` as process name on a free loopback port and
