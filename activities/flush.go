@@ -64,7 +64,11 @@ func (a *Stream) flush(ctx context.Context, in CompactCycleInput, guard *topicGu
 		return err
 	}
 
-	var rows []event.Row
+	n := 0
+	for i := range parts {
+		n += len(parts[i].rows)
+	}
+	rows := make([]event.Row, 0, n)
 	advanced := map[int32]int64{}
 	var tally []warehouse.PartitionTally
 	var bronzeKeys []string

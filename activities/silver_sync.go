@@ -153,8 +153,11 @@ func (s *silverSync) appendClaimed(ctx context.Context, claim *warehouse.SilverC
 		return res, err
 	}
 	res.Found = len(snaps)
-	var cand []event.Row
+	// The candidates are copied once into a slice of their size (a
+	// flush's rows are tens of thousands of wide structs).
 	var appendIDs []int64
+	var parts [][]event.Row
+	n := 0
 	for _, l := range claim.Loads {
 		if _, ok := snaps[l.LoadID]; ok {
 			continue
@@ -167,13 +170,22 @@ func (s *silverSync) appendClaimed(ctx context.Context, claim *warehouse.SilverC
 				return res, err
 			}
 		}
-		cand = append(cand, rows...)
+		parts = append(parts, rows)
+		n += len(rows)
+	}
+	cand := make([]event.Row, 0, n)
+	for _, p := range parts {
+		cand = append(cand, p...)
 	}
 	byLoad, err := claim.GoldRows(ctx, cand)
 	if err != nil {
 		return res, err
 	}
-	var rows []event.Row
+	n = 0
+	for _, id := range appendIDs {
+		n += len(byLoad[id])
+	}
+	rows := make([]event.Row, 0, n)
 	for _, id := range appendIDs {
 		rows = append(rows, byLoad[id]...)
 	}

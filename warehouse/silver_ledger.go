@@ -146,11 +146,25 @@ func (c *SilverClaim) GoldRows(ctx context.Context, rows []event.Row) (map[int64
 	if err != nil {
 		return nil, fmt.Errorf("gold rows of loads %v: %w", loads, err)
 	}
-	for _, r := range rows {
+	// Two passes, so that each load's slice is allocated once at its size:
+	// appending rows to growing slices copied them over and over.
+	load := make([]int64, len(rows)) // the load a kept row goes to; 0: dropped
+	counts := map[int64]int{}
+	for i := range rows {
+		r := &rows[i]
 		g, ok := gold[r.EventID]
-		if ok && g.inc == incarnationOf(&r) && g.part == r.Partition && g.off == r.Offset {
-			out[g.load] = append(out[g.load], r)
+		if ok && g.inc == incarnationOf(r) && g.part == r.Partition && g.off == r.Offset {
+			load[i] = g.load
+			counts[g.load]++
 			delete(gold, r.EventID) // a row repeated in the input goes once
+		}
+	}
+	for l, n := range counts {
+		out[l] = make([]event.Row, 0, n)
+	}
+	for i := range rows {
+		if load[i] != 0 {
+			out[load[i]] = append(out[load[i]], rows[i])
 		}
 	}
 	return out, nil

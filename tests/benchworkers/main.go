@@ -276,8 +276,13 @@ func runOnce(ctx context.Context, root, bin, tmp string, nWorkers, shards int) (
 	if pprofAddr != "" {
 		for name, addr := range map[string]string{"worker": pprofAddr, "api": apiAdmin} {
 			go func() {
-				profiled <- benchutil.FetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, *pprofSecs),
+				err := benchutil.FetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, *pprofSecs),
 					filepath.Join(*pprofDir, fmt.Sprintf("%s-w%d-s%d.pprof", name, nWorkers, shards)))
+				if err == nil { // and what it allocated since it started
+					err = benchutil.FetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/allocs", addr),
+						filepath.Join(*pprofDir, fmt.Sprintf("%s-w%d-s%d.allocs.pprof", name, nWorkers, shards)))
+				}
+				profiled <- err
 			}()
 		}
 	} else {
