@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.temporal.io/sdk/temporal"
@@ -139,27 +138,8 @@ func setTopicConfig(ctx context.Context, kc *kafka.Client, topic string, setting
 	return nil
 }
 
-// partitions returns the topic's partition count, asked of a broker directly
-// (kafka.Client caches metadata).
+// partitions returns the topic's partition count (layout).
 func (p *Provisioner) partitions(ctx context.Context, topic string) (int, error) {
-	dialer, err := p.cfg.KafkaConn.Dialer(&kafka.Dialer{Timeout: 10 * time.Second, ClientID: "pipeline-provision"})
-	if err != nil {
-		return 0, err
-	}
-	var lastErr error
-	for _, b := range p.cfg.KafkaBrokers {
-		conn, err := dialer.DialContext(ctx, "tcp", b)
-		if err != nil {
-			lastErr = p.cfg.KafkaConn.Explain(err)
-			continue
-		}
-		ps, err := conn.ReadPartitions(topic)
-		conn.Close()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		return len(ps), nil
-	}
-	return 0, fmt.Errorf("read partitions of topic %s: %w", topic, lastErr)
+	l, err := p.layout(ctx, topic)
+	return len(l.replicas), err
 }

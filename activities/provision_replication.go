@@ -59,33 +59,47 @@ type topicLayout struct {
 	brokers  []int
 }
 
-// layout reads the topic's replicas from the cluster's metadata.
-func layout(ctx context.Context, kc *kafka.Client, topic string) (topicLayout, error) {
-	md, err := kc.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+// layout reads the topic's replicas and the cluster's brokers from a
+// broker directly: kafka.Client serves Metadata from its transport's cache,
+// which lags a CreatePartitions or a finished reassignment by up to its
+// TTL. An unknown topic is kafka.UnknownTopicOrPartition.
+func (p *Provisioner) layout(ctx context.Context, topic string) (topicLayout, error) {
+	dialer, err := p.cfg.KafkaConn.Dialer(&kafka.Dialer{Timeout: 10 * time.Second, ClientID: "pipeline-provision"})
 	if err != nil {
-		return topicLayout{}, fmt.Errorf("read the replicas of topic %s: %w", topic, err)
+		return topicLayout{}, err
 	}
-	l := topicLayout{replicas: map[int][]int{}}
-	for _, b := range md.Brokers {
-		l.brokers = append(l.brokers, b.ID)
-	}
-	slices.Sort(l.brokers)
-	for _, t := range md.Topics {
-		if t.Name != topic {
+	var lastErr error
+	for _, b := range p.cfg.KafkaBrokers {
+		conn, err := dialer.DialContext(ctx, "tcp", b)
+		if err != nil {
+			lastErr = p.cfg.KafkaConn.Explain(err)
 			continue
 		}
-		if t.Error != nil {
-			return topicLayout{}, fmt.Errorf("read the replicas of topic %s: %w", topic, t.Error)
+		ps, err := conn.ReadPartitions(topic)
+		var bs []kafka.Broker
+		if err == nil {
+			bs, err = conn.Brokers()
 		}
-		for _, pt := range t.Partitions {
+		conn.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		l := topicLayout{replicas: map[int][]int{}}
+		for _, b := range bs {
+			l.brokers = append(l.brokers, b.ID)
+		}
+		slices.Sort(l.brokers)
+		for _, pt := range ps {
 			ids := make([]int, 0, len(pt.Replicas))
 			for _, r := range pt.Replicas {
 				ids = append(ids, r.ID)
 			}
 			l.replicas[pt.ID] = ids
 		}
+		return l, nil
 	}
-	return l, nil
+	return topicLayout{}, fmt.Errorf("read the partitions of topic %s: %w", topic, lastErr)
 }
 
 // short returns the partitions whose replica count is not rf, in order.
@@ -148,7 +162,7 @@ func targetReplicas(l topicLayout, rf int) map[int][]int {
 // brokers to finish copying (heartbeating), and reads the replicas back.
 // It returns what it did ("" when every partition had rf copies already).
 func (p *Provisioner) replicate(ctx context.Context, kc *kafka.Client, topic string, rf int) (string, error) {
-	l, err := layout(ctx, kc, topic)
+	l, err := p.layout(ctx, topic)
 	if err != nil {
 		return "", err
 	}
@@ -182,7 +196,7 @@ func (p *Provisioner) replicate(ctx context.Context, kc *kafka.Client, topic str
 			return "", fmt.Errorf("reassign partition %d of topic %s to %d replicas: %w", r.PartitionID, topic, rf, r.Error)
 		}
 	}
-	if err := awaitReassignment(ctx, kc, topic, l.ids(), rf); err != nil {
+	if err := p.awaitReassignment(ctx, kc, topic, l.ids(), rf); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("replicas %d → %d on %d partitions", from, rf, len(as)), nil
@@ -190,7 +204,7 @@ func (p *Provisioner) replicate(ctx context.Context, kc *kafka.Client, topic str
 
 // awaitReassignment polls until the brokers report no reassignment of
 // topic and every partition has rf replicas.
-func awaitReassignment(ctx context.Context, kc *kafka.Client, topic string, ids []int, rf int) error {
+func (p *Provisioner) awaitReassignment(ctx context.Context, kc *kafka.Client, topic string, ids []int, rf int) error {
 	deadline := time.Now().Add(reassignWait)
 	for {
 		lr, err := kc.ListPartitionReassignments(ctx, &kafka.ListPartitionReassignmentsRequest{
@@ -204,7 +218,7 @@ func awaitReassignment(ctx context.Context, kc *kafka.Client, topic string, ids 
 		moving := len(lr.Topics[topic].Partitions)
 		var short []int
 		if moving == 0 {
-			l, err := layout(ctx, kc, topic)
+			l, err := p.layout(ctx, topic)
 			if err != nil {
 				return err
 			}

@@ -147,12 +147,10 @@ func (c *Catalog) Ensure(ctx context.Context) (created bool, err error) {
 // provisioning, and tests that stand in for it, run. It reports whether it
 // created the table, and where the table lives.
 func Provision(ctx context.Context, cfg Config) (created bool, location string, err error) {
-	// CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when the
-	// table is there: only the owner's role may ask for it, so a worker's
-	// role (pipeline_worker) provisions a catalog the owner set up.
-	if cfg.CreateCatalogTables, err = catalogTablesMissing(ctx, cfg.DatabaseURL); err != nil {
+	if err := CreateCatalogTables(ctx, cfg.DatabaseURL); err != nil {
 		return false, "", err
 	}
+	cfg.CreateCatalogTables = false
 	c, err := Open(cfg)
 	if err != nil {
 		return false, "", err
@@ -172,34 +170,25 @@ func (c *Catalog) Load(ctx context.Context) (*table.Table, error) {
 	return retrying(t, c.cat), nil
 }
 
-// catalogTablesMissing reports whether the SQL catalog's tables are absent
-// from the database.
-func catalogTablesMissing(ctx context.Context, dbURL string) (bool, error) {
-	db, err := sql.Open("pgx", dbURL)
-	if err != nil {
-		return false, fmt.Errorf("silver: open the catalog database: %w", err)
-	}
-	defer db.Close()
-	var missing bool
-	if err := db.QueryRowContext(ctx, `SELECT to_regclass('iceberg_tables') IS NULL OR to_regclass('iceberg_namespace_properties') IS NULL`).Scan(&missing); err != nil {
-		return false, fmt.Errorf("silver: look for the catalog's tables: %w", err)
-	}
-	return missing, nil
-}
-
 // CreateCatalogTables creates the SQL catalog's own tables in the database
 // at dbURL when they are absent: what the owner's role runs before the
 // workers' (pipeline_worker), which may not create tables, use the catalog.
+// Only a missing table is created: CREATE TABLE IF NOT EXISTS needs CREATE
+// on the schema even when the table is there, which a worker's role that
+// provisions (Provision) does not have.
 func CreateCatalogTables(ctx context.Context, dbURL string) error {
-	missing, err := catalogTablesMissing(ctx, dbURL)
-	if err != nil || !missing {
-		return err
-	}
 	db, err := sql.Open("pgx", dbURL)
 	if err != nil {
 		return fmt.Errorf("silver: open the catalog database: %w", err)
 	}
 	defer db.Close()
+	var missing bool
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass('iceberg_tables') IS NULL OR to_regclass('iceberg_namespace_properties') IS NULL`).Scan(&missing); err != nil {
+		return fmt.Errorf("silver: look for the catalog's tables: %w", err)
+	}
+	if !missing {
+		return nil
+	}
 	if _, err := sqlcat.NewCatalog(CatalogName, db, sqlcat.Postgres, iceberg.Properties{"init_catalog_tables": "true"}); err != nil {
 		return fmt.Errorf("silver: create the SQL catalog's tables: %w", err)
 	}

@@ -37,7 +37,17 @@ func TestProbeRace(t *testing.T) {
 		res, err := store.LoadLive(ctx, LoadInput{Rows: []event.Row{row, pay(8, "payment.succeeded", "2026-11-24T10:01:00Z", "u8", "8.00", "EUR")}})
 		done <- out{res, err}
 	}()
-	time.Sleep(300 * time.Millisecond) // the load probes (the uncommitted row is invisible) and waits in its COPY
+	// The load probes (the uncommitted row is invisible to it) and its COPY
+	// waits on the other transaction's row: a session of this database
+	// waiting on a lock.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if n := count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`); n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the load's COPY never waited on the other transaction's row")
+		}
+	}
 	if err := other.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
